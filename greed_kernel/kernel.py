@@ -1,0 +1,147 @@
+"""GreedKernel: an IPythonKernel that keeps long sessions lean.
+
+The kernel only wires: it declares the configuration, builds the components
+(tracker, policy, engine, comm channel, magics) and connects them to the
+shell's events. The components do the work.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ipykernel.ipkernel import IPythonKernel
+from traitlets import Bool, CaselessStrEnum, Float, Integer, List, TraitError, Unicode, validate
+
+from . import __version__
+
+#: Greed.js v3.1.0's list of names that are always preserved.
+DEFAULT_PRESERVE = (
+    "torch nn optim numpy np sys os math gc builtins model optimizer loss_fn dataset "
+    "dataloader train test val X y data losses accuracies epochs history results"
+).split()
+
+
+class GreedKernel(IPythonKernel):
+    """An IPython kernel that tracks what each cell uses and frees what nobody needs."""
+
+    implementation = "greed"
+    implementation_version = __version__
+
+    # -- tracking and preservation -------------------------------------------------
+    preserve = List(
+        Unicode(),
+        default_value=list(DEFAULT_PRESERVE),
+        help="""Names (or glob patterns such as 'ckpt_*') that are always kept.
+        The default is Greed.js v3.1.0's list of core modules, ML, data and
+        training-state names. Names marked with `%greed preserve` are added to it.""",
+    ).tag(config=True)
+
+    recent_window = Float(
+        300.0,
+        help="Seconds during which a name touched by a cell (directly or through "
+        "the user's own functions) is kept no matter what.",
+    ).tag(config=True)
+
+    temporary_patterns = List(
+        Unicode(),
+        default_value=["_temp_*", "_out_*"],
+        help="Glob patterns of temporary names that every cleanup deletes "
+        "(unless preserved or touched within recent_window).",
+    ).tag(config=True)
+
+    evict_min_bytes = Integer(
+        1 << 20,
+        help="Stale values smaller than this (bytes) are always kept; larger ones "
+        "are eligible for eviction (see `evict`).",
+    ).tag(config=True)
+
+    # -- triggers --------------------------------------------------------------------
+    cleanup_interval = Integer(
+        100, help="Run a cleanup after every N user executions (0 disables)."
+    ).tag(config=True)
+
+    optimize_interval = Integer(
+        50,
+        help="Run a tensor/CUDA optimisation after every N user executions (0 disables).",
+    ).tag(config=True)
+
+    memory_threshold = Float(
+        0.8,
+        help="Memory pressure (0..1) above which a cleanup and an optimisation run "
+        "(0 disables the pressure trigger). Pressure is the larger of kernel RSS "
+        "(with children) over the effective limit and, for each initialised CUDA "
+        "device, reserved over total memory.",
+    ).tag(config=True)
+
+    memory_limit = Integer(
+        0,
+        help="Effective memory limit in bytes for the pressure trigger. 0 means: the "
+        "cgroup limit when lower than physical RAM, else physical RAM.",
+    ).tag(config=True)
+
+    pressure_cooldown = Integer(
+        10,
+        help="After a pressure-triggered cleanup, do not trigger again within this "
+        "many executions unless pressure rose since.",
+    ).tag(config=True)
+
+    idle_timeout = Float(
+        300.0,
+        help="Seconds without an execution after which one cleanup and one "
+        "optimisation run (0 disables). Never fires while a cell runs.",
+    ).tag(config=True)
+
+    # -- cleanup ---------------------------------------------------------------------
+    output_cache_keep = Integer(
+        3,
+        help="A cleanup releases output-cache entries (Out[N], _N, _, __, ___) older "
+        "than the last N executions, unless touched within recent_window.",
+    ).tag(config=True)
+
+    evict = CaselessStrEnum(
+        ["off", "delete"],
+        default_value="off",
+        help="What a cleanup does with stale values of at least evict_min_bytes: "
+        "'off' keeps them, 'delete' deletes them (Greed.js's behaviour).",
+    ).tag(config=True)
+
+    gc_freeze = Bool(
+        True,
+        help="Move the long-lived heap (modules, the startup objects) to the "
+        "permanent generation with gc.freeze() after imports, so a cleanup's "
+        "collection costs time proportional to recent objects only.",
+    ).tag(config=True)
+
+    @validate("memory_threshold")
+    def _check_threshold(self, proposal: t.Any) -> float:
+        value = proposal["value"]
+        if not 0.0 <= value <= 1.0:
+            raise TraitError(f"memory_threshold must be between 0 and 1, got {value!r}")
+        return value
+
+    @validate(
+        "cleanup_interval",
+        "optimize_interval",
+        "memory_limit",
+        "pressure_cooldown",
+        "output_cache_keep",
+        "evict_min_bytes",
+    )
+    def _check_non_negative_int(self, proposal: t.Any) -> int:
+        value = proposal["value"]
+        if value < 0:
+            raise TraitError(f"{proposal['trait'].name} must be >= 0, got {value!r}")
+        return value
+
+    @validate("recent_window", "idle_timeout")
+    def _check_non_negative_float(self, proposal: t.Any) -> float:
+        value = proposal["value"]
+        if not value >= 0:  # also rejects NaN
+            raise TraitError(f"{proposal['trait'].name} must be >= 0, got {value!r}")
+        return value
+
+    # -- kernel_info -------------------------------------------------------------------
+    @property
+    def banner(self) -> str:  # type: ignore[override]
+        base = super().banner or ""
+        return f"Greed {__version__}: a PyTorch kernel that keeps memory flat.\n{base}"
