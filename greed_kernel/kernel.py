@@ -140,6 +140,37 @@ class GreedKernel(IPythonKernel):
             raise TraitError(f"{proposal['trait'].name} must be >= 0, got {value!r}")
         return value
 
+    # -- wiring ----------------------------------------------------------------------
+    def __init__(self, **kwargs: t.Any) -> None:
+        super().__init__(**kwargs)
+        from .channel import Channel
+        from .engine import Engine
+        from .magics import GreedMagics
+
+        self.greed = Engine(self.shell, self, schedule=self._call_later, log=self.log)
+        self.greed_channel = Channel(self.greed, self.greed_config, self.log)
+        self.greed.publish = self.greed_channel.publish
+        self.greed.register()
+        self.greed_channel.register(self.comm_manager)
+        self.shell.register_magics(GreedMagics(self.shell, self.greed, self))
+
+    def _call_later(self, delay: float, callback: t.Callable[[], None]) -> t.Any:
+        return self.io_loop.call_later(delay, callback)
+
+    def greed_config(self) -> dict[str, t.Any]:
+        """Our traits and their current values (sent in the comm's hello)."""
+        return {name: getattr(self, name) for name in self.class_own_traits(config=True)}
+
+    async def do_execute(self, *args: t.Any, **kwargs: t.Any) -> dict[str, t.Any]:
+        """Run the request as IPython does, then the triggers (after the reply is built,
+        so nothing we do can change the cell's outcome)."""
+        self.greed.executing = True
+        try:
+            return await super().do_execute(*args, **kwargs)
+        finally:
+            self.greed.executing = False
+            self.greed.after_execute()
+
     # -- kernel_info -------------------------------------------------------------------
     @property
     def banner(self) -> str:  # type: ignore[override]

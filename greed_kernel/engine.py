@@ -1,0 +1,450 @@
+"""The engine: cell events -> tracker -> policy -> cleaner/optimiser -> stats -> publish.
+
+The kernel feeds it the shell's events; it decides when a cleanup or an
+optimisation runs, runs it, records the report and hands events to the
+publisher (the comm channel). Every entry point is guarded: a failure in here
+is logged and swallowed, and never changes the outcome of the user's cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import gc
+import logging
+import sys
+import time
+import typing as t
+from collections.abc import Callable
+
+from . import cleaner, optimizer
+from .memory import MemoryProbe, malloc_trim
+from .policy import Decision, Policy, Verdict
+from .scan import CellNames, merge, scan_tokens, scan_tree
+from .sizes import Size, measure
+from .stats import Stats, capped, json_clean
+from .tracker import Tracker
+
+Publish = Callable[[dict[str, t.Any]], None]
+Schedule = Callable[[float, Callable[[], None]], t.Any]
+
+#: Rules whose names are shown as "preserved" (the user's own choices and recent use).
+PRESERVED_RULES = frozenset({"marked", "preserved", "recent"})
+
+
+def guarded(fn: Callable[..., t.Any]) -> Callable[..., t.Any]:
+    """Log and swallow any failure (KeyboardInterrupt included) of an engine hook."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Engine, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except (Exception, KeyboardInterrupt):
+            self.log.exception("greed: %s failed; the user's cell is unaffected", fn.__name__)
+            return None
+
+    return wrapper
+
+
+class Config(t.Protocol):
+    """The settings the engine reads (GreedKernel's traits)."""
+
+    preserve: list[str]
+    recent_window: float
+    temporary_patterns: list[str]
+    evict_min_bytes: int
+    cleanup_interval: int
+    optimize_interval: int
+    memory_threshold: float
+    memory_limit: int
+    pressure_cooldown: int
+    idle_timeout: float
+    output_cache_keep: int
+    evict: str
+    gc_freeze: bool
+
+
+class Engine:
+    """Tracks cells, triggers and runs cleanups and optimisations, keeps the stats."""
+
+    def __init__(
+        self,
+        shell: t.Any,
+        config: Config,
+        *,
+        publish: Publish | None = None,
+        schedule: Schedule | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.shell = shell
+        self.config = config
+        self.log = log or logging.getLogger(__name__)
+        self.publish: Publish = publish or (lambda event: None)
+        self.schedule = schedule
+        self.tracker = Tracker(shell.user_ns)
+        self.probe = MemoryProbe(limit=config.memory_limit)
+        self.stats = Stats()
+        self.marked: set[str] = set()
+        self.unmarked: set[str] = set()
+        # the user cell in progress: its ExecutionInfo, start time and scanned names
+        self._cell_info: t.Any = None
+        self._cell_start = 0.0
+        self._cell_number = 0
+        self._cell_names: CellNames | None = None
+        self._token_fallback = False
+        self._ran_user_cell = False
+        self.executing = False
+        self._idle_timer: t.Any = None
+        self._idle_done = False
+        self._pressure_at: tuple[int, float] | None = None  # (execution, pressure) of last trigger
+        self._modules_frozen = 0
+        self.transformer = _ScanTransformer(self)
+
+    # -- wiring ----------------------------------------------------------------------
+    def register(self) -> None:
+        """Connect to the shell's events and AST transformers."""
+        self.shell.events.register("pre_run_cell", self.pre_run_cell)
+        self.shell.events.register("post_run_cell", self.post_run_cell)
+        if self.transformer not in self.shell.ast_transformers:
+            self.shell.ast_transformers.append(self.transformer)
+        self.freeze_heap()
+
+    def policy(self) -> Policy:
+        c = self.config
+        return Policy(
+            preserve=c.preserve,
+            temporary_patterns=c.temporary_patterns,
+            recent_window=c.recent_window,
+            evict_min_bytes=c.evict_min_bytes,
+            marked=self.marked,
+            unmarked=self.unmarked,
+            hidden=self.shell.user_ns_hidden,
+        )
+
+    # -- cell events (the hot path) --------------------------------------------------
+    @guarded
+    def pre_run_cell(self, info: t.Any) -> None:
+        if self._cell_info is not None:
+            return  # a nested run_cell (%%capture, %run -i ...): part of the outer cell
+        if getattr(info, "silent", False) or not getattr(info, "store_history", False):
+            return  # variable inspectors and the like: not an execution, touches nothing
+        self._cell_info = info
+        # IPython has already counted this cell: its number is one less
+        self._cell_number = self.shell.execution_count - 1
+        self._cell_start = time.perf_counter()
+        self._cell_names = None
+
+    @guarded
+    def on_tree(self, tree: ast.AST) -> None:
+        """Called with every tree IPython compiles during a user cell (nested ones too)."""
+        if self._cell_info is None:
+            return
+        names = scan_tree(tree)
+        if not names.parsed:  # too deep for the scanner: post_run_cell reads the tokens
+            self._token_fallback = True
+            return
+        self._cell_names = names if self._cell_names is None else merge(self._cell_names, names)
+        # stamp now, before the cell runs: what it touches is in use
+        self.tracker.touch(names.touched, self._cell_number)
+
+    @guarded
+    def post_run_cell(self, result: t.Any) -> None:
+        info = self._cell_info
+        if info is None or getattr(result, "info", None) is not info:
+            return
+        self._cell_info = None
+        if self._cell_names is None or self._token_fallback:
+            # it never compiled (SyntaxError, deep nesting, ...): every token counts
+            names = scan_tokens(info.raw_cell or "")
+            self.log.debug("greed: cell did not parse; %d names from its tokens", len(names.reads))
+            self.tracker.touch(names.touched, self._cell_number)
+        self._cell_names = None
+        self._token_fallback = False
+        self.stats.record_execution(time.perf_counter() - self._cell_start)
+        self._ran_user_cell = True
+
+    @guarded
+    def after_execute(self) -> None:
+        """After an execute request's reply is built: the triggers."""
+        if not self._ran_user_cell:
+            return
+        self._ran_user_cell = False
+        c = self.config
+        n = self.stats.execution_count
+        self._idle_done = False
+        if c.gc_freeze and len(sys.modules) != self._modules_frozen:
+            self.freeze_heap()  # a cell imported modules: they are long-lived
+        if c.cleanup_interval and n % c.cleanup_interval == 0:
+            self.cleanup("periodic")
+        if c.optimize_interval and n % c.optimize_interval == 0:
+            self.optimize("periodic")
+        self.check_pressure()
+        self.arm_idle_timer()
+
+    # -- triggers ----------------------------------------------------------------------
+    def check_pressure(self) -> None:
+        c = self.config
+        self.probe.limit = c.memory_limit
+        pressure = self.probe.pressure()
+        self.stats.memory_pressure = pressure
+        if not c.memory_threshold or pressure <= c.memory_threshold:
+            return
+        n = self.stats.execution_count
+        last = self._pressure_at
+        if last is not None and n - last[0] < c.pressure_cooldown and pressure <= last[1] + 0.01:
+            return
+        self._pressure_at = (n, pressure)
+        self.log.info("greed: memory pressure %.2f above %.2f", pressure, c.memory_threshold)
+        self.emit({"event": "memory:pressure", "stats": self.snapshot()})
+        self.cleanup("memory")
+        self.optimize("memory")
+
+    def arm_idle_timer(self) -> None:
+        timeout = self.config.idle_timeout
+        if timeout and self.schedule is not None and self._idle_timer is None:
+            self._idle_timer = self.schedule(timeout, self.on_idle)
+
+    @guarded
+    def on_idle(self) -> None:
+        self._idle_timer = None
+        timeout = self.config.idle_timeout
+        if not timeout or self._idle_done:
+            return
+        idle = time.monotonic() - self.stats.last_end
+        if self.executing or self._cell_info is not None or idle < timeout:
+            # a cell is running (or awaiting), or one ran since: wait for the rest
+            self._idle_timer = self.schedule(max(timeout - idle, 0.05), self.on_idle)
+            return
+        self._idle_done = True
+        self.cleanup("idle")
+        self.optimize("idle")
+        self.check_pressure()
+
+    # -- the work ----------------------------------------------------------------------
+    @guarded
+    def cleanup(self, trigger: str) -> dict[str, t.Any] | None:
+        """Temporaries, old outputs, the stored error, stale values; then gc and trim."""
+        start = time.perf_counter()
+        rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
+        now = time.monotonic()
+        policy, c, ns = self.policy(), self.config, self.shell.user_ns
+        last = self.tracker.last
+        evicting = c.evict != "off"
+        temporaries, stale, preserved = [], [], []
+        for name, value in list(ns.items()):
+            d = policy.decide(name, value, last.get(name), now, _sizer(value) if evicting else None)
+            if d.verdict is Verdict.CLEAN:
+                temporaries.append(name)
+            elif d.verdict is Verdict.STALE:
+                stale.append(name)
+            elif d.rule in PRESERVED_RULES and policy.internal_rule(name, value) in (None, "module"):
+                preserved.append(name)
+        deleted = cleaner.delete_names(self.shell, temporaries)
+        released = cleaner.release_outputs(
+            self.shell,
+            c.output_cache_keep,
+            is_recent=lambda k: policy.is_recent(last.get(f"_{k}"), now),
+        )
+        error_released = cleaner.release_last_error(self.shell)
+        evicted = cleaner.delete_names(self.shell, stale) if c.evict == "delete" else []
+        collected = cleaner.collect(2)
+        if c.gc_freeze:
+            self.freeze_heap()
+        trimmed = malloc_trim()
+        self.tracker.forget_missing()
+        report = self._report(
+            "cleanup",
+            trigger,
+            start,
+            rss_before,
+            cuda_before,
+            deleted=deleted,
+            evicted=evicted,
+            outputsReleased=len(released),
+            errorReleased=error_released,
+            gcCollected=collected,
+            mallocTrim=trimmed,
+            preserved=preserved,
+        )
+        self.log.info(
+            "greed: cleanup (%s) deleted %d, released %d outputs%s in %.1f ms",
+            trigger,
+            len(deleted) + len(evicted),
+            len(released),
+            ", the stored error" if error_released else "",
+            report["durationMs"],
+        )
+        return report
+
+    @guarded
+    def optimize(self, trigger: str) -> dict[str, t.Any] | None:
+        """Stale gradients, a full collection, the CUDA cache."""
+        start = time.perf_counter()
+        rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
+        grads = optimizer.clear_stale_grads(list(self.shell.user_ns.values()))
+        collected = optimizer.full_collect()
+        devices = optimizer.empty_cuda_cache()
+        return self._report(
+            "optimize",
+            trigger,
+            start,
+            rss_before,
+            cuda_before,
+            gradsCleared=grads,
+            gcCollected=collected,
+            cudaEmptied=devices,
+        )
+
+    def _report(
+        self,
+        kind: str,
+        trigger: str,
+        start: float,
+        rss_before: int,
+        cuda_before: list[dict[str, int]],
+        **fields: t.Any,
+    ) -> dict[str, t.Any]:
+        rss_after = self.probe.rss()
+        report: dict[str, t.Any] = {
+            "kind": kind,
+            "trigger": trigger,
+            "executionCount": self.stats.execution_count,
+            "time": time.time(),
+            "durationMs": (time.perf_counter() - start) * 1000.0,
+            "rssBefore": rss_before,
+            "rssAfter": rss_after,
+            "freedBytes": max(0, rss_before - rss_after),
+            "cudaBefore": cuda_before,
+            "cudaAfter": optimizer.cuda_reserved(),
+        }
+        for key, value in fields.items():
+            if isinstance(value, list) and value and isinstance(value[0], str):
+                report[key], report[key + "Omitted"] = capped(value)
+            else:
+                report[key] = value
+        report = json_clean(report)
+        self.stats.record_report(report)
+        self.emit({"event": f"execution:{kind}", "stats": self.snapshot(), "report": report})
+        return report
+
+    def freeze_heap(self) -> None:
+        """Move surviving objects to the permanent generation (see GreedKernel.gc_freeze).
+
+        Frozen objects are still freed by reference counting; only reference
+        cycles among them wait for ``%greed cleanup --full``.
+        """
+        if self.config.gc_freeze:
+            gc.freeze()
+            self._modules_frozen = len(sys.modules)
+
+    def full_collect(self) -> int:
+        """Unfreeze and collect everything (the expensive, thorough collection)."""
+        gc.unfreeze()
+        collected = gc.collect()
+        self.freeze_heap()
+        return collected
+
+    # -- marks -------------------------------------------------------------------------------
+    def preserve(self, names: t.Iterable[str]) -> None:
+        """Mark names as always kept (``%greed preserve``)."""
+        for name in names:
+            self.marked.add(name)
+            self.unmarked.discard(name)
+
+    def unpreserve(self, names: t.Iterable[str]) -> None:
+        """Undo a mark, and exempt the names from ``GreedKernel.preserve``."""
+        for name in names:
+            self.marked.discard(name)
+            self.unmarked.add(name)
+
+    # -- views ---------------------------------------------------------------------------
+    def decide(self, name: str, policy: Policy | None = None) -> tuple[Decision, Size]:
+        value = self.shell.user_ns[name]
+        size = measure(value)
+        policy = policy or self.policy()
+        now = time.monotonic()
+        return policy.decide(name, value, self.tracker.last.get(name), now, size.nbytes), size
+
+    def variables(self) -> list[dict[str, t.Any]]:
+        """The user's variables with size, device, last access and decision, largest first."""
+        policy, now, rows = self.policy(), time.monotonic(), []
+        for name in list(self.shell.user_ns):
+            try:
+                decision, size = self.decide(name, policy)
+            except Exception:
+                self.log.debug("greed: could not describe %r", name, exc_info=True)
+                continue
+            if policy.internal_rule(name, self.shell.user_ns.get(name)) is not None:
+                continue
+            access = self.tracker.last.get(name)
+            rows.append(
+                {
+                    "name": name,
+                    "type": _type_name(self.shell.user_ns.get(name)),
+                    "size": size.nbytes,
+                    "device": size.device,
+                    "lastTouchedAgo": None if access is None else now - access.time,
+                    "lastTouchedCell": None if access is None else access.execution,
+                    "decision": decision.verdict.value,
+                    "rule": decision.rule,
+                    "reason": decision.reason,
+                }
+            )
+        rows.sort(key=lambda r: (-r["size"], r["name"]))
+        return rows
+
+    def preserved_names(self) -> list[str]:
+        """Names kept right now because they are marked, listed or recently touched."""
+        policy, now, last = self.policy(), time.monotonic(), self.tracker.last
+        ns = self.shell.user_ns
+        return [
+            name
+            for name in list(ns)
+            if (policy.is_listed(name) or policy.is_recent(last.get(name), now))
+            and policy.internal_rule(name, ns.get(name)) in (None, "module")
+        ]
+
+    def snapshot(self) -> dict[str, t.Any]:
+        """The STATS dict (see the README's comm contract)."""
+        return self.stats.snapshot(
+            preserved=self.preserved_names(),
+            rss=self.probe.rss(),
+            limit=self.probe.effective_limit(),
+            cuda=[d._asdict() if hasattr(d, "_asdict") else _as_dict(d) for d in self.probe.cuda()],
+        )
+
+    def emit(self, event: dict[str, t.Any]) -> None:
+        try:
+            self.publish(event)
+        except Exception:
+            self.log.exception("greed: publishing %s failed", event.get("event"))
+
+
+class _ScanTransformer(ast.NodeTransformer):
+    """Hands each compiled tree to the engine and returns it unchanged.
+
+    IPython unregisters (and warns about) a transformer that raises, so this one
+    never does.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def visit(self, node: ast.AST) -> ast.AST:
+        self.engine.on_tree(node)
+        return node
+
+
+def _sizer(value: t.Any) -> Callable[[], int]:
+    return lambda: measure(value).nbytes
+
+
+def _type_name(value: t.Any) -> str:
+    kind = type(value)
+    module = getattr(kind, "__module__", "") or ""
+    name = getattr(kind, "__qualname__", kind.__name__)
+    return name if module in ("builtins", "__main__") else f"{module}.{name}"
+
+
+def _as_dict(device: t.Any) -> dict[str, t.Any]:
+    return {k: getattr(device, k) for k in ("device", "allocated", "reserved", "total")}

@@ -1,0 +1,232 @@
+"""The ``%greed`` line magic: see and steer what the kernel keeps and frees.
+
+Every subcommand shows a table as HTML in JupyterLab and as plain text in a
+terminal (one display_data with both), returns nothing (so nothing lands in
+``Out``), and answers a bad request with one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import html
+import shlex
+import sys
+import time
+import typing as t
+
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.display import display
+
+from . import __version__
+from .sizes import human_bytes
+
+USAGE = """\
+Usage: %greed SUBCOMMAND [ARGS]
+  vars                  the variables, largest first: size, device, last use, decision
+  why NAME              the rule that keeps (or frees) NAME, and when it was last touched
+  preserve NAME...      always keep these names
+  unpreserve NAME...    stop keeping them (also exempts them from GreedKernel.preserve)
+  cleanup [--full]      run a cleanup now (--full also collects the frozen heap)
+  optimize              run a tensor/CUDA optimisation now
+  stats                 the statistics sent to frontends
+  status                version, configuration, counters and the last reports"""
+
+
+class UsageError(Exception):
+    """A one-line message for the user."""
+
+
+def table(headers: list[str], rows: list[list[t.Any]], title: str = "") -> dict[str, str]:
+    """A plain-text and an HTML rendering of the same table."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = [title] if title else []
+    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(v)}</td>" for v in r) + "</tr>"
+        for r in cells
+    )
+    caption = f"<caption style='text-align:left'><b>{html.escape(title)}</b></caption>" if title else ""
+    return {
+        "text/plain": "\n".join(lines),
+        "text/html": f"<table class='greed-table'>{caption}<thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>",
+    }
+
+
+def _ago(seconds: float | None, cell: int | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 90:
+        when = f"{seconds:.0f} s ago"
+    elif seconds < 5400:
+        when = f"{seconds / 60:.0f} min ago"
+    else:
+        when = f"{seconds / 3600:.1f} h ago"
+    return f"{when} (cell {cell})"
+
+
+@magics_class
+class GreedMagics(Magics):
+    """``%greed``: the kernel's own magic."""
+
+    def __init__(self, shell: t.Any, engine: t.Any, kernel: t.Any) -> None:
+        super().__init__(shell)
+        self.engine = engine
+        self.kernel = kernel
+
+    @line_magic
+    def greed(self, line: str) -> None:
+        """See and steer what Greed keeps and frees. `%greed help` lists the subcommands."""
+        try:
+            args = shlex.split(line)
+        except ValueError as e:
+            print(f"Greed: cannot parse arguments ({e}). Try %greed help.", file=sys.stderr)
+            return
+        if not args or args[0] in ("help", "-h", "--help"):
+            print(USAGE)
+            return
+        sub, rest = args[0], args[1:]
+        handler = getattr(self, f"_do_{sub}", None)
+        if handler is None:
+            print(f"Greed: unknown subcommand {sub!r}. Try %greed help.", file=sys.stderr)
+            return
+        try:
+            handler(rest)
+        except UsageError as e:
+            print(f"Greed: {e}", file=sys.stderr)
+
+    # -- subcommands ---------------------------------------------------------------------
+    def _do_vars(self, args: list[str]) -> None:
+        rows = self.engine.variables()
+        if not rows:
+            print("Greed: no user variables yet.")
+            return
+        display(
+            table(
+                ["name", "type", "size", "device", "last touched", "decision"],
+                [
+                    [
+                        r["name"],
+                        r["type"],
+                        human_bytes(r["size"]),
+                        r["device"] or "",
+                        _ago(r["lastTouchedAgo"], r["lastTouchedCell"]),
+                        r["decision"],
+                    ]
+                    for r in rows
+                ],
+                title=f"Greed: {len(rows)} variables",
+            ),
+            raw=True,
+        )
+
+    def _do_why(self, args: list[str]) -> None:
+        if len(args) != 1:
+            raise UsageError("usage: %greed why NAME")
+        name = args[0]
+        if name not in self.shell.user_ns:
+            raise UsageError(f"no variable named {name!r}")
+        decision, size = self.engine.decide(name)
+        access = self.engine.tracker.last.get(name)
+        ago = None if access is None else time.monotonic() - access.time
+        touched = _ago(ago, None if access is None else access.execution)
+        print(
+            f"{name}: {decision.reason}. Rule: {decision.rule}. "
+            f"Last touched: {touched}. Size: {human_bytes(size.nbytes)}"
+            + (f" on {size.device}" if size.device else "")
+            + "."
+        )
+
+    def _do_preserve(self, args: list[str]) -> None:
+        names = self._names(args, "preserve")
+        self.engine.preserve(names)
+        missing = [n for n in names if n not in self.shell.user_ns]
+        msg = f"Greed: preserving {', '.join(names)}."
+        if missing:
+            msg += f" Not defined yet (kept once defined): {', '.join(missing)}."
+        print(msg)
+
+    def _do_unpreserve(self, args: list[str]) -> None:
+        names = self._names(args, "unpreserve")
+        self.engine.unpreserve(names)
+        print(f"Greed: no longer preserving {', '.join(names)} (recent use still keeps them).")
+
+    def _do_cleanup(self, args: list[str]) -> None:
+        if args not in ([], ["--full"]):
+            raise UsageError("usage: %greed cleanup [--full]")
+        if args:
+            self.engine.full_collect()
+        report = self.engine.cleanup("manual")
+        if report is None:
+            raise UsageError("the cleanup failed; see the kernel log")
+        print(
+            f"Greed: cleanup deleted {len(report['deleted']) + len(report['evicted'])} names, "
+            f"released {report['outputsReleased']} outputs"
+            + (" and the stored error" if report["errorReleased"] else "")
+            + f"; RSS {human_bytes(report['rssBefore'])} -> {human_bytes(report['rssAfter'])} "
+            f"in {report['durationMs']:.1f} ms."
+        )
+
+    def _do_optimize(self, args: list[str]) -> None:
+        if args:
+            raise UsageError("usage: %greed optimize")
+        report = self.engine.optimize("manual")
+        if report is None:
+            raise UsageError("the optimisation failed; see the kernel log")
+        print(
+            f"Greed: optimisation cleared {report['gradsCleared']} stale gradients, "
+            f"emptied the CUDA cache on {len(report['cudaEmptied'])} devices "
+            f"in {report['durationMs']:.1f} ms."
+        )
+
+    def _do_stats(self, args: list[str]) -> None:
+        stats = self.engine.snapshot()
+        rows = []
+        for key, value in stats.items():
+            if key == "preservedVariables":
+                value = ", ".join(value) or "(none)"
+            elif key in ("rssBytes", "memoryLimitBytes"):
+                value = f"{human_bytes(value)} ({value})"
+            elif key in ("avgExecutionTime", "idleTime"):
+                value = f"{value:.1f} ms"
+            elif key == "memoryPressure":
+                value = f"{value:.1%}"
+            elif key == "cuda":
+                value = "; ".join(
+                    f"cuda:{d['device']} {human_bytes(d['reserved'])} reserved of "
+                    f"{human_bytes(d['total'])}"
+                    for d in value
+                ) or "(not initialised)"
+            rows.append([key, value])
+        display(table(["stat", "value"], rows, title="Greed stats"), raw=True)
+
+    def _do_status(self, args: list[str]) -> None:
+        e, k = self.engine, self.kernel
+        n = e.stats.execution_count
+        rows = [["version", __version__], ["executions", n]]
+        for label, interval in (("cleanup", k.cleanup_interval), ("optimize", k.optimize_interval)):
+            due = f"in {interval - n % interval} executions" if interval else "disabled"
+            rows.append([f"next periodic {label}", due])
+        rows += [["cleanups", e.stats.cleanup_count], ["optimisations", e.stats.optimize_count]]
+        for key, value in self.kernel.greed_config().items():
+            rows.append([f"GreedKernel.{key}", value])
+        for report in list(e.stats.reports)[-5:]:
+            rows.append(
+                [
+                    f"last {report['kind']}",
+                    f"cell {report['executionCount']} ({report['trigger']}): "
+                    f"{report['durationMs']:.1f} ms, freed {human_bytes(report['freedBytes'])}",
+                ]
+            )
+        display(table(["", "value"], rows, title=f"Greed {__version__} status"), raw=True)
+
+    def _names(self, args: list[str], sub: str) -> list[str]:
+        if not args:
+            raise UsageError(f"usage: %greed {sub} NAME...")
+        bad = [a for a in args if not a.isidentifier()]
+        if bad:
+            raise UsageError(f"not a variable name: {bad[0]!r}")
+        return args

@@ -1,0 +1,215 @@
+"""Preservation rules: given a name, its value and its last access, keep or clean, and why.
+
+A pure component: it reads no namespace and changes nothing. Rules apply in
+this order, the first that matches decides:
+
+1. marked with ``%greed preserve``, or matching ``GreedKernel.preserve``: keep
+2. touched within ``recent_window`` seconds: keep
+3. dunder names, modules (and names in ``sys.modules``), IPython/Jupyter internals: keep
+4. functions, classes and other code: keep
+5. matching ``temporary_patterns``: clean
+6. anything else is stale: evictable when at least ``evict_min_bytes`` large, else kept
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import functools
+import re
+import sys
+import types
+import typing as t
+from collections.abc import Callable, Container, Iterable
+
+from .sizes import human_bytes
+from .tracker import Access
+
+#: Names IPython and Jupyter put in the user namespace.
+IPYTHON_NAMES = frozenset(
+    {"In", "Out", "_ih", "_oh", "_dh", "_", "__", "___", "_i", "_ii", "_iii", "get_ipython"}
+    | {"exit", "quit"}
+)
+#: Names tools inject into the namespace (variable inspectors and the like).
+INJECTED_PATTERNS = ("_jupyterlab_variableinspector_*", "_Jupyter*", "_VSCODE_*", "__DW_*")
+
+_CACHE_NAME = re.compile(r"_i{1,3}\d*|_\d+")
+
+_CODE_TYPES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.BuiltinMethodType,
+    types.MethodWrapperType,
+    types.WrapperDescriptorType,
+    types.MethodDescriptorType,
+    types.ClassMethodDescriptorType,
+    types.CodeType,
+    staticmethod,
+    classmethod,
+    property,
+)
+
+
+_INTERNAL_REASONS = {
+    "dunder": "kept: a dunder name",
+    "module": "kept: a module",
+    "internal": "kept: an IPython or Jupyter internal name",
+}
+
+
+class Verdict(str, enum.Enum):
+    """What a cleanup may do with a name."""
+
+    KEEP = "keep"
+    CLEAN = "clean"  # a temporary: deleted at every cleanup
+    STALE = "stale"  # evictable, per GreedKernel.evict
+
+
+class Decision(t.NamedTuple):
+    verdict: Verdict
+    rule: str  # short, stable id: preserved, marked, recent, dunder, module, internal, code, ...
+    reason: str  # a sentence a person can read
+
+
+def compile_globs(patterns: Iterable[str]) -> tuple[frozenset[str], re.Pattern[str] | None]:
+    """Split *patterns* into exact names and one compiled regex for the glob patterns."""
+    exact, globs = set(), []
+    for p in patterns:
+        if any(c in p for c in "*?["):
+            globs.append(fnmatch.translate(p))
+        else:
+            exact.add(p)
+    return frozenset(exact), (re.compile("|".join(globs)) if globs else None)
+
+
+def _first_match(name: str, patterns: Iterable[str]) -> str:
+    return next((p for p in patterns if fnmatch.fnmatchcase(name, p)), name)
+
+
+class Policy:
+    """The preservation rules, configured once and then asked about each name."""
+
+    def __init__(
+        self,
+        *,
+        preserve: Iterable[str] = (),
+        temporary_patterns: Iterable[str] = ("_temp_*", "_out_*"),
+        recent_window: float = 300.0,
+        evict_min_bytes: int = 1 << 20,
+        marked: Container[str] = frozenset(),
+        unmarked: Container[str] = frozenset(),
+        hidden: Container[str] = frozenset(),
+    ) -> None:
+        self.preserve = tuple(preserve)
+        self.temporary_patterns = tuple(temporary_patterns)
+        self._preserve_exact, self._preserve_re = compile_globs(self.preserve)
+        self._temp_exact, self._temp_re = compile_globs(self.temporary_patterns)
+        self._injected_re = compile_globs(INJECTED_PATTERNS)[1]
+        self.recent_window = recent_window
+        self.evict_min_bytes = evict_min_bytes
+        self.marked = marked  # live views: %greed preserve / unpreserve change them
+        self.unmarked = unmarked
+        self.hidden = hidden
+
+    def is_listed(self, name: str) -> bool:
+        """True when *name* is kept by rule 1 (marked or in the preserve list)."""
+        return name in self.marked or self._configured(name)
+
+    def _configured(self, name: str) -> bool:
+        if name in self.unmarked:  # %greed unpreserve overrides the configured list
+            return False
+        return name in self._preserve_exact or bool(
+            self._preserve_re is not None and self._preserve_re.fullmatch(name)
+        )
+
+    def internal_rule(self, name: str, value: t.Any) -> str | None:
+        """Rule 3: 'dunder', 'module' or 'internal' when *name* is not the user's own data."""
+        if name.startswith("__") and name.endswith("__"):
+            return "dunder"
+        if issubclass(type(value), types.ModuleType) or name in sys.modules:
+            return "module"
+        if (
+            name in IPYTHON_NAMES
+            or name in self.hidden
+            or _CACHE_NAME.fullmatch(name)
+            or (self._injected_re is not None and self._injected_re.fullmatch(name))
+        ):
+            return "internal"
+        return None
+
+    def is_recent(self, access: Access | None, now: float) -> bool:
+        return access is not None and now - access.time <= self.recent_window
+
+    def decide(
+        self,
+        name: str,
+        value: t.Any,
+        access: Access | None,
+        now: float,
+        size: Callable[[], int] | int | None = None,
+    ) -> Decision:
+        """Apply the rules in order. *size* (bytes, or a callable giving them) is only
+        needed, and only evaluated, when the name reaches the last rule."""
+        # 1. marked or listed
+        if name in self.marked:
+            return Decision(Verdict.KEEP, "marked", "kept: marked with %greed preserve")
+        if self._configured(name):
+            pattern = _first_match(name, self.preserve)
+            return Decision(
+                Verdict.KEEP, "preserved", f"kept: matches {pattern!r} in GreedKernel.preserve"
+            )
+        # 2. recently touched
+        if self.is_recent(access, now):
+            return Decision(
+                Verdict.KEEP,
+                "recent",
+                f"kept: touched {_ago(now - access.time)} ago (cell {access.execution}), "
+                f"within the {self.recent_window:g} s recent window",
+            )
+        # 3. dunders, modules, IPython and Jupyter internals
+        rule = self.internal_rule(name, value)
+        if rule is not None:
+            return Decision(Verdict.KEEP, rule, _INTERNAL_REASONS[rule])
+        kind = type(value)  # type(), not __class__: user objects may lie
+        # 4. code defined in the session (functions, classes, methods, partials)
+        if issubclass(kind, _CODE_TYPES) or issubclass(kind, type) or _is_partial(kind):
+            what = "class" if issubclass(kind, type) else "function"
+            return Decision(Verdict.KEEP, "code", f"kept: code ({what})")
+        # 5. temporaries
+        if name in self._temp_exact or (self._temp_re is not None and self._temp_re.fullmatch(name)):
+            pattern = _first_match(name, self.temporary_patterns)
+            return Decision(
+                Verdict.CLEAN, "temporary", f"clean: temporary (matches {pattern!r})"
+            )
+        # 6. stale: evictable only when large
+        when = "never touched by a cell" if access is None else (
+            f"last touched {_ago(now - access.time)} ago (cell {access.execution})"
+        )
+        nbytes = size() if callable(size) else size
+        if nbytes is None or nbytes < self.evict_min_bytes:
+            shown = "size unknown" if nbytes is None else human_bytes(nbytes)
+            return Decision(
+                Verdict.KEEP,
+                "small",
+                f"kept: stale ({when}) but small ({shown} < {human_bytes(self.evict_min_bytes)})",
+            )
+        return Decision(
+            Verdict.STALE,
+            "stale",
+            f"stale: {when}; {human_bytes(nbytes)} >= evict_min_bytes "
+            f"({human_bytes(self.evict_min_bytes)})",
+        )
+
+
+def _is_partial(kind: type) -> bool:
+    return issubclass(kind, functools.partial)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
