@@ -124,7 +124,11 @@ class Channel:
 
     def _vars(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
         rows = self.engine.variables()
-        return {"event": "vars", "variables": rows[:MAX_NAMES], "omitted": max(0, len(rows) - MAX_NAMES)}
+        return {
+            "event": "vars",
+            "variables": rows[:MAX_NAMES],
+            "omitted": max(0, len(rows) - MAX_NAMES),
+        }
 
 
 def _names(data: dict[str, t.Any]) -> list[str]:

@@ -15,6 +15,7 @@ Where IPython holds references (measured on IPython 9):
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import typing as t
@@ -38,7 +39,8 @@ def delete_names(shell: t.Any, names: Iterable[str]) -> list[str]:
     deleted = []
     for name in names:
         if name in user_ns:
-            doomed[id(user_ns[name])] = user_ns.pop(name)
+            obj = user_ns.pop(name)
+            doomed[id(obj)] = obj
             deleted.append(name)
     if not doomed:
         return deleted
@@ -104,10 +106,8 @@ def release_last_error(shell: t.Any) -> bool:
     for attr in _LAST_ERROR_ATTRS:
         if getattr(sys, attr, None) is not None:
             released = True
-        try:
+        with contextlib.suppress(AttributeError):
             delattr(sys, attr)
-        except AttributeError:
-            pass
     tb_holder = getattr(shell, "InteractiveTB", None)
     if tb_holder is not None and getattr(tb_holder, "tb", None) is not None:
         tb_holder.tb = None

@@ -22,6 +22,7 @@ from .memory import MemoryProbe, malloc_trim
 from .policy import Decision, Policy, Verdict
 from .scan import CellNames, merge, scan_tokens, scan_tree
 from .sizes import Size, measure
+from .spill import SpillError, SpillStore, spillable_groups, type_name
 from .stats import Stats, capped, json_clean
 from .tracker import Tracker
 
@@ -62,6 +63,9 @@ class Config(t.Protocol):
     output_cache_keep: int
     evict: str
     gc_freeze: bool
+    spill_max_bytes: int
+
+    def spill_directory(self) -> str: ...
 
 
 class Engine:
@@ -81,7 +85,9 @@ class Engine:
         self.log = log or logging.getLogger(__name__)
         self.publish: Publish = publish or (lambda event: None)
         self.schedule = schedule
-        self.tracker = Tracker(shell.user_ns)
+        self._spill: SpillStore | None = None
+        self.spilled: dict[str, t.Any] = {}  # name -> entry; the store's table once it exists
+        self.tracker = Tracker(shell.user_ns, extra=self.spilled)
         self.probe = MemoryProbe(limit=config.memory_limit)
         self.stats = Stats()
         self.marked: set[str] = set()
@@ -145,7 +151,13 @@ class Engine:
             return
         self._cell_names = names if self._cell_names is None else merge(self._cell_names, names)
         # stamp now, before the cell runs: what it touches is in use
-        self.tracker.touch(names.touched, self._cell_number)
+        touched = names.touched
+        reached = self.tracker.touch(touched, self._cell_number)
+        if self.spilled:  # bring back what this cell (or the code it calls) uses
+            used = (*names.reads, *names.deletes, *reached)
+            self.restore([n for n in used if n in self.spilled])
+            # a name the cell only rebinds: its old value is not wanted back
+            self.forget_spilled([n for n in names.writes if n in self.spilled])
 
     @guarded
     def post_run_cell(self, result: t.Any) -> None:
@@ -161,7 +173,23 @@ class Engine:
         self._cell_names = None
         self._token_fallback = False
         self.stats.record_execution(time.perf_counter() - self._cell_start)
-        self._ran_user_cell = True
+        self._explain_missing(getattr(result, "error_in_exec", None))
+
+    def _explain_missing(self, error: BaseException | None) -> None:
+        """A use no scan can see (``globals()["x"]``, ``eval("x")``) failed on a spilled
+        name: restore it, and say so under the traceback."""
+        if isinstance(error, NameError):
+            name = getattr(error, "name", None)
+        elif isinstance(error, KeyError) and len(error.args) == 1:
+            name = error.args[0]
+        else:
+            return
+        if isinstance(name, str) and name in self.spilled and self.restore([name]):
+            print(
+                f"Greed: {name!r} had been spilled to disk to free memory and is now "
+                "restored. Run the cell again.",
+                file=sys.stderr,
+            )
 
     @guarded
     def after_execute(self) -> None:
@@ -237,7 +265,10 @@ class Engine:
                 temporaries.append(name)
             elif d.verdict is Verdict.STALE:
                 stale.append(name)
-            elif d.rule in PRESERVED_RULES and policy.internal_rule(name, value) in (None, "module"):
+            elif d.rule in PRESERVED_RULES and policy.internal_rule(name, value) in (
+                None,
+                "module",
+            ):
                 preserved.append(name)
         deleted = cleaner.delete_names(self.shell, temporaries)
         released = cleaner.release_outputs(
@@ -246,7 +277,14 @@ class Engine:
             is_recent=lambda k: policy.is_recent(last.get(f"_{k}"), now),
         )
         error_released = cleaner.release_last_error(self.shell)
-        evicted = cleaner.delete_names(self.shell, stale) if c.evict == "delete" else []
+        spilled: list[str] = []
+        spilled_bytes = 0
+        if c.evict == "delete":
+            evicted = cleaner.delete_names(self.shell, stale)
+        else:
+            evicted = []
+            if c.evict == "spill" and stale:
+                spilled, spilled_bytes = self._spill_stale(stale)
         collected = cleaner.collect(2)
         if c.gc_freeze:
             self.freeze_heap()
@@ -262,6 +300,8 @@ class Engine:
             evicted=evicted,
             outputsReleased=len(released),
             errorReleased=error_released,
+            spilled=spilled,
+            spilledBytes=spilled_bytes,
             gcCollected=collected,
             mallocTrim=trimmed,
             preserved=preserved,
@@ -344,6 +384,66 @@ class Engine:
         self.freeze_heap()
         return collected
 
+    # -- spill -------------------------------------------------------------------------------
+    @property
+    def spill_store(self) -> SpillStore:
+        if self._spill is None:
+            self._spill = SpillStore(
+                self.config.spill_directory(), self.config.spill_max_bytes, log=self.log
+            )
+            self._spill.by_name = self.spilled  # one table, shared with the tracker
+        self._spill.max_bytes = self.config.spill_max_bytes
+        return self._spill
+
+    def _spill_stale(self, stale: list[str]) -> tuple[list[str], int]:
+        ns, store, done, nbytes = self.shell.user_ns, self.spill_store, [], 0
+        for group in spillable_groups(ns, stale):
+            try:
+                entry = store.spill(ns, group, self.shell.execution_count - 1)
+            except SpillError as e:
+                self.log.info("greed: %s stays in memory: %s", ", ".join(group), e)
+                continue
+            done.extend(group)
+            nbytes += entry.nbytes
+        return done, nbytes
+
+    def restore(self, names: t.Iterable[str]) -> list[str]:
+        """Bring spilled names back into the namespace; returns those restored."""
+        restored: list[str] = []
+        nbytes = 0
+        for name in names:
+            if name not in self.spilled:
+                continue
+            try:
+                entry = self.spill_store.restore(self.shell.user_ns, name)
+            except Exception:
+                self.log.exception("greed: restoring %r failed; its file stays", name)
+                continue
+            restored.extend(entry.names)
+            nbytes += entry.nbytes
+        if restored:
+            self.log.info("greed: restored %s", ", ".join(restored))
+            self.emit(
+                {
+                    "event": "spill:restore",
+                    "names": capped(restored)[0],
+                    "bytes": nbytes,
+                    "stats": self.snapshot(),
+                }
+            )
+        return restored
+
+    def forget_spilled(self, names: t.Iterable[str]) -> None:
+        """Names the user rebound while spilled: their old value is not wanted back."""
+        for name in names:
+            if name in self.spilled and self._spill is not None:
+                self._spill.discard(name)
+
+    def shutdown(self) -> None:
+        """Remove every spill file (kernel shutdown or restart)."""
+        if self._spill is not None:
+            self._spill.clear()
+
     # -- marks -------------------------------------------------------------------------------
     def preserve(self, names: t.Iterable[str]) -> None:
         """Mark names as always kept (``%greed preserve``)."""
@@ -380,7 +480,7 @@ class Engine:
             rows.append(
                 {
                     "name": name,
-                    "type": _type_name(self.shell.user_ns.get(name)),
+                    "type": type_name(self.shell.user_ns.get(name)),
                     "size": size.nbytes,
                     "device": size.device,
                     "lastTouchedAgo": None if access is None else now - access.time,
@@ -388,6 +488,24 @@ class Engine:
                     "decision": decision.verdict.value,
                     "rule": decision.rule,
                     "reason": decision.reason,
+                    "spilled": False,
+                }
+            )
+        for name, entry in list(self.spilled.items()):
+            access = self.tracker.last.get(name)
+            rows.append(
+                {
+                    "name": name,
+                    "type": entry.type_name,
+                    "size": entry.nbytes,
+                    "device": None,
+                    "lastTouchedAgo": None if access is None else now - access.time,
+                    "lastTouchedCell": None if access is None else access.execution,
+                    "decision": "spilled",
+                    "rule": "spilled",
+                    "reason": f"spilled to disk at cell {entry.execution}; "
+                    "restored when a cell uses it",
+                    "spilled": True,
                 }
             )
         rows.sort(key=lambda r: (-r["size"], r["name"]))
@@ -410,8 +528,20 @@ class Engine:
             preserved=self.preserved_names(),
             rss=self.probe.rss(),
             limit=self.probe.effective_limit(),
-            cuda=[d._asdict() if hasattr(d, "_asdict") else _as_dict(d) for d in self.probe.cuda()],
+            cuda=[_as_dict(d) for d in self.probe.cuda()],
+            extra=self._spill_stats(),
         )
+
+    def _spill_stats(self) -> dict[str, t.Any]:
+        store = self._spill
+        names, omitted = capped(self.spilled)
+        return {
+            "spilled": names,
+            "spilledOmitted": omitted,
+            "spilledBytes": 0 if store is None else store.spilled_bytes,
+            "restoredCount": 0 if store is None else store.restored_count,
+            "restoredBytes": 0 if store is None else store.restored_bytes,
+        }
 
     def emit(self, event: dict[str, t.Any]) -> None:
         try:
@@ -437,13 +567,6 @@ class _ScanTransformer(ast.NodeTransformer):
 
 def _sizer(value: t.Any) -> Callable[[], int]:
     return lambda: measure(value).nbytes
-
-
-def _type_name(value: t.Any) -> str:
-    kind = type(value)
-    module = getattr(kind, "__module__", "") or ""
-    name = getattr(kind, "__qualname__", kind.__name__)
-    return name if module in ("builtins", "__main__") else f"{module}.{name}"
 
 
 def _as_dict(device: t.Any) -> dict[str, t.Any]:

@@ -7,18 +7,47 @@ shell's events. The components do the work.
 
 from __future__ import annotations
 
+import os
+import secrets
 import typing as t
+from pathlib import Path
 
 from ipykernel.ipkernel import IPythonKernel
+from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import Bool, CaselessStrEnum, Float, Integer, List, TraitError, Unicode, validate
 
 from . import __version__
+from .spill import remove_orphans
 
 #: Greed.js v3.1.0's list of names that are always preserved.
-DEFAULT_PRESERVE = (
-    "torch nn optim numpy np sys os math gc builtins model optimizer loss_fn dataset "
-    "dataloader train test val X y data losses accuracies epochs history results"
-).split()
+DEFAULT_PRESERVE = [
+    "torch",
+    "nn",
+    "optim",
+    "numpy",
+    "np",
+    "sys",
+    "os",
+    "math",
+    "gc",
+    "builtins",
+    "model",
+    "optimizer",
+    "loss_fn",
+    "dataset",
+    "dataloader",
+    "train",
+    "test",
+    "val",
+    "X",
+    "y",
+    "data",
+    "losses",
+    "accuracies",
+    "epochs",
+    "history",
+    "results",
+]
 
 
 class GreedKernel(IPythonKernel):
@@ -99,10 +128,25 @@ class GreedKernel(IPythonKernel):
     ).tag(config=True)
 
     evict = CaselessStrEnum(
-        ["off", "delete"],
-        default_value="off",
+        ["spill", "off", "delete"],
+        default_value="spill",
         help="What a cleanup does with stale values of at least evict_min_bytes: "
-        "'off' keeps them, 'delete' deletes them (Greed.js's behaviour).",
+        "'spill' writes them to disk and frees their memory (they come back, as the "
+        "same object, the moment a cell uses them); 'off' keeps them in memory; "
+        "'delete' deletes them (Greed.js's behaviour: the values are lost).",
+    ).tag(config=True)
+
+    spill_dir = Unicode(
+        "",
+        help="Directory for spilled values. Default: a private directory "
+        "(mode 0700) under the Jupyter runtime directory, one per kernel. Its files are "
+        "removed at shutdown and restart.",
+    ).tag(config=True)
+
+    spill_max_bytes = Integer(
+        0,
+        help="Most bytes spilled to disk; beyond it stale values stay in memory. "
+        "0: half the free disk at spill_dir, capped at 50 GiB.",
     ).tag(config=True)
 
     gc_freeze = Bool(
@@ -126,6 +170,7 @@ class GreedKernel(IPythonKernel):
         "pressure_cooldown",
         "output_cache_keep",
         "evict_min_bytes",
+        "spill_max_bytes",
     )
     def _check_non_negative_int(self, proposal: t.Any) -> int:
         value = proposal["value"]
@@ -156,6 +201,22 @@ class GreedKernel(IPythonKernel):
 
     def _call_later(self, delay: float, callback: t.Callable[[], None]) -> t.Any:
         return self.io_loop.call_later(delay, callback)
+
+    def spill_directory(self) -> str:
+        """Where this kernel spills (created on first use, mode 0700)."""
+        if not self.spill_dir:
+            parent = Path(jupyter_runtime_dir()) / "greed-spill"
+            remove_orphans(parent)  # directories of kernels that were killed
+            self.spill_dir = str(parent / f"{os.getpid()}-{secrets.token_hex(4)}")
+        return self.spill_dir
+
+    def do_shutdown(self, restart: bool) -> t.Any:
+        """Remove the spill files, then shut down as IPython does."""
+        try:
+            self.greed.shutdown()
+        except Exception:
+            self.log.exception("greed: removing spill files failed")
+        return super().do_shutdown(restart)
 
     def greed_config(self) -> dict[str, t.Any]:
         """Our traits and their current values (sent in the comm's hello)."""

@@ -27,6 +27,8 @@ Usage: %greed SUBCOMMAND [ARGS]
   unpreserve NAME...    stop keeping them (also exempts them from GreedKernel.preserve)
   cleanup [--full]      run a cleanup now (--full also collects the frozen heap)
   optimize              run a tensor/CUDA optimisation now
+  spilled               values spilled to disk (type, size, when)
+  restore NAME... | --all   bring spilled values back now
   stats                 the statistics sent to frontends
   status                version, configuration, counters and the last reports"""
 
@@ -40,15 +42,19 @@ def table(headers: list[str], rows: list[list[t.Any]], title: str = "") -> dict[
     cells = [[("" if v is None else str(v)) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = [title] if title else []
-    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip())
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    lines += [
+        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip() for r in cells
+    ]
     head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(v)}</td>" for v in r) + "</tr>"
         for r in cells
     )
-    caption = f"<caption style='text-align:left'><b>{html.escape(title)}</b></caption>" if title else ""
+    caption = (
+        f"<caption style='text-align:left'><b>{html.escape(title)}</b></caption>" if title else ""
+    )
     return {
         "text/plain": "\n".join(lines),
         "text/html": f"<table class='greed-table'>{caption}<thead><tr>{head}</tr></thead>"
@@ -114,7 +120,7 @@ class GreedMagics(Magics):
                         human_bytes(r["size"]),
                         r["device"] or "",
                         _ago(r["lastTouchedAgo"], r["lastTouchedCell"]),
-                        r["decision"],
+                        r["decision"] + (f" ({r['rule']})" if r["rule"] != r["decision"] else ""),
                     ]
                     for r in rows
                 ],
@@ -162,9 +168,14 @@ class GreedMagics(Magics):
         report = self.engine.cleanup("manual")
         if report is None:
             raise UsageError("the cleanup failed; see the kernel log")
+        spilled = (
+            f"spilled {len(report['spilled'])} ({human_bytes(report['spilledBytes'])}), "
+            if report["spilled"]
+            else ""
+        )
         print(
             f"Greed: cleanup deleted {len(report['deleted']) + len(report['evicted'])} names, "
-            f"released {report['outputsReleased']} outputs"
+            f"{spilled}released {report['outputsReleased']} outputs"
             + (" and the stored error" if report["errorReleased"] else "")
             + f"; RSS {human_bytes(report['rssBefore'])} -> {human_bytes(report['rssAfter'])} "
             f"in {report['durationMs']:.1f} ms."
@@ -182,6 +193,43 @@ class GreedMagics(Magics):
             f"in {report['durationMs']:.1f} ms."
         )
 
+    def _do_spilled(self, args: list[str]) -> None:
+        entries = self.engine.spill_store.entries() if self.engine.spilled else []
+        if not entries:
+            print("Greed: nothing is spilled.")
+            return
+        rows = [
+            [
+                ", ".join(e.names),
+                e.type_name,
+                human_bytes(e.nbytes),
+                time.strftime("%H:%M:%S", time.localtime(e.when)),
+                e.execution,
+            ]
+            for e in sorted(entries, key=lambda e: -e.nbytes)
+        ]
+        display(
+            table(["names", "type", "size", "spilled at", "cell"], rows, title="Greed: spilled"),
+            raw=True,
+        )
+
+    def _do_restore(self, args: list[str]) -> None:
+        if args == ["--all"]:
+            names = list(self.engine.spilled)
+        else:
+            names = self._names(args, "restore")
+            unknown = [n for n in names if n not in self.engine.spilled]
+            if unknown:
+                raise UsageError(f"not spilled: {', '.join(unknown)}")
+        restored = self.engine.restore(names)
+        failed = [n for n in names if n in self.engine.spilled]
+        if restored:
+            print(f"Greed: restored {', '.join(restored)}.")
+        elif not names:
+            print("Greed: nothing is spilled.")
+        if failed:
+            raise UsageError(f"could not restore {', '.join(failed)}; see the kernel log")
+
     def _do_stats(self, args: list[str]) -> None:
         stats = self.engine.snapshot()
         rows = []
@@ -195,11 +243,14 @@ class GreedMagics(Magics):
             elif key == "memoryPressure":
                 value = f"{value:.1%}"
             elif key == "cuda":
-                value = "; ".join(
-                    f"cuda:{d['device']} {human_bytes(d['reserved'])} reserved of "
-                    f"{human_bytes(d['total'])}"
-                    for d in value
-                ) or "(not initialised)"
+                value = (
+                    "; ".join(
+                        f"cuda:{d['device']} {human_bytes(d['reserved'])} reserved of "
+                        f"{human_bytes(d['total'])}"
+                        for d in value
+                    )
+                    or "(not initialised)"
+                )
             rows.append([key, value])
         display(table(["stat", "value"], rows, title="Greed stats"), raw=True)
 

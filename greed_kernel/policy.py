@@ -177,14 +177,16 @@ class Policy:
             what = "class" if issubclass(kind, type) else "function"
             return Decision(Verdict.KEEP, "code", f"kept: code ({what})")
         # 5. temporaries
-        if name in self._temp_exact or (self._temp_re is not None and self._temp_re.fullmatch(name)):
+        if name in self._temp_exact or (
+            self._temp_re is not None and self._temp_re.fullmatch(name)
+        ):
             pattern = _first_match(name, self.temporary_patterns)
-            return Decision(
-                Verdict.CLEAN, "temporary", f"clean: temporary (matches {pattern!r})"
-            )
+            return Decision(Verdict.CLEAN, "temporary", f"clean: temporary (matches {pattern!r})")
         # 6. stale: evictable only when large
-        when = "never touched by a cell" if access is None else (
-            f"last touched {_ago(now - access.time)} ago (cell {access.execution})"
+        when = (
+            "never touched by a cell"
+            if access is None
+            else (f"last touched {_ago(now - access.time)} ago (cell {access.execution})")
         )
         nbytes = size() if callable(size) else size
         if nbytes is None or nbytes < self.evict_min_bytes:

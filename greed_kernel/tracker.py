@@ -14,7 +14,7 @@ import functools
 import time
 import types
 import typing as t
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 
 #: Most session callables followed from one cell (transitively).
 MAX_CALLABLES = 64
@@ -29,14 +29,17 @@ class Access(t.NamedTuple):
     execution: int
 
 
-def code_names(code: types.CodeType, _cache: dict[types.CodeType, frozenset[str]] = {}) -> frozenset[str]:  # noqa: B006
+_CODE_NAMES: dict[types.CodeType, frozenset[str]] = {}
+
+
+def code_names(code: types.CodeType) -> frozenset[str]:
     """Every global or attribute name a code object (and its nested code) mentions.
 
     ``co_names`` over-approximates globals (it also holds attribute names), which
     errs on the side of keeping things. Cached, since cells call the same
     functions over and over.
     """
-    found = _cache.get(code)
+    found = _CODE_NAMES.get(code)
     if found is not None:
         return found
     names: set[str] = set()
@@ -46,31 +49,38 @@ def code_names(code: types.CodeType, _cache: dict[types.CodeType, frozenset[str]
         names.update(c.co_names)
         stack.extend(k for k in c.co_consts if type(k) is types.CodeType)
     found = frozenset(names)
-    if len(_cache) >= MAX_CODE_CACHE:
-        _cache.clear()
-    _cache[code] = found
+    if len(_CODE_NAMES) >= MAX_CODE_CACHE:
+        _CODE_NAMES.clear()
+    _CODE_NAMES[code] = found
     return found
 
 
 class Tracker:
     """Records when each name was last touched by a user cell."""
 
-    def __init__(self, user_ns: Mapping[str, t.Any]) -> None:
+    def __init__(self, user_ns: Mapping[str, t.Any], extra: Container[str] = ()) -> None:
         self.user_ns = user_ns
+        #: Names that exist outside the namespace (spilled values): code may use them too.
+        self.extra = extra
         self.last: dict[str, Access] = {}
 
-    def touch(self, names: Iterable[str], execution: int, now: float | None = None) -> None:
-        """Stamp *names*, and the globals used by session code among them."""
+    def touch(self, names: Iterable[str], execution: int, now: float | None = None) -> set[str]:
+        """Stamp *names*, and the globals used by session code among them.
+
+        Returns the names reached only through session code.
+        """
         stamp = Access(time.monotonic() if now is None else now, execution)
         last = self.last
         for name in names:
             last[name] = stamp
-        for name in self.indirect(names):
+        reached = self.indirect(names)
+        for name in reached:
             last[name] = stamp
+        return reached
 
     def indirect(self, names: Iterable[str]) -> set[str]:
         """Globals reached through session-defined callables among *names*."""
-        ns = self.user_ns
+        ns, extra = self.user_ns, self.extra
         found: set[str] = set()
         todo: list[t.Any] = []
         for name in names:
@@ -89,7 +99,11 @@ class Tracker:
             budget -= 1
             for code in self._codes(obj):
                 for gname in code_names(code):
-                    if gname in found or gname not in ns:
+                    if gname in found:
+                        continue
+                    if gname not in ns:
+                        if gname in extra:
+                            found.add(gname)
                         continue
                     found.add(gname)
                     value = ns[gname]
@@ -132,7 +146,10 @@ class Tracker:
     def forget_missing(self) -> None:
         """Drop records of names that no longer exist (bounds the table)."""
         ns = self.user_ns
-        for name in [n for n in self.last if n not in ns and not _is_output_name(n)]:
+        extra = self.extra
+        for name in [
+            n for n in self.last if n not in ns and n not in extra and not _is_output_name(n)
+        ]:
             del self.last[name]
 
 
