@@ -21,7 +21,7 @@ from . import cleaner, optimizer
 from .memory import MemoryProbe, malloc_trim
 from .policy import Decision, Policy, Verdict
 from .scan import CellNames, merge, scan_tokens, scan_tree
-from .sizes import Size, measure
+from .sizes import Size, human_bytes, measure
 from .spill import SpillError, SpillStore, spillable_groups, type_name
 from .stats import Stats, capped, json_clean
 from .tracker import Tracker
@@ -63,6 +63,7 @@ class Config(t.Protocol):
     output_cache_keep: int
     evict: str
     gc_freeze: bool
+    oom_recovery: bool
     spill_max_bytes: int
 
     def spill_directory(self) -> str: ...
@@ -99,11 +100,12 @@ class Engine:
         self._cell_names: CellNames | None = None
         self._token_fallback = False
         self._ran_user_cell = False
+        self._oom = False
+        self.last_traceback_text: list[str] = []
         self.executing = False
         self._idle_timer: t.Any = None
         self._idle_done = False
         self._pressure_at: tuple[int, float] | None = None  # (execution, pressure) of last trigger
-        self._modules_frozen = 0
         self.transformer = _ScanTransformer(self)
 
     # -- wiring ----------------------------------------------------------------------
@@ -173,7 +175,15 @@ class Engine:
         self._cell_names = None
         self._token_fallback = False
         self.stats.record_execution(time.perf_counter() - self._cell_start)
-        self._explain_missing(getattr(result, "error_in_exec", None))
+        error = getattr(result, "error_in_exec", None)
+        if error is not None:
+            # the text as shown (ipykernel keeps it only until the next cell), for %tb
+            # once a cleanup has released the error itself
+            self.last_traceback_text = list(getattr(self.shell, "_last_traceback", None) or [])
+        self._explain_missing(error)
+        # Recovery waits for after_execute: the reply must still report this error.
+        self._oom = is_out_of_memory(error)
+        self._ran_user_cell = True
 
     def _explain_missing(self, error: BaseException | None) -> None:
         """A use no scan can see (``globals()["x"]``, ``eval("x")``) failed on a spilled
@@ -200,8 +210,10 @@ class Engine:
         c = self.config
         n = self.stats.execution_count
         self._idle_done = False
-        if c.gc_freeze and len(sys.modules) != self._modules_frozen:
-            self.freeze_heap()  # a cell imported modules: they are long-lived
+        if self._oom:
+            self._oom = False
+            if c.oom_recovery:
+                self.recover_from_oom()
         if c.cleanup_interval and n % c.cleanup_interval == 0:
             self.cleanup("periodic")
         if c.optimize_interval and n % c.optimize_interval == 0:
@@ -286,8 +298,7 @@ class Engine:
             if c.evict == "spill" and stale:
                 spilled, spilled_bytes = self._spill_stale(stale)
         collected = cleaner.collect(2)
-        if c.gc_freeze:
-            self.freeze_heap()
+        self.freeze_heap()
         trimmed = malloc_trim()
         self.tracker.forget_missing()
         report = self._report(
@@ -323,6 +334,7 @@ class Engine:
         rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
         grads = optimizer.clear_stale_grads(list(self.shell.user_ns.values()))
         collected = optimizer.full_collect()
+        self.freeze_heap()
         devices = optimizer.empty_cuda_cache()
         return self._report(
             "optimize",
@@ -368,14 +380,16 @@ class Engine:
         return report
 
     def freeze_heap(self) -> None:
-        """Move surviving objects to the permanent generation (see GreedKernel.gc_freeze).
+        """Move the objects that survived a full collection to the permanent generation
+        (see GreedKernel.gc_freeze), so the next collection only looks at newer ones.
 
-        Frozen objects are still freed by reference counting; only reference
-        cycles among them wait for ``%greed cleanup --full``.
+        Called only right after a full collection (and at start-up), never while a
+        released error could still be in a reference cycle. Frozen objects are still
+        freed by reference counting; only cycles among them wait for
+        ``%greed cleanup --full``.
         """
         if self.config.gc_freeze:
             gc.freeze()
-            self._modules_frozen = len(sys.modules)
 
     def full_collect(self) -> int:
         """Unfreeze and collect everything (the expensive, thorough collection)."""
@@ -443,6 +457,49 @@ class Engine:
         """Remove every spill file (kernel shutdown or restart)."""
         if self._spill is not None:
             self._spill.clear()
+
+    # -- out of memory -----------------------------------------------------------------------
+    @guarded
+    def recover_from_oom(self) -> dict[str, t.Any] | None:
+        """The emergency cleanup after an out-of-memory error, and one line saying what
+        it reclaimed (measured). The error's frames go first: they pin the tensors."""
+        rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
+        self.cleanup("oom")
+        self.optimize("oom")
+        malloc_trim()
+        rss_after, cuda_after = self.probe.rss(), optimizer.cuda_reserved()
+        after = {d["device"]: d["reserved"] for d in cuda_after}
+        gpu = [
+            (d["device"], d["reserved"] - after.get(d["device"], 0))
+            for d in cuda_before
+            if d["reserved"] > after.get(d["device"], 0)
+        ]
+        ram = max(0, rss_before - rss_after)
+        parts = [f"{human_bytes(freed)} on cuda:{dev}" for dev, freed in gpu]
+        parts.append(f"{human_bytes(ram)} of RAM")
+        intact = (
+            "your variables are intact"
+            if self.config.evict != "delete"
+            else "stale variables were deleted (GreedKernel.evict = 'delete')"
+        )
+        print(
+            f"Greed: reclaimed {' and '.join(parts)}; {intact}. Try again with a smaller batch.",
+            file=sys.stderr,
+        )
+        report = json_clean(
+            {
+                "kind": "oom",
+                "executionCount": self.stats.execution_count,
+                "rssBefore": rss_before,
+                "rssAfter": rss_after,
+                "ramFreedBytes": ram,
+                "cudaBefore": cuda_before,
+                "cudaAfter": cuda_after,
+                "cudaFreed": [{"device": d, "bytes": b} for d, b in gpu],
+            }
+        )
+        self.emit({"event": "memory:oom", "stats": self.snapshot(), "report": report})
+        return report
 
     # -- marks -------------------------------------------------------------------------------
     def preserve(self, names: t.Iterable[str]) -> None:
@@ -563,6 +620,24 @@ class _ScanTransformer(ast.NodeTransformer):
     def visit(self, node: ast.AST) -> ast.AST:
         self.engine.on_tree(node)
         return node
+
+
+def is_out_of_memory(error: BaseException | None) -> bool:
+    """torch.OutOfMemoryError (CUDA's too), MemoryError, or a RuntimeError saying so."""
+    if error is None:
+        return False
+    if isinstance(error, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom is not None and isinstance(error, oom):
+        return True
+    if isinstance(error, RuntimeError):
+        try:
+            return "out of memory" in str(error).lower()
+        except Exception:  # a hostile __str__
+            return False
+    return False
 
 
 def _sizer(value: t.Any) -> Callable[[], int]:

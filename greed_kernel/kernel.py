@@ -151,9 +151,19 @@ class GreedKernel(IPythonKernel):
 
     gc_freeze = Bool(
         True,
-        help="Move the long-lived heap (modules, the startup objects) to the "
-        "permanent generation with gc.freeze() after imports, so a cleanup's "
-        "collection costs time proportional to recent objects only.",
+        help="After start-up and after each full collection, move the surviving heap "
+        "to the permanent generation with gc.freeze(), so later collections cost time "
+        "proportional to newer objects only. Frozen objects are still freed by "
+        "reference counting; reference cycles among them wait for "
+        "`%greed cleanup --full`.",
+    ).tag(config=True)
+
+    oom_recovery = Bool(
+        True,
+        help="After a cell fails with an out-of-memory error (torch.OutOfMemoryError, "
+        "MemoryError, or a RuntimeError saying 'out of memory'), release the error's "
+        "frames and run an emergency cleanup and optimisation, so the next cell can run "
+        "without a restart. A line under the traceback says what was reclaimed.",
     ).tag(config=True)
 
     @validate("memory_threshold")

@@ -79,6 +79,7 @@ class GreedMagics(Magics):
     """``%greed``: the kernel's own magic."""
 
     def __init__(self, shell: t.Any, engine: t.Any, kernel: t.Any) -> None:
+        self._ipython_tb = shell.find_line_magic("tb")
         super().__init__(shell)
         self.engine = engine
         self.kernel = kernel
@@ -103,6 +104,23 @@ class GreedMagics(Magics):
             handler(rest)
         except UsageError as e:
             print(f"Greed: {e}", file=sys.stderr)
+
+    @line_magic
+    def tb(self, line: str) -> None:
+        """IPython's %tb; after Greed released the stored error (to free its frames),
+        the traceback as it was shown."""
+        if getattr(sys, "last_traceback", None) is not None or not self._shown_traceback():
+            self._ipython_tb(line)
+            return
+        print("\n".join(self._shown_traceback()))
+        print(
+            "(Greed released this error's frames to free their memory; "
+            "the text above is the traceback as it was shown.)",
+            file=sys.stderr,
+        )
+
+    def _shown_traceback(self) -> list[str]:
+        return self.engine.last_traceback_text
 
     # -- subcommands ---------------------------------------------------------------------
     def _do_vars(self, args: list[str]) -> None:
