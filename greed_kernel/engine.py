@@ -22,7 +22,7 @@ from .memory import MemoryProbe, malloc_trim
 from .policy import Decision, Policy, Verdict
 from .scan import CellNames, merge, scan_tokens, scan_tree
 from .sizes import Size, human_bytes, measure
-from .spill import SpillError, SpillStore, spillable_groups, type_name
+from .spill import SpillError, SpillStore, spill_units, type_name
 from .stats import Stats, capped, json_clean
 from .tracker import Tracker
 
@@ -411,13 +411,13 @@ class Engine:
 
     def _spill_stale(self, stale: list[str]) -> tuple[list[str], int]:
         ns, store, done, nbytes = self.shell.user_ns, self.spill_store, [], 0
-        for group in spillable_groups(ns, stale):
+        for unit in spill_units(ns, stale):
             try:
-                entry = store.spill(ns, group, self.shell.execution_count - 1)
+                entry = store.spill(ns, unit, self.shell.execution_count - 1)
             except SpillError as e:
-                self.log.info("greed: %s stays in memory: %s", ", ".join(group), e)
+                self.log.info("greed: %s stay in memory: %s", unit, e)
                 continue
-            done.extend(group)
+            done.extend(entry.names)
             nbytes += entry.nbytes
         return done, nbytes
 

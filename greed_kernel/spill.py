@@ -16,7 +16,9 @@ checked before anything is loaded, so only files this kernel wrote are read.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
+import gc
 import io
 import logging
 import os
@@ -25,6 +27,7 @@ import secrets
 import shutil
 import sys
 import time
+import types
 import typing as t
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,7 @@ class Spilled:
     """One spilled object and the names it was bound to."""
 
     names: tuple[str, ...]
+    index: dict[str, int]  # name -> which of the unit's objects it is bound to
     path: Path
     type_name: str
     nbytes: int  # in-memory size when spilled
@@ -91,14 +95,19 @@ class SpillStore:
         os.chmod(self.directory, 0o700)  # mkdir's mode is masked by umask
 
     # -- spill -------------------------------------------------------------------------
-    def spill(self, ns: dict[str, t.Any], names: t.Sequence[str], execution: int) -> Spilled:
-        """Write the object bound to *names* (all bound to one object) and unbind them.
+    def spill(self, ns: dict[str, t.Any], unit: list[list[str]], execution: int) -> Spilled:
+        """Write a unit (from :func:`spill_units`: groups of names, each bound to one
+        object) to one file and unbind its names.
 
-        Raises SpillError, leaving the namespace untouched, when the value cannot be
+        Raises SpillError, leaving the namespace untouched, when the values cannot be
         written or the disk budget would be exceeded.
         """
-        obj = ns[names[0]]
-        nbytes = measure(obj).nbytes
+        objs = [ns[group[0]] for group in unit]
+        index = {name: i for i, group in enumerate(unit) for name in group}
+        # one object alone, several as a tuple: one pickle keeps what they share
+        obj = objs[0] if len(objs) == 1 else tuple(objs)
+        seen: set[int] = set()
+        nbytes = sum(measure(o, seen=seen).nbytes for o in objs)
         if self.disk_bytes + nbytes > self.budget():
             raise SpillError(f"disk budget of {self.budget()} bytes reached (spill_max_bytes)")
         self._ensure_dir()
@@ -121,16 +130,17 @@ class SpillStore:
                 raise
             raise SpillError(f"{type(e).__name__}: {e}") from e
         entry = Spilled(
-            names=tuple(names),
+            names=tuple(index),
+            index=index,
             path=path,
-            type_name=type_name(obj),
+            type_name=" + ".join(dict.fromkeys(type_name(o) for o in objs)),
             nbytes=nbytes,
             file_bytes=file_bytes,
             when=time.time(),
             execution=execution,
         )
-        # Only now, with the file complete, does the value leave the namespace.
-        for name in names:
+        # Only now, with the file complete, do the values leave the namespace.
+        for name in index:
             del ns[name]
             self.by_name[name] = entry
         self.spilled_bytes += nbytes
@@ -149,9 +159,10 @@ class SpillStore:
             if fmt is None:
                 raise SpillError(f"{entry.path.name}: unknown format")
             value = _READERS[fmt](f)
+        values = [value] if len(set(entry.index.values())) == 1 else list(value)
         for n in entry.names:
             if n not in ns:  # a name rebound since the spill keeps its new value
-                ns[n] = value
+                ns[n] = values[entry.index[n]]
             self.by_name.pop(n, None)
         self._forget(entry)
         self.restored_count += 1
@@ -211,93 +222,179 @@ def _alive(pid: int) -> bool:
 
 
 # -- what may spill ---------------------------------------------------------------------
-def spillable_groups(ns: dict[str, t.Any], names: t.Iterable[str]) -> list[list[str]]:
-    """Group *names* by the object they are bound to, keeping only the groups whose
-    object nothing else holds: no other name, no output-cache entry, no container,
-    no view of its memory. Spilling anything else would free nothing and, worse,
-    break identity (an optimizer whose model comes back as a copy trains nothing).
+#: Most objects walked to decide whether a set of values may spill.
+MAX_WALK = 100_000
+#: Values never walked into nor counted: immutable atoms, and things pickled by
+#: reference (classes, functions, modules), which come back as the same object anyway.
+_ATOMS = (int, float, complex, bool, str, bytes, type(None), range)
+_BY_REFERENCE = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.CodeType,
+)
+#: Immutable containers: walked into, but their own identity is not worth keeping.
+_IMMUTABLE = (tuple, frozenset)
+
+
+def spill_units(ns: dict[str, t.Any], names: t.Iterable[str]) -> list[list[list[str]]]:
+    """Which stale *names* may spill, and together with what.
+
+    Names bound to one object form a group; groups whose objects share parts
+    (a module and the optimizer holding its parameters, a list and a tensor in it)
+    form a unit that spills into one file and comes back as one, so identity
+    between them survives. A unit spills only if nothing outside it holds any of
+    its parts: no kept name, no output-cache entry, no outside container or view.
+    Spilling such a value would free nothing and, worse, break identity.
     """
-    counts: dict[int, int] = {}
-    for value in ns.values():
-        counts[id(value)] = counts.get(id(value), 0) + 1
+    counts = collections.Counter(map(id, ns.values()))  # no loop variable left holding a value
     groups: dict[int, list[str]] = {}
     for name in names:
         if name in ns:
             groups.setdefault(id(ns[name]), []).append(name)
-    return [
-        group
-        for key, group in groups.items()
-        if counts.get(key) == len(group)
-        # every reference is one of these names (getrefcount adds its argument)
-        and sys.getrefcount(ns[group[0]]) - 1 == len(group)
-        and _private(ns[group[0]])
-    ]
+    # every name bound to the object must be stale, else a kept name still holds it
+    groups = {key: g for key, g in groups.items() if counts[key] == len(g)}
+    reach = {key: _reachable(ns[g[0]]) for key, g in groups.items()}
+    units = _connected(groups, reach)
+    del reach  # it holds references that the check below must not see
+    return [unit for unit in units if _self_contained(ns, unit)]
 
 
-#: Values with no inner parts worth checking.
-_ATOMS = (int, float, complex, bool, str, bytes, type(None))
+def _reachable(root: t.Any) -> dict[int, t.Any] | None:
+    """The objects *root* holds (itself included), or None past MAX_WALK."""
+    if _is_view(root):
+        return None
+    seen = {id(root): root}
+    stack = [root]
+    while stack:
+        for ref in _referents(stack.pop()):
+            if id(ref) in seen or isinstance(ref, _ATOMS) or isinstance(ref, _BY_REFERENCE):
+                continue
+            if _is_view(ref):
+                return None  # pickling a numpy view copies it: it would lose its base
+            seen[id(ref)] = ref
+            if len(seen) > MAX_WALK:
+                return None
+            stack.append(ref)
+    return seen
 
 
-def _private(obj: t.Any, depth: int = 0) -> bool:
-    """True when no part of *obj* (tensor storage, parameter, element) is shared."""
-    kind = type(obj)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        if issubclass(kind, torch.Tensor):
-            return _storage_private(obj, torch)
-        if issubclass(kind, (torch.nn.Module, torch.optim.Optimizer)):
-            return _torch_container_private(obj, torch)
+def _referents(obj: t.Any) -> list[t.Any]:
+    """What *obj* holds: gc's view, plus a numpy view's base (invisible to gc).
+
+    pandas objects are opaque: their blocks are views and caches of one another,
+    which one pickle of the frame keeps as they are.
+    """
+    if (getattr(type(obj), "__module__", None) or "").startswith("pandas."):
+        return []
+    refs = gc.get_referents(obj)
     np = sys.modules.get("numpy")
-    if np is not None and kind is np.ndarray:
-        return obj.base is None
-    if depth >= 2:
-        return kind in _ATOMS
-    if kind in (list, tuple, set, frozenset):
-        # each element: held by the container, the loop variable and getrefcount's argument
-        return all(
-            type(x) in _ATOMS or (sys.getrefcount(x) <= 3 and _private(x, depth + 1)) for x in obj
-        )
-    if kind is dict:
-        return all(
-            type(x) in _ATOMS or (sys.getrefcount(x) <= 3 and _private(x, depth + 1))
-            for x in obj.values()
-        )
-    return True
+    if np is not None and type(obj) is np.ndarray and obj.base is not None:
+        refs.append(obj.base)
+    return refs
 
 
-def _storage_private(tensor: t.Any, torch: t.Any) -> bool:
-    use_count = getattr(torch._C, "_storage_Use_Count", None)
-    if use_count is None:
-        return True
-    try:
-        # the tensor and the storage handle we just made: 2 when nothing else shares it
-        return use_count(tensor.untyped_storage()._cdata) <= 2
-    except Exception:
+def _is_view(obj: t.Any) -> bool:
+    np = sys.modules.get("numpy")
+    return np is not None and type(obj) is np.ndarray and obj.base is not None
+
+
+def _connected(
+    groups: dict[int, list[str]], reach: dict[int, dict[int, t.Any] | None]
+) -> list[list[list[str]]]:
+    """Union the groups whose reachable objects overlap."""
+    parent = {key: key for key in groups}
+
+    def find(key: int) -> int:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    owner: dict[int, int] = {}
+    for key, objs in reach.items():
+        if objs is None:
+            continue
+        for oid in objs:
+            other = owner.setdefault(oid, key)
+            if other != key:
+                parent[find(key)] = find(other)
+    units: dict[int, list[list[str]]] = {}
+    for key, group in groups.items():
+        if reach[key] is not None:
+            units.setdefault(find(key), []).append(group)
+    return list(units.values())
+
+
+def _self_contained(ns: dict[str, t.Any], unit: list[list[str]]) -> bool:
+    """True when every reference to the unit's parts comes from the unit or its names."""
+    walked = _walk_unit(ns, unit)
+    if walked is None:
         return False
+    seen, inrefs = walked
+    del walked
+    torch = sys.modules.get("torch")
+    storages: dict[tuple[t.Any, ...], int] = {}
+    for obj in seen.values():
+        if isinstance(obj, _IMMUTABLE):
+            continue
+        # its references: those counted, plus `seen`'s, this loop variable's and the argument's
+        if sys.getrefcount(obj) != inrefs.get(id(obj), 0) + 3:
+            return False
+        if torch is not None and isinstance(obj, torch.Tensor):
+            key = _storage_key(obj)
+            storages[key] = storages.get(key, 0) + 1
+    return all(_storage_users(key) <= n for key, n in storages.items())
 
 
-def _torch_container_private(obj: t.Any, torch: t.Any) -> bool:
-    """Parameters and buffers of a module (or an optimizer's params) held by it alone."""
-    if issubclass(type(obj), torch.optim.Optimizer):
-        tensors = [p for g in obj.param_groups for p in g["params"]]
-        # held by the param group's list, this list, the loop variable, the argument
-        return all(sys.getrefcount(p) <= 4 and _storage_private(p, torch) for p in tensors)
-    for module in obj.modules():
-        for table in (module._parameters, module._buffers):
-            for tensor in table.values():
-                # held by the module's dict, the loop variable and getrefcount's argument
-                if tensor is not None and (
-                    sys.getrefcount(tensor) > 3 or not _storage_private(tensor, torch)
-                ):
-                    return False
-    return True
+def _walk_unit(
+    ns: dict[str, t.Any], unit: list[list[str]]
+) -> tuple[dict[int, t.Any], dict[int, int]] | None:
+    """The unit's objects, and how often each is referenced from within it (names included).
+    A function of its own, so that no stray local keeps an extra reference."""
+    seen: dict[int, t.Any] = {}
+    inrefs: dict[int, int] = {}
+    for group in unit:
+        part = _reachable(ns[group[0]])
+        if part is None:
+            return None
+        seen.update(part)
+        inrefs[id(ns[group[0]])] = len(group)
+    for obj in seen.values():
+        for ref in _referents(obj):
+            if id(ref) in seen:
+                inrefs[id(ref)] = inrefs.get(id(ref), 0) + 1
+    return seen, inrefs
+
+
+def _storage_key(tensor: t.Any) -> tuple[t.Any, ...]:
+    try:
+        storage = tensor.untyped_storage()
+        return (storage, str(tensor.device), storage.data_ptr())
+    except Exception:  # sparse, meta, or a broken subclass: treat as unshared
+        return (id(tensor),)
+
+
+def _storage_users(key: tuple[t.Any, ...]) -> int:
+    """How many tensors use a storage (beyond the handle in *key*); 0 when unknown."""
+    torch = sys.modules.get("torch")
+    use_count = getattr(getattr(torch, "_C", None), "_storage_Use_Count", None)
+    if len(key) < 3 or use_count is None:
+        return 0
+    try:
+        return int(use_count(key[0]._cdata)) - 1
+    except Exception:
+        return 0
 
 
 # -- formats ---------------------------------------------------------------------------
 def _writer_for(obj: t.Any) -> tuple[bytes, t.Callable[[t.Any, t.BinaryIO], None]]:
     torch = sys.modules.get("torch")
     kind = type(obj)
-    if torch is not None and _is_torch(kind, torch):
+    parts = obj if kind is tuple else (obj,)
+    if torch is not None and any(_is_torch(type(p), torch) for p in parts):
         return b"T", lambda o, f: torch.save(o, f)
     np = sys.modules.get("numpy")
     if np is not None and kind is np.ndarray and not obj.dtype.hasobject:
@@ -324,7 +421,28 @@ def _read_torch(f: t.BinaryIO) -> t.Any:
 
 
 def _read_numpy(f: t.BinaryIO) -> t.Any:
-    return _library("numpy").load(f, allow_pickle=False)
+    """Read an ``np.save`` file into a fresh array that owns its memory.
+
+    ``np.load`` may return a view of a bytes buffer, which would make the array
+    look shared (and unspillable) afterwards; reading into ``np.empty`` does not.
+    """
+    np = _library("numpy")
+    fmt = np.lib.format
+    start = f.tell()
+    try:
+        version = fmt.read_magic(f)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        array = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+        if array.nbytes:
+            target = array.T if fortran else array
+            if f.readinto(memoryview(target).cast("B")) != array.nbytes:
+                raise SpillError("truncated spill file")
+        return array
+    except (ValueError, TypeError):  # a dtype the buffer protocol cannot express
+        f.seek(start)
+        array = np.load(f, allow_pickle=False)
+        return array if array.base is None else array.copy()
 
 
 _READERS = {"torch": _read_torch, "numpy": _read_numpy, "pickle": pickle.load}
