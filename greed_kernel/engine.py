@@ -296,7 +296,10 @@ class Engine:
         else:
             evicted = []
             if c.evict == "spill" and stale:
-                spilled, spilled_bytes = self._spill_stale(stale)
+                try:
+                    spilled, spilled_bytes = self._spill_stale(stale)
+                except Exception:  # the rest of the cleanup still runs
+                    self.log.exception("greed: spilling failed; stale values stay in memory")
         collected = cleaner.collect(2)
         self.freeze_heap()
         trimmed = malloc_trim()

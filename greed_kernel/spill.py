@@ -235,6 +235,7 @@ _BY_REFERENCE = (
     types.MethodType,
     types.CodeType,
 )
+_SKIP = (*_ATOMS, *_BY_REFERENCE)
 #: Immutable containers: walked into, but their own identity is not worth keeping.
 _IMMUTABLE = (tuple, frozenset)
 
@@ -270,7 +271,8 @@ def _reachable(root: t.Any) -> dict[int, t.Any] | None:
     stack = [root]
     while stack:
         for ref in _referents(stack.pop()):
-            if id(ref) in seen or isinstance(ref, _ATOMS) or isinstance(ref, _BY_REFERENCE):
+            # type(), not isinstance(): a hostile object may lie about __class__
+            if id(ref) in seen or issubclass(type(ref), _SKIP):
                 continue
             if _is_view(ref):
                 return None  # pickling a numpy view copies it: it would lose its base
@@ -338,12 +340,12 @@ def _self_contained(ns: dict[str, t.Any], unit: list[list[str]]) -> bool:
     torch = sys.modules.get("torch")
     storages: dict[tuple[t.Any, ...], int] = {}
     for obj in seen.values():
-        if isinstance(obj, _IMMUTABLE):
+        if issubclass(type(obj), _IMMUTABLE):
             continue
         # its references: those counted, plus `seen`'s, this loop variable's and the argument's
         if sys.getrefcount(obj) != inrefs.get(id(obj), 0) + 3:
             return False
-        if torch is not None and isinstance(obj, torch.Tensor):
+        if torch is not None and issubclass(type(obj), torch.Tensor):
             key = _storage_key(obj)
             storages[key] = storages.get(key, 0) + 1
     return all(_storage_users(key) <= n for key, n in storages.items())
