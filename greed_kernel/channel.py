@@ -40,6 +40,8 @@ class Channel:
             "preserve": self._preserve,
             "unpreserve": self._unpreserve,
             "vars": self._vars,
+            "restore": self._restore,
+            "history": self._history,
         }
 
     def register(self, comm_manager: t.Any) -> None:
@@ -122,6 +124,13 @@ class Channel:
         self.engine.unpreserve(names)
         return {"event": "unpreserved", "names": capped(names)[0]}
 
+    def _restore(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
+        restored = self.engine.restore(_restore_names(self.engine, data))
+        return {"event": "restored", "names": capped(restored)[0]}
+
+    def _history(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
+        return {"event": "history", "reports": list(self.engine.stats.reports)}
+
     def _vars(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
         rows = self.engine.variables()
         return {
@@ -129,6 +138,16 @@ class Channel:
             "variables": rows[:MAX_NAMES],
             "omitted": max(0, len(rows) - MAX_NAMES),
         }
+
+
+def _restore_names(engine: t.Any, data: dict[str, t.Any]) -> list[str]:
+    if data.get("all") is True:
+        return list(engine.spilled)
+    names = _names(data)
+    unknown = [n for n in names if n not in engine.spilled]
+    if unknown:
+        raise RequestError(f"not spilled: {', '.join(unknown[:10])}")
+    return names
 
 
 def _names(data: dict[str, t.Any]) -> list[str]:
