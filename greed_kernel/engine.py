@@ -336,8 +336,9 @@ class Engine:
         start = time.perf_counter()
         rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
         grads = optimizer.clear_stale_grads(list(self.shell.user_ns.values()))
+        # No freeze here: the stored error may still be alive, and its frames would
+        # become frozen garbage once a cleanup releases them.
         collected = optimizer.full_collect()
-        self.freeze_heap()
         devices = optimizer.empty_cuda_cache()
         return self._report(
             "optimize",
@@ -386,8 +387,9 @@ class Engine:
         """Move the objects that survived a full collection to the permanent generation
         (see GreedKernel.gc_freeze), so the next collection only looks at newer ones.
 
-        Called only right after a full collection (and at start-up), never while a
-        released error could still be in a reference cycle. Frozen objects are still
+        Called only at start-up and by a cleanup, right after it released the stored
+        error and collected: never while an error's frames are alive, since they
+        would become frozen garbage once released. Frozen objects are still
         freed by reference counting; only cycles among them wait for
         ``%greed cleanup --full``.
         """
