@@ -119,6 +119,13 @@ def release_last_error(shell: t.Any) -> bool:
     return released
 
 
+def error_stored(shell: t.Any) -> bool:
+    """True while the last error (and so its frames) is still held somewhere."""
+    if any(getattr(sys, attr, None) is not None for attr in _LAST_ERROR_ATTRS):
+        return True
+    return getattr(getattr(shell, "InteractiveTB", None), "tb", None) is not None
+
+
 def collect(generation: int = 2) -> int:
     """``gc.collect`` over the non-frozen heap; returns the number of unreachable objects."""
     return gc.collect(generation)

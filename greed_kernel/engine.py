@@ -31,6 +31,8 @@ Schedule = Callable[[float, Callable[[], None]], t.Any]
 
 #: Rules whose names are shown as "preserved" (the user's own choices and recent use).
 PRESERVED_RULES = frozenset({"marked", "preserved", "recent"})
+#: internal_rule() values of names that count as the user's (listed modules do).
+_USER = (None, "module")
 
 
 def guarded(fn: Callable[..., t.Any]) -> Callable[..., t.Any]:
@@ -101,6 +103,7 @@ class Engine:
         self._token_fallback = False
         self._ran_user_cell = False
         self._oom = False
+        self._modules_seen = 0
         self.last_traceback_text: list[str] = []
         self.executing = False
         self._idle_timer: t.Any = None
@@ -223,6 +226,8 @@ class Engine:
             self._oom = False
             if c.oom_recovery:
                 self.recover_from_oom()
+        if len(sys.modules) != self._modules_seen:
+            self.freeze_heap()  # the cell imported modules: they live as long as the kernel
         if c.cleanup_interval and n % c.cleanup_interval == 0:
             self.cleanup("periodic")
         if c.optimize_interval and n % c.optimize_interval == 0:
@@ -276,21 +281,10 @@ class Engine:
         start = time.perf_counter()
         rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
         now = time.monotonic()
-        policy, c, ns = self.policy(), self.config, self.shell.user_ns
+        policy, c = self.policy(), self.config
         last = self.tracker.last
         evicting = c.evict != "off"
-        temporaries, stale, preserved = [], [], []
-        for name, value in list(ns.items()):
-            d = policy.decide(name, value, last.get(name), now, _sizer(value) if evicting else None)
-            if d.verdict is Verdict.CLEAN:
-                temporaries.append(name)
-            elif d.verdict is Verdict.STALE:
-                stale.append(name)
-            elif d.rule in PRESERVED_RULES and policy.internal_rule(name, value) in (
-                None,
-                "module",
-            ):
-                preserved.append(name)
+        temporaries, stale, preserved = self._sort_names(policy, now, evicting)
         deleted = cleaner.delete_names(self.shell, temporaries)
         released = cleaner.release_outputs(
             self.shell,
@@ -339,15 +333,35 @@ class Engine:
         )
         return report
 
+    def _sort_names(
+        self, policy: Policy, now: float, evicting: bool
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Temporaries, stale names and preserved names of the namespace.
+
+        A function of its own so that no local variable outlives it holding a value:
+        the spill check counts references.
+        """
+        last = self.tracker.last
+        temporaries, stale, preserved = [], [], []
+        for name, value in list(self.shell.user_ns.items()):
+            size = _sizer(value) if evicting else None
+            verdict, rule, _ = policy.classify(name, value, last.get(name), now, size)
+            if verdict is Verdict.CLEAN:
+                temporaries.append(name)
+            elif verdict is Verdict.STALE:
+                stale.append(name)
+            elif rule in PRESERVED_RULES and policy.internal_rule(name, value) in _USER:
+                preserved.append(name)
+        return temporaries, stale, preserved
+
     @guarded
     def optimize(self, trigger: str) -> dict[str, t.Any] | None:
         """Stale gradients, a full collection, the CUDA cache."""
         start = time.perf_counter()
         rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
         grads = optimizer.clear_stale_grads(list(self.shell.user_ns.values()))
-        # No freeze here: the stored error may still be alive, and its frames would
-        # become frozen garbage once a cleanup releases them.
         collected = optimizer.full_collect()
+        self.freeze_heap()
         devices = optimizer.empty_cuda_cache()
         return self._report(
             "optimize",
@@ -396,14 +410,17 @@ class Engine:
         """Move the objects that survived a full collection to the permanent generation
         (see GreedKernel.gc_freeze), so the next collection only looks at newer ones.
 
-        Called only at start-up and by a cleanup, right after it released the stored
-        error and collected: never while an error's frames are alive, since they
-        would become frozen garbage once released. Frozen objects are still
+        Called at start-up, after a full collection, and after a cell that imported
+        modules (the long-lived heap of torch and friends, frozen without the cost of
+        collecting it). Never while an error is stored. Frozen objects are still
         freed by reference counting; only cycles among them wait for
         ``%greed cleanup --full``.
         """
-        if self.config.gc_freeze:
+        # A stored error's frames would become frozen garbage once a cleanup releases
+        # them: while one is held, wait for the cleanup (which releases it first).
+        if self.config.gc_freeze and not cleaner.error_stored(self.shell):
             gc.freeze()
+            self._modules_seen = len(sys.modules)
 
     def full_collect(self) -> int:
         """Unfreeze and collect everything (the expensive, thorough collection)."""
@@ -590,7 +607,7 @@ class Engine:
             name
             for name in list(ns)
             if (policy.is_listed(name) or policy.is_recent(last.get(name), now))
-            and policy.internal_rule(name, ns.get(name)) in (None, "module")
+            and policy.internal_rule(name, ns.get(name)) in _USER
         ]
 
     def snapshot(self) -> dict[str, t.Any]:

@@ -165,6 +165,37 @@ _statm_fd = -1
 _statm_pid = -1
 
 
+def _proc_descendants(pid: int, limit: int = 4096) -> set[int] | None:
+    """Descendants of *pid* from Linux's ``/proc/PID/task/TID/children`` files.
+
+    Reads only this process tree (~0.1 ms), where psutil's ``children()`` reads every
+    process on the machine (ms). None where those files do not exist.
+    """
+    found: set[int] = set()
+    todo = [pid]
+    while todo and len(found) < limit:
+        current = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            if current == pid:
+                return None
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children", "rb") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except (OSError, ValueError):
+                if current == pid and tid == str(pid):
+                    return None  # kernel without CONFIG_PROC_CHILDREN
+                continue
+            for kid in kids:
+                if kid not in found:
+                    found.add(kid)
+                    todo.append(kid)
+    return found
+
+
 def _statm_rss() -> int | None:
     """Our RSS from one pread of a kept-open /proc/self/statm; None where unavailable.
 
@@ -306,11 +337,13 @@ class MemoryProbe:
         return total
 
     def _refresh_children(self, pid: int, now: float) -> None:
-        try:
-            pids = {c.pid for c in psutil.Process(pid).children(recursive=True)}
-        except Exception:
-            log.debug("listing child processes failed", exc_info=True)
-            pids = set()
+        pids = _proc_descendants(pid)
+        if pids is None:  # no /proc/<pid>/task/*/children here: psutil scans all processes
+            try:
+                pids = {c.pid for c in psutil.Process(pid).children(recursive=True)}
+            except Exception:
+                log.debug("listing child processes failed", exc_info=True)
+                pids = set()
         children = self._children
         for child_pid in [p for p in children if p not in pids]:
             _close_handle(children.pop(child_pid))

@@ -7,12 +7,15 @@ already initialised: this module never imports torch and never starts CUDA.
 from __future__ import annotations
 
 import gc
+import itertools
 import sys
 import typing as t
 from collections.abc import Iterable
 
 #: Most objects visited when looking for parameters in the user namespace.
 MAX_VISITS = 20_000
+#: Most items taken from one plain container (a 2M-item list is data, not models).
+MAX_ITEMS_PER_CONTAINER = 256
 
 
 def _torch() -> t.Any:
@@ -62,9 +65,9 @@ def clear_stale_grads(values: Iterable[t.Any]) -> int:
                 for group in obj.param_groups:
                     stack.extend(group.get("params", ()))
             elif kind in (list, tuple, set):
-                stack.extend(obj)
+                stack.extend(itertools.islice(obj, MAX_ITEMS_PER_CONTAINER))
             elif kind is dict:
-                stack.extend(obj.values())
+                stack.extend(itertools.islice(obj.values(), MAX_ITEMS_PER_CONTAINER))
         except Exception:  # a broken module or tensor subclass: skip it
             continue
     return cleared

@@ -141,6 +141,45 @@ class Policy:
     def is_recent(self, access: Access | None, now: float) -> bool:
         return access is not None and now - access.time <= self.recent_window
 
+    def classify(
+        self,
+        name: str,
+        value: t.Any,
+        access: Access | None,
+        now: float,
+        size: Callable[[], int] | int | None = None,
+    ) -> tuple[Verdict, str, int | None]:
+        """The rules in order: (verdict, rule, size in bytes when it was needed).
+
+        The cleanup's fast path: no reason text. *size* (bytes, or a callable giving
+        them) is only evaluated when the name reaches the last rule.
+        """
+        # 1. marked or listed
+        if name in self.marked:
+            return Verdict.KEEP, "marked", None
+        if self._configured(name):
+            return Verdict.KEEP, "preserved", None
+        # 2. recently touched
+        if access is not None and now - access.time <= self.recent_window:
+            return Verdict.KEEP, "recent", None
+        # 3. dunders, modules, IPython and Jupyter internals
+        rule = self.internal_rule(name, value)
+        if rule is not None:
+            return Verdict.KEEP, rule, None
+        kind = type(value)  # type(), not __class__: user objects may lie
+        # 4. code defined in the session (functions, classes, methods, partials)
+        if issubclass(kind, _CODE_TYPES) or issubclass(kind, type) or _is_partial(kind):
+            return Verdict.KEEP, "code", None
+        # 5. temporaries
+        temp_re = self._temp_re
+        if name in self._temp_exact or (temp_re is not None and temp_re.fullmatch(name)):
+            return Verdict.CLEAN, "temporary", None
+        # 6. stale: evictable only when large
+        nbytes = size() if callable(size) else size
+        if nbytes is None or nbytes < self.evict_min_bytes:
+            return Verdict.KEEP, "small", nbytes
+        return Verdict.STALE, "stale", nbytes
+
     def decide(
         self,
         name: str,
@@ -149,59 +188,44 @@ class Policy:
         now: float,
         size: Callable[[], int] | int | None = None,
     ) -> Decision:
-        """Apply the rules in order. *size* (bytes, or a callable giving them) is only
-        needed, and only evaluated, when the name reaches the last rule."""
-        # 1. marked or listed
-        if name in self.marked:
-            return Decision(Verdict.KEEP, "marked", "kept: marked with %greed preserve")
-        if self._configured(name):
-            pattern = _first_match(name, self.preserve)
-            return Decision(
-                Verdict.KEEP, "preserved", f"kept: matches {pattern!r} in GreedKernel.preserve"
-            )
-        # 2. recently touched
-        if self.is_recent(access, now):
-            return Decision(
-                Verdict.KEEP,
-                "recent",
+        """:meth:`classify`, with the reason a person reads (``%greed why``)."""
+        verdict, rule, nbytes = self.classify(name, value, access, now, size)
+        return Decision(verdict, rule, self._reason(name, value, rule, access, now, nbytes))
+
+    def _reason(
+        self,
+        name: str,
+        value: t.Any,
+        rule: str,
+        access: Access | None,
+        now: float,
+        nbytes: int | None,
+    ) -> str:
+        if rule == "marked":
+            return "kept: marked with %greed preserve"
+        if rule == "preserved":
+            return f"kept: matches {_first_match(name, self.preserve)!r} in GreedKernel.preserve"
+        if rule == "recent" and access is not None:
+            return (
                 f"kept: touched {_ago(now - access.time)} ago (cell {access.execution}), "
-                f"within the {self.recent_window:g} s recent window",
+                f"within the {self.recent_window:g} s recent window"
             )
-        # 3. dunders, modules, IPython and Jupyter internals
-        rule = self.internal_rule(name, value)
-        if rule is not None:
-            return Decision(Verdict.KEEP, rule, _INTERNAL_REASONS[rule])
-        kind = type(value)  # type(), not __class__: user objects may lie
-        # 4. code defined in the session (functions, classes, methods, partials)
-        if issubclass(kind, _CODE_TYPES) or issubclass(kind, type) or _is_partial(kind):
-            what = "class" if issubclass(kind, type) else "function"
-            return Decision(Verdict.KEEP, "code", f"kept: code ({what})")
-        # 5. temporaries
-        if name in self._temp_exact or (
-            self._temp_re is not None and self._temp_re.fullmatch(name)
-        ):
-            pattern = _first_match(name, self.temporary_patterns)
-            return Decision(Verdict.CLEAN, "temporary", f"clean: temporary (matches {pattern!r})")
-        # 6. stale: evictable only when large
+        if rule in _INTERNAL_REASONS:
+            return _INTERNAL_REASONS[rule]
+        if rule == "code":
+            return f"kept: code ({'class' if issubclass(type(value), type) else 'function'})"
+        if rule == "temporary":
+            return f"clean: temporary (matches {_first_match(name, self.temporary_patterns)!r})"
         when = (
             "never touched by a cell"
             if access is None
-            else (f"last touched {_ago(now - access.time)} ago (cell {access.execution})")
+            else f"last touched {_ago(now - access.time)} ago (cell {access.execution})"
         )
-        nbytes = size() if callable(size) else size
-        if nbytes is None or nbytes < self.evict_min_bytes:
+        limit = human_bytes(self.evict_min_bytes)
+        if rule == "small":
             shown = "size unknown" if nbytes is None else human_bytes(nbytes)
-            return Decision(
-                Verdict.KEEP,
-                "small",
-                f"kept: stale ({when}) but small ({shown} < {human_bytes(self.evict_min_bytes)})",
-            )
-        return Decision(
-            Verdict.STALE,
-            "stale",
-            f"stale: {when}; {human_bytes(nbytes)} >= evict_min_bytes "
-            f"({human_bytes(self.evict_min_bytes)})",
-        )
+            return f"kept: stale ({when}) but small ({shown} < {limit})"
+        return f"stale: {when}; {human_bytes(nbytes or 0)} >= evict_min_bytes ({limit})"
 
 
 def _is_partial(kind: type) -> bool:
