@@ -1,0 +1,186 @@
+"""``python -m benchmarks``: Greed against the stock python3 kernel, side by side.
+
+    python -m benchmarks                      # the full run (about 5 minutes on 2 cores)
+    python -m benchmarks --quick --out /tmp/b # a smoke run (about a minute)
+    python -m benchmarks --only soak --cells 300
+
+Writes, under --out (default docs/benchmarks): soak.csv, trivial.csv,
+housekeeping.csv, startup.csv (the series), summary.json (every result, the
+headline ratios with their targets, the machine and versions), summary.md (the
+headline table) and soak_rss.png, soak_latency.png. Prints the headline table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import typing as t
+from pathlib import Path
+
+from . import report, suites
+from .harness import Sandbox
+
+SUITES = ("soak", "trivial", "housekeeping", "startup")
+#: The soak compresses hours of notebook into minutes; see --paced-window.
+DEFAULT_PACED_WINDOW = 3.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark the greed kernel against the stock python3 kernel.",
+    )
+    p.add_argument("--cells", type=int, default=None, help="soak cells (default 1000; quick 20)")
+    p.add_argument(
+        "--trivial", type=int, default=None, help="trivial cells (default 2000; quick 40)"
+    )
+    p.add_argument("--quick", action="store_true", help="a small, fast smoke run")
+    p.add_argument("--out", default="docs/benchmarks", help="output directory")
+    p.add_argument("--seed", type=int, default=1234, help="seed of the soak workload")
+    p.add_argument(
+        "--reps", type=int, default=None, help="repetitions for housekeeping and start-up (5)"
+    )
+    p.add_argument(
+        "--paced-window",
+        type=float,
+        default=DEFAULT_PACED_WINDOW,
+        metavar="SECONDS",
+        help="also soak a greed kernel whose recent_window is SECONDS instead of 300 "
+        "(about 30 cells at the soak's pace, as 300 s is at an interactive pace); "
+        f"0 skips it (default {DEFAULT_PACED_WINDOW:g})",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: rewrite the summary, table and plots from the "
+        "summary.json and soak.csv already under --out",
+    )
+    p.add_argument(
+        "--only",
+        default=",".join(SUITES),
+        help=f"comma-separated subset of {','.join(SUITES)} (default: all)",
+    )
+    return p
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in only if s not in SUITES]
+    if unknown:
+        print(f"unknown suite(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    quick = args.quick
+    cells = args.cells if args.cells is not None else (20 if quick else 1000)
+    trivial_cells = args.trivial if args.trivial is not None else (40 if quick else 2000)
+    reps = args.reps if args.reps is not None else (2 if quick else 5)
+    namespace_sizes = (100, 1_000) if quick else (100, 1_000, 10_000)
+    object_counts = (20_000, 50_000) if quick else (300_000, 500_000, 1_000_000, 2_000_000)
+    out = Path(args.out)
+    if args.report_only:
+        return _report_only(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    env = report.environment()
+    env["loadavg_start"] = env.pop("loadavg")
+    env["greed_kernel_source"] = report.greed_source()
+    print(
+        f"benchmarks: {env['machine']['cores']} cores, "
+        f"{env['machine']['ram_bytes'] / 2**30:.1f} GiB RAM, {env['machine']['cpu_model']}; "
+        f"load average {' / '.join(f'{v:.2f}' for v in env['loadavg_start'] or [])}"
+    )
+    results: dict[str, t.Any] = {}
+    t0 = time.monotonic()
+    with Sandbox() as sandbox:
+        if "soak" in only:
+            variants = [suites.PYTHON3, suites.GREED]
+            if args.paced_window > 0:
+                variants.append(
+                    suites.Variant(
+                        "greed-paced",
+                        "greed",
+                        (f"--GreedKernel.recent_window={args.paced_window:g}",),
+                    )
+                )
+            print(f"soak: {cells} cells on {', '.join(v.label for v in variants)}")
+            rows, results["soak"] = suites.soak(sandbox, variants, cells, args.seed)
+            report.write_csv(out / "soak.csv", rows)
+            report.plot_soak(out, rows, results["soak"])
+        if "trivial" in only:
+            print(f"trivial cells: {trivial_cells} on python3 and greed")
+            rows, results["trivial"] = suites.trivial(sandbox, trivial_cells)
+            report.write_csv(out / "trivial.csv", rows)
+        if "housekeeping" in only:
+            print("housekeeping: cleanup and optimisation cost")
+            rows, results["housekeeping"] = suites.housekeeping(
+                sandbox, namespace_sizes, object_counts, reps, first_reps=min(reps, 3)
+            )
+            report.write_csv(out / "housekeeping.csv", rows)
+        if "startup" in only:
+            print(f"start-up: {reps} starts of each kernel")
+            rows, results["startup"] = suites.startup(sandbox, reps)
+            report.write_csv(out / "startup.csv", rows)
+    env.update(report.environment() | {"loadavg_start": env["loadavg_start"]})
+    source_after = report.greed_source()
+    env["greed_kernel_source"]["changed_during_run"] = source_after != env["greed_kernel_source"]
+    note = (
+        f"{'Quick smoke run' if quick else 'Full run'} of `python -m benchmarks` "
+        f"({time.monotonic() - t0:.0f} s). Timings are wall-clock on a shared machine: "
+        "other jobs may have been running (see the load averages)."
+    )
+    if env["greed_kernel_source"]["changed_during_run"]:
+        note += " The greed_kernel sources changed while it ran."
+    _write(out, quick, note, env, results)
+    print(f"\nwrote {out}{os.sep} in {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+def _write(
+    out: Path, quick: bool, note: str, env: dict[str, t.Any], results: dict[str, t.Any]
+) -> None:
+    """summary.json, summary.md; print the details and the headline table."""
+    head = report.headline(results)
+    summary = {
+        "quick": quick,
+        "note": note,
+        "environment": env,
+        "headline": head,
+        "results": results,
+    }
+    report.write_json(out / "summary.json", summary)
+    detail = report.details(results)
+    (out / "summary.md").write_text(report.markdown(head, env, note, detail), encoding="utf-8")
+    print()
+    print(detail)
+    print()
+    print(report.table(head))
+
+
+def _report_only(out: Path) -> int:
+    """Rewrite the outputs from the measurements already under ``out``."""
+    import csv
+    import json
+
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    results = summary["results"]
+    if "soak" in results and (out / "soak.csv").is_file():
+        with open(out / "soak.csv", newline="", encoding="utf-8") as f:
+            rows = [
+                {
+                    **r,
+                    "cell": int(r["cell"]),
+                    "latency_ms": float(r["latency_ms"]),
+                    "rss_bytes": int(r["rss_bytes"]),
+                }
+                for r in csv.DictReader(f)
+            ]
+        report.plot_soak(out, rows, results["soak"])
+    _write(out, summary["quick"], summary["note"], summary["environment"], results)
+    print(f"\nrewrote {out}{os.sep} from its summary.json and soak.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""Kernels for the benchmarks: a private Jupyter sandbox and a timed kernel client.
+
+The sandbox is a temporary directory holding two kernel specs, both run by this
+interpreter: ``python3`` (written by ``python -m ipykernel install --prefix``,
+exactly what users of the stock kernel get) and ``greed`` (written by
+``greed_kernel.kernelspec.write_kernel_spec``). Jupyter, IPython and matplotlib
+read and write only inside it, and every kernel gets its own IPython directory
+(its own history database), as a kernel does in real use.
+
+:class:`Kernel` starts one kernel through ``jupyter_client.KernelManager`` and
+runs cells on it, timing each from the moment the execute_request is sent to
+the moment the kernel reports ``status: idle`` for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+from greed_kernel.kernelspec import write_kernel_spec
+
+#: Environment variables that point Jupyter, IPython and matplotlib into the sandbox.
+_SANDBOX_DIRS = {
+    "HOME": "home",
+    "JUPYTER_DATA_DIR": "data",
+    "JUPYTER_CONFIG_DIR": "config",
+    "JUPYTER_RUNTIME_DIR": "runtime",
+    "JUPYTER_PATH": "path",
+    "IPYTHONDIR": "ipython",
+    "MPLCONFIGDIR": "mpl",
+}
+
+
+class Sandbox:
+    """A temporary Jupyter environment with the ``python3`` and ``greed`` specs."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self._own = root is None
+        self.root = Path(tempfile.mkdtemp(prefix="greed-bench-") if root is None else root)
+        self.env: dict[str, str] = dict(os.environ)
+        for var, sub in _SANDBOX_DIRS.items():
+            path = self.root / sub
+            path.mkdir(parents=True, exist_ok=True)
+            self.env[var] = str(path)
+        self.env["JUPYTER_PLATFORM_DIRS"] = "1"
+        # One thread per kernel everywhere (the workload also sets it in torch): the
+        # kernels take turns, and a 2-core machine must not be oversubscribed.
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            self.env[var] = "1"
+        self.env.pop("MPLBACKEND", None)  # the workload picks Agg itself
+        prefix = self.root / "prefix"
+        subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix)],
+            check=True,
+            env=self.env,
+            capture_output=True,
+        )
+        self.kernels_dir = prefix / "share" / "jupyter" / "kernels"
+        write_kernel_spec(self.kernels_dir / "greed", executable=sys.executable)
+        self._kernel_count = 0
+        self._saved_environ: dict[str, str] | None = None
+
+    def activate(self) -> None:
+        """Make this process use the sandbox too (connection files, runtime dir)."""
+        if self._saved_environ is None:
+            self._saved_environ = dict(os.environ)
+            os.environ.update(self.env)
+
+    def spec_manager(self) -> KernelSpecManager:
+        """A spec manager that sees the sandbox's two specs and nothing else."""
+        return KernelSpecManager(kernel_dirs=[str(self.kernels_dir)], ensure_native_kernel=False)
+
+    def kernel_env(self) -> dict[str, str]:
+        """The environment of a new kernel: the sandbox's, with a private IPython dir."""
+        self._kernel_count += 1
+        ipython_dir = self.root / "ipython" / f"kernel-{self._kernel_count}"
+        ipython_dir.mkdir(parents=True, exist_ok=True)
+        return {**self.env, "IPYTHONDIR": str(ipython_dir)}
+
+    def cleanup(self) -> None:
+        if self._saved_environ is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+            self._saved_environ = None
+        if self._own:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+@dataclass
+class Run:
+    """One execute_request: its outcome and timing."""
+
+    status: str  # "ok" or "error" (from the shell reply)
+    latency_s: float  # execute_request sent -> status idle received
+    result: str | None = None  # text/plain of the execute_result
+    error: str | None = None  # ename of the error, if any
+    stdout: str = ""
+    reply: dict[str, t.Any] = field(default_factory=dict)
+
+
+class KernelError(RuntimeError):
+    """A kernel did not answer as expected."""
+
+
+class Kernel:
+    """One kernel process (started from the sandbox's specs) and a blocking client."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        spec: str,
+        label: str | None = None,
+        extra_arguments: t.Sequence[str] = (),
+    ) -> None:
+        self.sandbox = sandbox
+        self.spec = spec
+        self.label = label or spec
+        self.extra_arguments = list(extra_arguments)
+        self.km = KernelManager(kernel_name=spec, kernel_spec_manager=sandbox.spec_manager())
+        self.kc: t.Any = None
+        self._proc: psutil.Process | None = None
+        self._children: list[psutil.Process] = []
+        self._children_at = -1e9
+        self._log: t.BinaryIO | None = None
+        self.log_path: Path | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self, timeout: float = 120.0) -> float:
+        """Start the kernel and wait until it answers kernel_info; returns the seconds."""
+        env = self.sandbox.kernel_env()
+        self.log_path = Path(env["IPYTHONDIR"]) / "kernel.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in shutdown)
+        t0 = time.perf_counter()
+        self.km.start_kernel(
+            extra_arguments=self.extra_arguments, env=env, stdout=self._log, stderr=self._log
+        )
+        kc = self.km.client()
+        kc.start_channels()
+        self.kc = kc
+        try:
+            kc.wait_for_ready(timeout=timeout)
+        except RuntimeError as e:
+            raise KernelError(f"{self.label}: {e}\n{self.log_tail()}") from None
+        elapsed = time.perf_counter() - t0
+        self._proc = psutil.Process(self.pid)
+        return elapsed
+
+    @property
+    def pid(self) -> int:
+        provisioner = getattr(self.km, "provisioner", None)
+        process = getattr(provisioner, "process", None)
+        if process is not None:
+            return int(process.pid)
+        return int(self.km.kernel.pid)  # older jupyter_client
+
+    def shutdown(self) -> None:
+        if self.kc is not None:
+            with contextlib.suppress(Exception):
+                self.kc.stop_channels()
+            self.kc = None
+        if self.km.has_kernel:
+            try:
+                self.km.shutdown_kernel(now=False)
+            except Exception:
+                self.km.shutdown_kernel(now=True)
+        with contextlib.suppress(Exception):
+            self.km.cleanup_resources()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the kernel's stdout/stderr (for error messages)."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except (OSError, AttributeError):
+            return ""
+
+    def __enter__(self) -> Kernel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- memory -----------------------------------------------------------------------
+    def rss(self) -> int:
+        """RSS of the kernel process plus its children (the list refreshed every second)."""
+        proc = self._proc
+        if proc is None:
+            return 0
+        now = time.monotonic()
+        if now - self._children_at >= 1.0:
+            try:
+                self._children = proc.children(recursive=True)
+            except psutil.Error:
+                self._children = []
+            self._children_at = now
+        total = proc.memory_info().rss
+        for child in self._children:
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+        return total
+
+    # -- execution --------------------------------------------------------------------
+    def run(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, str] | None = None,
+        timeout: float = 600.0,
+    ) -> Run:
+        """Execute ``code`` and wait for its idle status and reply."""
+        kc = self.kc
+        if kc is None:
+            raise KernelError(f"{self.label}: not started")
+        t0 = time.perf_counter()
+        msg_id = kc.execute(
+            code,
+            silent=silent,
+            store_history=store_history,
+            user_expressions=user_expressions or {},
+            allow_stdin=False,
+        )
+        deadline = time.monotonic() + timeout
+        result = error = None
+        stdout: list[str] = []
+        while True:
+            msg = self._get(kc.get_iopub_msg, deadline, "idle status")
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            content = msg["content"]
+            if kind == "status" and content["execution_state"] == "idle":
+                latency = time.perf_counter() - t0
+                break
+            if kind == "execute_result":
+                result = content["data"].get("text/plain")
+            elif kind == "error":
+                error = content.get("ename")
+            elif kind == "stream" and content.get("name") == "stdout":
+                stdout.append(content.get("text", ""))
+        while True:
+            reply = self._get(kc.get_shell_msg, deadline, "execute_reply")
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        content = reply["content"]
+        return Run(
+            status=content.get("status", ""),
+            latency_s=latency,
+            result=result,
+            error=error,
+            stdout="".join(stdout),
+            reply=content,
+        )
+
+    def _get(self, getter: t.Callable[..., t.Any], deadline: float, what: str) -> t.Any:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise KernelError(f"{self.label}: no {what} in time")
+            try:
+                return getter(timeout=min(left, 5.0))
+            except queue.Empty:
+                if not self.km.is_alive():
+                    raise KernelError(f"{self.label}: died\n{self.log_tail()}") from None
+
+    def must_run(self, code: str, **kwargs: t.Any) -> Run:
+        """Execute ``code``; raise KernelError unless it succeeded."""
+        run = self.run(code, **kwargs)
+        if run.status != "ok":
+            evalue = run.reply.get("evalue", "")
+            raise KernelError(f"{self.label}: cell failed ({run.reply.get('ename')}: {evalue})")
+        return run
+
+    def evaluate(self, **expressions: str) -> dict[str, str]:
+        """text/plain of each user expression (run silently); raise if one failed."""
+        run = self.run("", silent=True, store_history=False, user_expressions=expressions)
+        out = {}
+        for key, value in run.reply.get("user_expressions", {}).items():
+            if value.get("status") != "ok":
+                raise KernelError(
+                    f"{self.label}: {expressions[key]!r} failed: "
+                    f"{value.get('ename')}: {value.get('evalue')}"
+                )
+            out[key] = value["data"]["text/plain"]
+        return out

@@ -1,0 +1,433 @@
+"""Outputs: CSV series, summary.json with the headline ratios, plots, a text table."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import os
+import platform
+import sys
+import typing as t
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+MiB = 1024 * 1024
+
+#: The headline metrics; each is met when its value is <= its target.
+TARGETS: dict[str, tuple[str, str, float]] = {  # key: (label, unit, target)
+    "rss_growth_ratio": ("RSS growth over the soak, greed / python3", "x", 0.10),
+    "peak_rss_ratio": ("Peak RSS in the soak, greed / python3", "x", 0.25),
+    "latency_ratio": ("Median soak cell latency, greed / python3", "x", 1.03),
+    "latency_paired_ratio": ("Median per-cell latency ratio (paired), greed / python3", "x", 1.03),
+    "latency_drift": ("Greed soak latency, last 50 / first 50 cells", "x", 1.05),
+    "latency_drift_relative": ("The same, divided by python3's last 50 / first 50", "x", 1.05),
+    "rss_growth_ratio_paced": ("RSS growth, greed (paced) / python3", "x", 0.10),
+    "peak_rss_ratio_paced": ("Peak RSS, greed (paced) / python3", "x", 0.25),
+    "latency_ratio_paced": ("Median soak cell latency, greed (paced) / python3", "x", 1.03),
+    "latency_paired_ratio_paced": ("Median per-cell latency ratio (paired), paced", "x", 1.03),
+    "latency_drift_paced": ("Greed (paced) soak latency, last 50 / first 50", "x", 1.05),
+    "trivial_added_ms": ("Added time per trivial cell (median difference)", "ms", 0.1),
+    "startup_ratio": ("Start-up time, greed / python3 (median)", "x", 1.1),
+    "cleanup_ms": ("Cleanup at ~500k new objects, first run after creating them", "ms", 20.0),
+    "cleanup_next_ms": ("Cleanup at ~500k objects, subsequent runs", "ms", 20.0),
+    "optimize_ms": ("Optimisation at ~500k new objects, first run", "ms", 30.0),
+    "optimize_next_ms": ("Optimisation at ~500k objects, subsequent runs", "ms", 30.0),
+}
+#: Yes/no checks shown with the headline.
+CHECKS = {
+    "identical_result": "Final training state bit-identical, greed vs python3",
+    "identical_result_paced": "Final training state bit-identical, greed (paced) vs python3",
+    "state_preserved": "model, optimizer, data, losses present in greed at the end",
+    "expected_statuses": "Every soak cell replied as expected (ok / error) in every kernel",
+}
+
+
+# -- machine and versions ----------------------------------------------------------------
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def greed_source() -> dict[str, t.Any]:
+    """Which greed_kernel the kernels ran: the checkout's HEAD and a hash of the sources."""
+    import hashlib
+    import subprocess
+
+    package = Path(__file__).resolve().parent.parent / "greed_kernel"
+    digest = hashlib.sha256()
+    for path in sorted(package.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=package.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        head = ""
+    return {"git_head": head or None, "sources_sha256": digest.hexdigest()}
+
+
+def environment() -> dict[str, t.Any]:
+    """The machine and the versions the numbers were taken with."""
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {
+        "machine": {
+            "cores": os.cpu_count(),
+            "ram_bytes": psutil.virtual_memory().total,
+            "cpu_model": _cpu_model(),
+            "platform": platform.platform(),
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "ipykernel": _version("ipykernel"),
+            "IPython": _version("ipython"),
+            "torch": _version("torch"),
+            "jupyter_client": _version("jupyter_client"),
+            "matplotlib": _version("matplotlib"),
+            "greed_kernel": _version("greed-kernel") or _greed_version(),
+        },
+        "loadavg": load,
+        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+    }
+
+
+def _greed_version() -> str | None:
+    try:
+        from greed_kernel import __version__
+
+        return __version__
+    except Exception:
+        return None
+
+
+# -- headline ---------------------------------------------------------------------------
+def _div(a: t.Any, b: t.Any) -> float | None:
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+def _near(entries: list[dict[str, t.Any]], target: int) -> dict[str, t.Any] | None:
+    """The sweep entry whose size is nearest to ``target`` (on a log scale)."""
+    if not entries:
+        return None
+    return min(entries, key=lambda e: abs(math.log(max(e["size"], 1) / target)))
+
+
+def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The headline values, their targets and whether each is met."""
+    values: dict[str, float | None] = {}
+    notes: dict[str, str] = {}
+    checks: dict[str, bool | None] = {}
+    soak = results.get("soak")
+    if soak:
+        ks = soak["kernels"]
+        p3 = ks["python3"]
+        for label, suffix in (("greed", ""), ("greed-paced", "_paced")):
+            g = ks.get(label)
+            if g is None:
+                continue
+            values["rss_growth_ratio" + suffix] = _div(g["rss_growth"], p3["rss_growth"])
+            values["peak_rss_ratio" + suffix] = _div(g["rss_peak"], p3["rss_peak"])
+            values["latency_ratio" + suffix] = _div(g["latency_median_ms"], p3["latency_median_ms"])
+            values["latency_paired_ratio" + suffix] = g.get("latency_paired_ratio_median")
+            values["latency_drift" + suffix] = _div(
+                g["latency_last_window_ms"], g["latency_first_window_ms"]
+            )
+            if not suffix:  # python3 ran the same cells at the same time: its drift is the load's
+                values["latency_drift_relative"] = _div(
+                    values["latency_drift"],
+                    _div(p3["latency_last_window_ms"], p3["latency_first_window_ms"]),
+                )
+            checks["identical_result" + suffix] = g["identical_to_python3"]
+        checks["state_preserved"] = ks["greed"]["state_ok"]
+        checks["expected_statuses"] = all(k["status_mismatches"] == 0 for k in ks.values())
+        if ks.get("greed-paced"):
+            notes["paced"] = " ".join(ks["greed-paced"]["args"])
+    trivial = results.get("trivial")
+    if trivial:
+        values["trivial_added_ms"] = trivial["added_ms_median"]
+    start = results.get("startup")
+    if start:
+        values["startup_ratio"] = start["ratio"]
+    hk = results.get("housekeeping")
+    if hk:
+        e = _near(hk["objects"], 500_000)
+        if e is not None:
+            values["cleanup_ms"] = e["cleanup_first_ms"]
+            values["cleanup_next_ms"] = e["cleanup_next_ms"]
+            values["optimize_ms"] = e["optimize_first_ms"]
+            values["optimize_next_ms"] = e["optimize_next_ms"]
+            notes["objects"] = f"{e['size']:,} objects created"
+    rows = {}
+    for key, (label, unit, target) in TARGETS.items():
+        if key not in values:
+            continue
+        value = values[key]
+        rows[key] = {
+            "label": label,
+            "value": value,
+            "unit": unit,
+            "target": target,
+            "op": "<=",
+            "met": None if value is None else value <= target,
+        }
+    return {
+        "metrics": rows,
+        "checks": {k: {"label": CHECKS[k], "ok": v} for k, v in checks.items()},
+        "notes": notes,
+    }
+
+
+# -- files ------------------------------------------------------------------------------
+def write_csv(path: Path, rows: list[dict[str, t.Any]]) -> None:
+    if not rows:
+        return
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_json(path: Path, data: t.Any) -> None:
+    path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+
+
+_COLORS = {"python3": "#d62728", "greed": "#1f77b4", "greed-paced": "#2ca02c"}
+
+
+def plot_soak(out: Path, rows: list[dict[str, t.Any]], results: dict[str, t.Any]) -> list[Path]:
+    """soak_rss.png and soak_latency.png (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(results["kernels"])
+    series = {label: [r for r in rows if r["kernel"] == label] for label in labels}
+    title = f"Soak: {results['cells']:,}-cell PyTorch notebook (seed {results['seed']})"
+    written = []
+
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=90)
+    for label in labels:
+        rs = series[label]
+        base = results["kernels"][label]["rss_after_setup"]
+        xs = [0] + [r["cell"] for r in rs]
+        ys = [base / MiB] + [r["rss_bytes"] / MiB for r in rs]
+        ax.plot(xs, ys, label=_legend(label, results), color=_COLORS.get(label), lw=1.4)
+    ax.set_xlabel("execution number (soak cell)")
+    ax.set_ylabel("kernel RSS incl. children (MiB)")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    path = out / "soak_rss.png"
+    fig.savefig(path)
+    plt.close(fig)
+    written.append(path)
+
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=90)
+    for label in labels:
+        rs = series[label]
+        xs = [r["cell"] for r in rs]
+        ys = [r["latency_ms"] for r in rs]
+        color = _COLORS.get(label)
+        ax.scatter(xs, ys, s=2, alpha=0.25, color=color, linewidths=0)
+        ax.plot(xs, _rolling_median(ys, 49), color=color, lw=1.4, label=_legend(label, results))
+    ax.set_yscale("log")
+    ax.set_xlabel("execution number (soak cell)")
+    ax.set_ylabel("cell latency (ms): request sent to idle")
+    ax.set_title(title + "; dots: cells, lines: rolling median of 49", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    path = out / "soak_latency.png"
+    fig.savefig(path)
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def _legend(label: str, results: dict[str, t.Any]) -> str:
+    args = results["kernels"][label].get("args") or []
+    if label == "python3":
+        return "python3 (stock ipykernel)"
+    if not args:
+        return f"{label} (default traits)"
+    shown = ", ".join(a.removeprefix("--GreedKernel.").replace("=", " = ") for a in args)
+    return f"{label} ({shown} s)" if "recent_window" in shown else f"{label} ({shown})"
+
+
+def _rolling_median(values: list[float], window: int) -> list[float]:
+    import statistics
+
+    half = window // 2
+    return [statistics.median(values[max(0, i - half) : i + half + 1]) for i in range(len(values))]
+
+
+# -- text -------------------------------------------------------------------------------------
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "ms":
+        return f"{value:.3f} ms" if abs(value) < 1 else f"{value:.1f} ms"
+    return f"{value:.3f}"
+
+
+def table(head: dict[str, t.Any]) -> str:
+    """The headline as a plain-text table: measured, target, met or missed."""
+    lines = []
+    rows = [("Metric", "Measured", "Target", "Result")]
+    for m in head["metrics"].values():
+        result = "n/a" if m["met"] is None else ("met" if m["met"] else "MISSED")
+        target = f"<= {m['target']:g}" + (" ms" if m["unit"] == "ms" else "")
+        rows.append((m["label"], _fmt(m["value"], m["unit"]), target, result))
+    for c in head["checks"].values():
+        rows.append((c["label"], "yes" if c["ok"] else "NO", "yes", "met" if c["ok"] else "MISSED"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for i, r in enumerate(rows):
+        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def details(results: dict[str, t.Any]) -> str:
+    """The numbers behind the headline, as plain text."""
+    out: list[str] = []
+    soak = results.get("soak")
+    if soak:
+        out.append(
+            f"Soak: {soak['cells']:,} cells (seed {soak['seed']}), {soak['wall_s']:.0f} s for "
+            f"all kernels together ({soak['kernel_cells_per_s'] or 0:.1f} cells/s per kernel)"
+        )
+        for label, k in soak["kernels"].items():
+            line = (
+                f"  {label:<12} RSS {k['rss_start'] / MiB:.0f} -> {k['rss_end'] / MiB:.0f} MiB "
+                f"(growth {k['rss_growth'] / MiB:+.0f}, peak {k['rss_peak'] / MiB:.0f}); latency "
+                f"median {k['latency_median_ms']:.1f} ms, p90 {k['latency_p90_ms']:.1f}, max "
+                f"{k['latency_max_ms']:.0f}; first/last {k['latency_window']} "
+                f"{k['latency_first_window_ms']:.1f}/"
+                f"{k['latency_last_window_ms']:.1f} ms; errors {k['errors']} "
+                f"(unexpected {k['status_mismatches']})"
+            )
+            if "latency_paired_diff_median_ms" in k and label != "python3":
+                line += f"; paired diff {k['latency_paired_diff_median_ms']:+.2f} ms"
+            out.append(line)
+            g = k.get("greed_stats")
+            if g and "failed" not in g:
+                extra = ""
+                if "recent_window_cells" in k:
+                    extra = (
+                        f"; recent_window {k['recent_window_s']:g} s = about "
+                        f"{k['recent_window_cells']:.0f} cells at this pace"
+                    )
+                out.append(
+                    f"  {'':<12} {g['cleanupCount']} cleanups, {g['optimizeCount']} "
+                    f"optimisations (last ones: cleanup median {_ms(g['cleanup_median_ms'])}, "
+                    f"max {_ms(g['cleanup_max_ms'])}; optimise median "
+                    f"{_ms(g['optimize_median_ms'])}, max {_ms(g['optimize_max_ms'])}); spilled "
+                    f"{(g['spilledBytes'] or 0) / MiB:.0f} MiB, restored {g['restoredCount']}"
+                    + extra
+                )
+    trivial = results.get("trivial")
+    if trivial:
+        p3, gr = trivial["kernels"]["python3"], trivial["kernels"]["greed"]
+        out.append(
+            f"Trivial cells: {trivial['cells']:,}; median python3 {p3['median_ms']:.3f} ms, "
+            f"greed {gr['median_ms']:.3f} ms; added: median difference "
+            f"{trivial['added_ms_median']:+.3f} ms, paired median "
+            f"{trivial['added_ms_paired_median']:+.3f} ms, mean {trivial['added_ms_mean']:+.3f} "
+            "ms (the mean includes greed's periodic cleanups)"
+        )
+    hk = results.get("housekeeping")
+    if hk:
+        out.append(
+            f"Cleanup / optimisation (median ms; first: {hk['first_reps']} runs on new objects, "
+            f"next: {hk['reps']} runs after):"
+        )
+        out.append("  sweep      size       gc objects  cleanup first/next  optimise first/next")
+        for sweep in ("namespace", "objects"):
+            for e in hk[sweep]:
+                out.append(
+                    f"  {sweep:<10} {e['size']:<10,} {e['tracked_objects']:<11,} "
+                    f"{e['cleanup_first_ms']:>8.1f} / {e['cleanup_next_ms']:<8.1f}  "
+                    f"{e['optimize_first_ms']:>8.1f} / {e['optimize_next_ms']:.1f}"
+                )
+    start = results.get("startup")
+    if start:
+        ks = start["kernels"]
+        out.append(
+            f"Start-up (median of {start['reps']}): python3 {ks['python3']['median_s']:.2f} s, "
+            f"greed {ks['greed']['median_s']:.2f} s"
+        )
+    return "\n".join(out)
+
+
+def _load(values: list[float] | None) -> str:
+    return "n/a" if not values else " / ".join(f"{v:.2f}" for v in values)
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"
+
+
+def markdown(head: dict[str, t.Any], env: dict[str, t.Any], note: str, detail: str = "") -> str:
+    """summary.md: the headline table with the machine and versions."""
+    m, v = env["machine"], env["versions"]
+    out = [
+        "# Greed vs the stock python3 kernel",
+        "",
+        note,
+        "",
+        "| Metric | Measured | Target | Result |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in head["metrics"].values():
+        result = "n/a" if r["met"] is None else ("met" if r["met"] else "**missed**")
+        target = f"<= {r['target']:g}" + (" ms" if r["unit"] == "ms" else "")
+        out.append(f"| {r['label']} | {_fmt(r['value'], r['unit'])} | {target} | {result} |")
+    for c in head["checks"].values():
+        out.append(
+            f"| {c['label']} | {'yes' if c['ok'] else 'no'} | yes | "
+            f"{'met' if c['ok'] else '**missed**'} |"
+        )
+    out += [
+        "",
+        f"Machine: {m['cores']} cores, {m['ram_bytes'] / 2**30:.1f} GiB RAM, {m['cpu_model']}; "
+        f"load average (1, 5, 15 min) at the start {_load(env.get('loadavg_start'))}, "
+        f"at the end {_load(env.get('loadavg'))}.",
+        "",
+        "Versions: "
+        + ", ".join(f"{name} {ver}" for name, ver in v.items() if ver is not None)
+        + ".",
+        "",
+    ]
+    if detail:
+        out += ["```text", detail, "```", ""]
+    return "\n".join(out)

@@ -1,0 +1,436 @@
+"""The four measurements: soak, trivial-cell overhead, housekeeping cost, start-up.
+
+Each suite takes a :class:`~benchmarks.harness.Sandbox`, starts its own
+kernels, shuts them down, and returns plain data (lists of row dicts for the
+CSV files and a dict of results for summary.json).
+
+Where two kernels are compared on the same cells (soak, trivial cells), they
+are alive together and take turns cell by cell, never running at the same
+time, with the order rotated every cell: whatever else loads the machine
+weighs on both alike.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import json
+import statistics
+import time
+import typing as t
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from .harness import Kernel, Sandbox
+from .workload import (
+    NONDETERMINISTIC_KINDS,
+    RESULT_EXPRESSIONS,
+    STATE_EXPRESSIONS,
+    generate,
+    setup_code,
+)
+
+Progress = Callable[[str], None]
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A kernel to benchmark: a label, its spec and extra command-line arguments."""
+
+    label: str
+    spec: str
+    args: tuple[str, ...] = ()
+
+
+PYTHON3 = Variant("python3", "python3")
+GREED = Variant("greed", "greed")
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+@contextlib.contextmanager
+def started(sandbox: Sandbox, variants: Sequence[Variant]) -> Iterator[list[Kernel]]:
+    """Start one kernel per variant; shut them all down afterwards."""
+    kernels: list[Kernel] = []
+    try:
+        for v in variants:
+            k = Kernel(sandbox, v.spec, v.label, v.args)
+            kernels.append(k)
+            k.start()
+        yield kernels
+    finally:
+        for k in kernels:
+            k.shutdown()
+
+
+def _rotated(kernels: list[Kernel], i: int) -> list[Kernel]:
+    j = i % len(kernels)
+    return kernels[j:] + kernels[:j]
+
+
+def _digest(text: str | None) -> str:
+    return "" if text is None else hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+# -- 1. soak ----------------------------------------------------------------------------
+def soak(
+    sandbox: Sandbox,
+    variants: Sequence[Variant],
+    cells: int,
+    seed: int,
+    progress: Progress = print,
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """Run the seeded notebook on every variant, interleaved cell by cell.
+
+    Returns the per-cell rows and the results (per kernel: RSS and latency
+    statistics, status mismatches; across kernels: the training result and the
+    preserved state).
+    """
+    workload = generate(cells, seed)
+    rows: list[dict[str, t.Any]] = []
+    results: dict[str, t.Any] = {"cells": cells, "seed": seed, "kernels": {}}
+    with started(sandbox, variants) as kernels:
+        base: dict[str, int] = {}
+        for k in kernels:
+            run = k.must_run(setup_code(seed))
+            base[k.label] = k.rss()
+            results["kernels"][k.label] = {
+                "args": list(next(v.args for v in variants if v.label == k.label)),
+                "setup_s": run.latency_s,
+                "rss_after_setup": base[k.label],
+            }
+        outputs: dict[str, list[str]] = {k.label: [] for k in kernels}
+        t0 = time.monotonic()
+        for cell in workload:
+            for k in _rotated(kernels, cell.index):
+                run = k.run(cell.code)
+                rss = k.rss()
+                outputs[k.label].append(_digest(run.result) + "/" + (run.error or ""))
+                rows.append(
+                    {
+                        "kernel": k.label,
+                        "cell": cell.index,
+                        "kind": cell.kind,
+                        "expect": cell.expect,
+                        "status": run.status,
+                        "error": run.error or "",
+                        "latency_ms": round(run.latency_s * 1000.0, 4),
+                        "rss_bytes": rss,
+                    }
+                )
+            if cell.index % 100 == 0 or cell.index == cells:
+                progress(
+                    f"  soak: {cell.index}/{cells} cells, {time.monotonic() - t0:.0f} s; RSS "
+                    + ", ".join(
+                        f"{r['kernel']} {r['rss_bytes'] / MiB:.0f} MiB"
+                        for r in rows[-len(kernels) :]
+                    )
+                )
+        loop_s = time.monotonic() - t0
+        for k in kernels:
+            r = results["kernels"][k.label]
+            r["result"] = k.evaluate(**RESULT_EXPRESSIONS)
+            try:
+                r["state"] = k.evaluate(**STATE_EXPRESSIONS)
+                r["state_ok"] = True
+            except Exception as e:
+                r["state"] = {"failed": str(e)}
+                r["state_ok"] = False
+            if k.spec == "greed":
+                r["greed_stats"] = _greed_stats(k)
+    results["wall_s"] = loop_s
+    # how many soak cells one kernel ran per second: what a recent_window covers
+    results["kernel_cells_per_s"] = cells / loop_s if loop_s > 0 else None
+    for v in variants:
+        for arg in v.args:
+            if arg.startswith("--GreedKernel.recent_window="):
+                window = float(arg.split("=", 1)[1])
+                results["kernels"][v.label]["recent_window_s"] = window
+                results["kernels"][v.label]["recent_window_cells"] = (
+                    window * results["kernel_cells_per_s"]
+                )
+    ref = variants[0].label
+    for label, r in results["kernels"].items():
+        mine = [row for row in rows if row["kernel"] == label]
+        r.update(_series_stats(mine, base[label]))
+        r["identical_to_" + ref] = r["result"] == results["kernels"][ref]["result"]
+        ref_lat = [row["latency_ms"] for row in rows if row["kernel"] == ref]
+        lat = [row["latency_ms"] for row in mine]
+        # the same cell, at nearly the same moment: robust against a changing load
+        r["latency_paired_ratio_median"] = _median(
+            [a / b for a, b in zip(lat, ref_lat, strict=True) if b > 0]
+        )
+        r["latency_paired_diff_median_ms"] = _median(
+            [a - b for a, b in zip(lat, ref_lat, strict=True)]
+        )
+        kinds = [c.kind for c in workload]
+        r["outputs_differing_from_" + ref] = sum(
+            1
+            for kind, a, b in zip(kinds, outputs[label], outputs[ref], strict=True)
+            if kind not in NONDETERMINISTIC_KINDS and a != b
+        )
+    return rows, results
+
+
+def _series_stats(rows: list[dict[str, t.Any]], rss_base: int) -> dict[str, t.Any]:
+    lat = [r["latency_ms"] for r in rows]
+    rss = [r["rss_bytes"] for r in rows]
+    by_kind: dict[str, list[float]] = {}
+    for r in rows:
+        by_kind.setdefault(r["kind"], []).append(r["latency_ms"])
+    window = min(50, max(1, len(lat) // 2))
+    return {
+        "rss_start": rss_base,
+        "rss_end": rss[-1],
+        "rss_peak": max([rss_base, *rss]),
+        "rss_growth": rss[-1] - rss_base,
+        "latency_median_ms": _median(lat),
+        "latency_mean_ms": statistics.fmean(lat),
+        "latency_p90_ms": statistics.quantiles(lat, n=10)[-1] if len(lat) > 1 else lat[0],
+        "latency_max_ms": max(lat),
+        "latency_first_window_ms": _median(lat[:window]),
+        "latency_last_window_ms": _median(lat[-window:]),
+        "latency_window": window,
+        "latency_median_by_kind_ms": {k: _median(v) for k, v in sorted(by_kind.items())},
+        "status_mismatches": sum(1 for r in rows if r["status"] != r["expect"]),
+        "errors": sum(1 for r in rows if r["status"] == "error"),
+    }
+
+
+_STATS_EXPR = (
+    "__import__('json').dumps({'snapshot': get_ipython().kernel.greed.snapshot(), "
+    "'reports': [{k: r.get(k) for k in ('kind', 'trigger', 'executionCount', 'durationMs', "
+    "'freedBytes', 'gcCollected', 'spilledBytes', 'outputsReleased', 'gradsCleared')} "
+    "for r in get_ipython().kernel.greed.stats.reports]})"
+)
+_SNAPSHOT_KEYS = (
+    "executionCount",
+    "cleanupCount",
+    "optimizeCount",
+    "spilledBytes",
+    "restoredCount",
+    "restoredBytes",
+    "rssBytes",
+)
+
+
+def _greed_stats(k: Kernel) -> dict[str, t.Any]:
+    """Greed's own counters, and its last reports (at most 20, the kernel keeps no more)."""
+    try:
+        raw = json.loads(ast.literal_eval(k.evaluate(s=_STATS_EXPR)["s"]))
+    except Exception as e:
+        return {"failed": str(e)}
+    snap = raw["snapshot"]
+    reports = raw["reports"]
+    out: dict[str, t.Any] = {key: snap.get(key) for key in _SNAPSHOT_KEYS}
+    for kind in ("cleanup", "optimize"):
+        ms = [r["durationMs"] for r in reports if r["kind"] == kind and r["trigger"] == "periodic"]
+        out[f"{kind}_reports_seen"] = len(ms)
+        out[f"{kind}_median_ms"] = _median(ms)
+        out[f"{kind}_max_ms"] = max(ms) if ms else None
+    out["reports"] = reports
+    return out
+
+
+# -- 2. trivial cells -------------------------------------------------------------------
+TRIVIAL_CODES = ("x = 1", "x + 1")
+
+
+def trivial(
+    sandbox: Sandbox, cells: int, progress: Progress = print
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """``x = 1`` and ``x + 1``, alternately, on python3 and greed (interleaved)."""
+    rows: list[dict[str, t.Any]] = []
+    with started(sandbox, (PYTHON3, GREED)) as kernels:
+        for k in kernels:  # warm-up, not recorded
+            for i in range(20):
+                k.must_run(TRIVIAL_CODES[i % 2])
+        t0 = time.monotonic()
+        for i in range(cells):
+            code = TRIVIAL_CODES[i % 2]
+            for k in _rotated(kernels, i // 2):
+                run = k.run(code)
+                if run.status != "ok":
+                    raise RuntimeError(f"{k.label}: {code!r} failed: {run.reply}")
+                rows.append(
+                    {
+                        "kernel": k.label,
+                        "i": i + 1,
+                        "code": code,
+                        "latency_ms": round(run.latency_s * 1000.0, 4),
+                    }
+                )
+        progress(f"  trivial: {cells} cells x 2 kernels in {time.monotonic() - t0:.0f} s")
+    lat = {
+        label: [r["latency_ms"] for r in rows if r["kernel"] == label]
+        for label in ("python3", "greed")
+    }
+    results: dict[str, t.Any] = {"cells": cells, "kernels": {}}
+    for label, values in lat.items():
+        results["kernels"][label] = {
+            "median_ms": _median(values),
+            "mean_ms": statistics.fmean(values),
+            "median_by_code_ms": {
+                code: _median(
+                    [r["latency_ms"] for r in rows if r["kernel"] == label and r["code"] == code]
+                )
+                for code in TRIVIAL_CODES
+            },
+        }
+    p3, gr = results["kernels"]["python3"], results["kernels"]["greed"]
+    results["added_ms_median"] = gr["median_ms"] - p3["median_ms"]
+    results["added_ms_paired_median"] = _median(
+        [b - a for a, b in zip(lat["python3"], lat["greed"], strict=True)]
+    )
+    results["added_ms_mean"] = gr["mean_ms"] - p3["mean_ms"]
+    results["latency_ratio_median"] = _ratio(gr["median_ms"], p3["median_ms"])
+    return rows, results
+
+
+# -- 3. cleanup and optimisation cost -----------------------------------------------------
+_OP_EXPR = (
+    "(lambda r: None if r is None else [r['durationMs'], r.get('gcCollected'), "
+    "r.get('rssBefore'), r.get('rssAfter')])(get_ipython().kernel.greed.{op}('manual'))"
+)
+_COUNT_EXPR = "(len(__import__('gc').get_objects()), __import__('gc').get_freeze_count())"
+
+NAMESPACE_CREATE = (
+    'globals().update({{f"v{{i}}": (i, str(i), [i], {{"k": i}}, float(i))[i % 5] '
+    "for i in range({n})}})"
+)
+NAMESPACE_DELETE = (
+    "for _k in [k for k in globals() if k[:1] == 'v' and k[1:].isdigit()]:\n"
+    "    del globals()[_k]\n"
+    "del _k"
+)
+# two gc-tracked objects per element: a tuple or a dict, and the list inside it
+OBJECTS_CREATE = 'bench_objs = [(i, [i]) if i % 2 else {{"i": i, "l": [i]}} for i in range({half})]'
+OBJECTS_DELETE = "del bench_objs"
+
+
+def housekeeping(
+    sandbox: Sandbox,
+    namespace_sizes: Sequence[int],
+    object_counts: Sequence[int],
+    reps: int,
+    first_reps: int,
+    progress: Progress = print,
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """Time ``greed.cleanup()`` and ``greed.optimize()`` (their reports' durationMs).
+
+    In a greed kernel that imported torch and numpy (its heap then frozen by a
+    cleanup), for each size and each operation: create the variables or objects
+    (a user cell), run the operation once ("first": the new objects are not
+    frozen yet; the operation collects, then gc.freeze()s the survivors), delete
+    them and settle (an untimed cleanup); ``first_reps`` times. After the last
+    first run, ``reps`` more runs time the steady state ("next").
+    """
+    rows: list[dict[str, t.Any]] = []
+    results: dict[str, t.Any] = {
+        "reps": reps,
+        "first_reps": first_reps,
+        "namespace": [],
+        "objects": [],
+    }
+    with started(sandbox, (GREED,)) as (k,):
+        k.must_run("import gc\nimport numpy as np\nimport torch\ntorch.set_num_threads(1)")
+        k.must_run("%greed preserve bench_objs")  # a long-lived structure, never spilled
+        _op(k, "cleanup")  # settle: collect, then freeze what the imports left
+        sweeps = [
+            ("namespace", n, NAMESPACE_CREATE.format(n=n), NAMESPACE_DELETE)
+            for n in namespace_sizes
+        ] + [
+            ("objects", n, OBJECTS_CREATE.format(half=n // 2), OBJECTS_DELETE)
+            for n in object_counts
+        ]
+        for sweep, size, create, delete in sweeps:
+            entry: dict[str, t.Any] = {"size": size}
+            for op in ("cleanup", "optimize"):
+                for rep in range(first_reps):
+                    k.must_run(create)
+                    tracked, frozen = ast.literal_eval(k.evaluate(c=_COUNT_EXPR)["c"])
+                    entry.setdefault("tracked_objects", tracked)
+                    entry.setdefault("frozen_objects", frozen)
+                    plan = [("first", rep)]
+                    if rep == first_reps - 1:
+                        plan += [("next", i) for i in range(reps)]
+                    for phase, i in plan:
+                        ms, collected, rss_before, rss_after = _op(k, op)
+                        rows.append(
+                            {
+                                "sweep": sweep,
+                                "size": size,
+                                "op": op,
+                                "phase": phase,
+                                "rep": i + 1,
+                                "tracked_objects": tracked,
+                                "frozen_objects": frozen,
+                                "duration_ms": round(ms, 4),
+                                "gc_collected": collected,
+                                "rss_before": rss_before,
+                                "rss_after": rss_after,
+                            }
+                        )
+                    k.must_run(delete)
+                    _op(k, "cleanup")  # settle before the next creation
+                for phase in ("first", "next"):
+                    entry[f"{op}_{phase}_ms"] = _median(
+                        [
+                            r["duration_ms"]
+                            for r in rows
+                            if (r["sweep"], r["size"], r["op"], r["phase"])
+                            == (sweep, size, op, phase)
+                        ]
+                    )
+            results[sweep].append(entry)
+            progress(
+                f"  housekeeping: {sweep} {size:,} ({entry['tracked_objects']:,} unfrozen gc "
+                f"objects): cleanup first {entry['cleanup_first_ms']:.1f} ms, next "
+                f"{entry['cleanup_next_ms']:.1f} ms; optimize first "
+                f"{entry['optimize_first_ms']:.1f} ms, next {entry['optimize_next_ms']:.1f} ms"
+            )
+    return rows, results
+
+
+def _op(k: Kernel, op: str) -> list[t.Any]:
+    """Run greed.cleanup() or greed.optimize() in the kernel; its report's numbers."""
+    value = ast.literal_eval(k.evaluate(r=_OP_EXPR.format(op=op))["r"])
+    if value is None:
+        raise RuntimeError(f"greed.{op}() failed:\n{k.log_tail()}")
+    return value
+
+
+# -- 4. start-up ------------------------------------------------------------------------------
+def startup(
+    sandbox: Sandbox, reps: int, progress: Progress = print
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """Seconds from start_kernel to a kernel_info reply (wait_for_ready), alternating."""
+    rows: list[dict[str, t.Any]] = []
+    for rep in range(reps):
+        order = (PYTHON3, GREED) if rep % 2 == 0 else (GREED, PYTHON3)
+        for v in order:
+            with Kernel(sandbox, v.spec, v.label) as k:
+                seconds = k.start()
+            rows.append({"kernel": v.label, "rep": rep + 1, "seconds": round(seconds, 4)})
+    results: dict[str, t.Any] = {"reps": reps, "kernels": {}}
+    for label in ("python3", "greed"):
+        values = [r["seconds"] for r in rows if r["kernel"] == label]
+        results["kernels"][label] = {"median_s": _median(values), "all_s": values}
+    results["ratio"] = _ratio(
+        results["kernels"]["greed"]["median_s"], results["kernels"]["python3"]["median_s"]
+    )
+    progress(
+        f"  start-up: python3 {results['kernels']['python3']['median_s']:.2f} s, greed "
+        f"{results['kernels']['greed']['median_s']:.2f} s (median of {reps})"
+    )
+    return rows, results
