@@ -1,0 +1,53 @@
+# Greed kernel: developer tasks. Every target is idempotent.
+#
+#   make install   create .venv (if missing), install the package and the `greed` kernel spec
+#   make lint      ruff check + ruff format --check
+#   make test      install, lint, then the whole test suite
+#   make demo      run notebooks/quickstart.ipynb headlessly on the Greed kernel
+#   make lab       JupyterLab on notebooks/ (pick "Greed (PyTorch)")
+#   make bench     the benchmarks, once benchmarks/ exists
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU build of torch 2.13.0; override e.g. TORCH_SPEC="torch==2.13.0 --index-url URL".
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: venv install lint test demo lab bench clean
+
+venv install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-run only when the project's metadata or kernel spec changes.
+$(STAMP): pyproject.toml greed_kernel/__init__.py greed_kernel/kernelspec.py $(wildcard kernelspec/*) | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install $(TORCH_SPEC)
+	$(PY) -m pip install -e ".[torch,test,lab]"
+	$(PY) -m greed_kernel install --sys-prefix
+	touch $@
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: install lint
+	$(PY) -m pytest -q -p no:cacheprovider
+
+demo: install
+	$(PY) scripts/run_notebook.py notebooks/quickstart.ipynb
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+bench: install
+	@if [ -f benchmarks/__main__.py ]; then \
+		$(PY) -m benchmarks; \
+	else \
+		echo "No benchmarks yet (benchmarks/__main__.py does not exist)."; \
+	fi
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache notebooks/*.executed.ipynb
