@@ -5,7 +5,8 @@
 #   make test      install, lint, then the whole test suite
 #   make demo      run notebooks/quickstart.ipynb headlessly on the Greed kernel
 #   make lab       JupyterLab on notebooks/ (pick "Greed (PyTorch)")
-#   make bench     the benchmarks, once benchmarks/ exists
+#   make bench     the benchmarks (greed against python3; about 5 minutes)
+#   make browser-deps  Debian chromium for the browser test (run by make test)
 
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +15,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch 2.13.0; override e.g. TORCH_SPEC="torch==2.13.0 --index-url URL".
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv install lint test demo lab bench clean
+.PHONY: venv install lint test demo lab bench clean browser-deps
 
 venv install: $(STAMP)
 
@@ -33,7 +34,11 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-test: install lint
+# Debian's chromium for the JupyterLab browser test (installed when missing, as root).
+browser-deps:
+	bash scripts/install_browser_deps.sh
+
+test: install lint browser-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: install
@@ -43,11 +48,8 @@ lab: install
 	$(VENV)/bin/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: install
-	@if [ -f benchmarks/__main__.py ]; then \
-		$(PY) -m benchmarks; \
-	else \
-		echo "No benchmarks yet (benchmarks/__main__.py does not exist)."; \
-	fi
+	$(PY) -m benchmarks $(BENCH_ARGS)
+	$(PY) -m benchmarks.tracking
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache notebooks/*.executed.ipynb
