@@ -9,6 +9,7 @@ a ``hello``. Events (``execution:cleanup``, ``execution:optimize``,
 from __future__ import annotations
 
 import logging
+import threading
 import typing as t
 from collections.abc import Callable
 
@@ -28,10 +29,20 @@ class RequestError(ValueError):
 class Channel:
     """Keeps the open ``greed`` comms and answers their requests."""
 
-    def __init__(self, engine: t.Any, config: Callable[[], dict[str, t.Any]], log: logging.Logger):
+    def __init__(
+        self,
+        engine: t.Any,
+        config: Callable[[], dict[str, t.Any]],
+        log: logging.Logger,
+        on_main_thread: Callable[[Callable[[], None]], None] | None = None,
+    ):
         self.engine = engine
         self.config = config
         self.log = log
+        # How to run work on the kernel's main thread (IOLoop.add_callback, thread-safe):
+        # a frontend may route our comm through a kernel subshell, i.e. another thread,
+        # and the namespace must only be touched where cells run.
+        self.on_main_thread = on_main_thread
         self.comms: dict[str, t.Any] = {}
         self.handlers: dict[str, Callable[[dict[str, t.Any]], dict[str, t.Any] | None]] = {
             "stats": self._stats,
@@ -64,6 +75,12 @@ class Channel:
             self.log.exception("greed: opening a comm failed")
 
     def on_msg(self, msg: dict[str, t.Any]) -> None:
+        if (
+            self.on_main_thread is not None
+            and threading.current_thread() is not threading.main_thread()
+        ):
+            self.on_main_thread(lambda: self.on_msg(msg))  # queued behind any running cell
+            return
         comm_id = None
         try:
             content = msg.get("content") or {}
@@ -98,6 +115,9 @@ class Channel:
 
     def _send(self, comm: t.Any, event: dict[str, t.Any]) -> None:
         if comm is None:
+            return
+        if getattr(comm, "_closed", False):  # closed by the kernel side: forget it
+            self.comms.pop(getattr(comm, "comm_id", None), None)
             return
         try:
             comm.send(json_clean(event))

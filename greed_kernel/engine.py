@@ -276,8 +276,11 @@ class Engine:
 
     # -- the work ----------------------------------------------------------------------
     @guarded
-    def cleanup(self, trigger: str) -> dict[str, t.Any] | None:
-        """Temporaries, old outputs, the stored error, stale values; then gc and trim."""
+    def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None:
+        """Temporaries, old outputs, the stored error, stale values; then gc and trim.
+
+        *full* also collects the frozen heap (``%greed cleanup --full``).
+        """
         start = time.perf_counter()
         rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
         now = time.monotonic()
@@ -303,6 +306,8 @@ class Engine:
                     spilled, spilled_bytes = self._spill_stale(stale)
                 except Exception:  # the rest of the cleanup still runs
                     self.log.exception("greed: spilling failed; stale values stay in memory")
+        if full:
+            gc.unfreeze()  # after the error's release, so its frames are collected too
         collected = cleaner.collect(2)
         self.freeze_heap()
         trimmed = malloc_trim()
@@ -421,13 +426,6 @@ class Engine:
         if self.config.gc_freeze and not cleaner.error_stored(self.shell):
             gc.freeze()
             self._modules_seen = len(sys.modules)
-
-    def full_collect(self) -> int:
-        """Unfreeze and collect everything (the expensive, thorough collection)."""
-        gc.unfreeze()
-        collected = gc.collect()
-        self.freeze_heap()
-        return collected
 
     # -- spill -------------------------------------------------------------------------------
     @property

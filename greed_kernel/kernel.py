@@ -203,7 +203,12 @@ class GreedKernel(IPythonKernel):
         from .magics import GreedMagics
 
         self.greed = Engine(self.shell, self, schedule=self._call_later, log=self.log)
-        self.greed_channel = Channel(self.greed, self.greed_config, self.log)
+        self.greed_channel = Channel(
+            self.greed,
+            self.greed_config,
+            self.log,
+            on_main_thread=lambda fn: self.io_loop.add_callback(fn),
+        )
         self.greed.publish = self.greed_channel.publish
         self.greed.register()
         self.greed_channel.register(self.comm_manager)

@@ -181,9 +181,7 @@ class GreedMagics(Magics):
     def _do_cleanup(self, args: list[str]) -> None:
         if args not in ([], ["--full"]):
             raise UsageError("usage: %greed cleanup [--full]")
-        if args:
-            self.engine.full_collect()
-        report = self.engine.cleanup("manual")
+        report = self.engine.cleanup("manual", full=bool(args))
         if report is None:
             raise UsageError("the cleanup failed; see the kernel log")
         spilled = (
