@@ -1,0 +1,573 @@
+/**
+ * The pure part of the extension: parsing the `greed` comm's messages, and
+ * formatting what the status bar and the panel show. Nothing here touches the
+ * DOM or JupyterLab, so it is unit-tested on its own (test/logic.spec.ts).
+ */
+
+/** The kernel spec name and kernel_info implementation of the Greed kernel. */
+export const GREED_KERNEL = 'greed';
+/** The comm target the kernel registers. */
+export const COMM_TARGET = 'greed';
+/** The kernel's default GreedKernel.memory_threshold. */
+export const DEFAULT_THRESHOLD = 0.8;
+/** Pressure at or above this fraction of the threshold shows as a warning. */
+export const WARNING_FRACTION = 0.9;
+
+export type Level = 'normal' | 'warning' | 'danger';
+
+export interface ICudaDevice {
+  device: string;
+  allocated: number;
+  reserved: number;
+  total: number;
+}
+
+/** The kernel's STATS dict, with every field we read checked and defaulted. */
+export interface IStats {
+  executionCount: number;
+  avgExecutionTime: number;
+  memoryPressure: number;
+  idleTime: number;
+  preservedVariables: string[];
+  cleanupCount: number;
+  optimizeCount: number;
+  lastCleanup: number | null;
+  rssBytes: number;
+  memoryLimitBytes: number;
+  cuda: ICudaDevice[];
+  version: string;
+  spilled: string[];
+  spilledBytes: number;
+}
+
+/** A cleanup, optimisation or out-of-memory report. */
+export interface IReport {
+  kind: string;
+  trigger: string;
+  executionCount: number | null;
+  /** Epoch seconds (the kernel's clock); null when the report has none. */
+  time: number | null;
+  durationMs: number | null;
+  rssBefore: number | null;
+  rssAfter: number | null;
+  freedBytes: number;
+}
+
+/** One row of the `vars` answer. */
+export interface IVariable {
+  name: string;
+  type: string;
+  size: number;
+  device: string | null;
+  lastTouchedAgo: number | null;
+  lastTouchedCell: number | null;
+  decision: string;
+  rule: string;
+  reason: string;
+  spilled: boolean;
+}
+
+export interface IConfig {
+  memoryThreshold: number;
+}
+
+export type GreedEvent =
+  | { event: 'hello'; version: string; stats: IStats; config: IConfig }
+  | { event: 'stats'; stats: IStats }
+  | {
+      event: 'execution:cleanup' | 'execution:optimize' | 'memory:oom';
+      stats: IStats;
+      report: IReport;
+    }
+  | { event: 'memory:pressure'; stats: IStats }
+  | { event: 'spill:restore'; stats: IStats; names: string[]; bytes: number }
+  | { event: 'vars'; variables: IVariable[]; omitted: number }
+  | { event: 'history'; reports: IReport[] }
+  | { event: 'preserved' | 'unpreserved' | 'restored'; names: string[] }
+  | { event: 'error'; message: string };
+
+/** A request the extension sends; the kernel validates it again. */
+export type GreedRequest =
+  | { request: 'stats' | 'cleanup' | 'optimize' | 'vars' | 'history' }
+  | { request: 'preserve' | 'unpreserve' | 'restore'; names: string[] }
+  | { request: 'restore'; all: true };
+
+// -- message parsing -----------------------------------------------------------------------
+
+type Dict = { [key: string]: unknown };
+
+function isDict(value: unknown): value is Dict {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function num(value: unknown, fallback = 0): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
+}
+
+function numOrNull(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+function str(value: unknown, fallback = ''): string {
+  return typeof value === 'string' ? value : fallback;
+}
+
+function strings(value: unknown): string[] {
+  return Array.isArray(value)
+    ? value.filter((v): v is string => typeof v === 'string')
+    : [];
+}
+
+function parseCuda(value: unknown): ICudaDevice[] {
+  if (!Array.isArray(value)) {
+    return [];
+  }
+  return value.filter(isDict).map(d => ({
+    device: String(
+      typeof d.device === 'number' || typeof d.device === 'string'
+        ? d.device
+        : '?'
+    ),
+    allocated: Math.max(0, num(d.allocated)),
+    reserved: Math.max(0, num(d.reserved)),
+    total: Math.max(0, num(d.total))
+  }));
+}
+
+/** The STATS dict, or null when `value` is not one. */
+export function parseStats(value: unknown): IStats | null {
+  if (!isDict(value)) {
+    return null;
+  }
+  return {
+    executionCount: num(value.executionCount),
+    avgExecutionTime: num(value.avgExecutionTime),
+    memoryPressure: clamp01(num(value.memoryPressure)),
+    idleTime: num(value.idleTime),
+    preservedVariables: strings(value.preservedVariables),
+    cleanupCount: num(value.cleanupCount),
+    optimizeCount: num(value.optimizeCount),
+    lastCleanup: numOrNull(value.lastCleanup),
+    rssBytes: Math.max(0, num(value.rssBytes)),
+    memoryLimitBytes: Math.max(0, num(value.memoryLimitBytes)),
+    cuda: parseCuda(value.cuda),
+    version: str(value.version),
+    spilled: strings(value.spilled),
+    spilledBytes: Math.max(0, num(value.spilledBytes))
+  };
+}
+
+/** A report, or null when `value` is not one. */
+export function parseReport(value: unknown): IReport | null {
+  if (!isDict(value) || typeof value.kind !== 'string') {
+    return null;
+  }
+  const before = numOrNull(value.rssBefore);
+  const after = numOrNull(value.rssAfter);
+  let freed = numOrNull(value.freedBytes);
+  if (freed === null) {
+    freed = numOrNull(value.ramFreedBytes); // memory:oom reports
+  }
+  if (freed === null && before !== null && after !== null) {
+    freed = before - after;
+  }
+  return {
+    kind: value.kind,
+    trigger: str(value.trigger),
+    executionCount: numOrNull(value.executionCount),
+    time: numOrNull(value.time),
+    durationMs: numOrNull(value.durationMs),
+    rssBefore: before,
+    rssAfter: after,
+    freedBytes: Math.max(0, freed ?? 0)
+  };
+}
+
+/** One `vars` row, or null when `value` is not one. */
+export function parseVariable(value: unknown): IVariable | null {
+  if (!isDict(value) || typeof value.name !== 'string' || !value.name) {
+    return null;
+  }
+  const ago = numOrNull(value.lastTouchedAgo);
+  return {
+    name: value.name,
+    type: str(value.type, '?'),
+    size: Math.max(0, num(value.size)),
+    device: typeof value.device === 'string' ? value.device : null,
+    lastTouchedAgo: ago === null ? null : Math.max(0, ago),
+    lastTouchedCell: numOrNull(value.lastTouchedCell),
+    decision: str(value.decision, '?'),
+    rule: str(value.rule),
+    reason: str(value.reason),
+    spilled: value.spilled === true
+  };
+}
+
+/**
+ * Check one comm message's `data` and return it as a typed event, or null when
+ * it is not a well-formed Greed event (unknown events included).
+ */
+export function parseEvent(data: unknown): GreedEvent | null {
+  if (!isDict(data) || typeof data.event !== 'string') {
+    return null;
+  }
+  const event = data.event;
+  switch (event) {
+    case 'hello': {
+      const stats = parseStats(data.stats);
+      if (!stats) {
+        return null;
+      }
+      const config = isDict(data.config) ? data.config : {};
+      const threshold = num(config.memory_threshold, DEFAULT_THRESHOLD);
+      return {
+        event,
+        version: str(data.version),
+        stats,
+        config: { memoryThreshold: clamp01(threshold) }
+      };
+    }
+    case 'stats':
+    case 'memory:pressure': {
+      const stats = parseStats(data.stats);
+      return stats ? { event, stats } : null;
+    }
+    case 'execution:cleanup':
+    case 'execution:optimize':
+    case 'memory:oom': {
+      const stats = parseStats(data.stats);
+      const report = parseReport(data.report);
+      return stats && report ? { event, stats, report } : null;
+    }
+    case 'spill:restore': {
+      const stats = parseStats(data.stats);
+      return stats
+        ? { event, stats, names: strings(data.names), bytes: num(data.bytes) }
+        : null;
+    }
+    case 'vars': {
+      if (!Array.isArray(data.variables)) {
+        return null;
+      }
+      const variables = data.variables
+        .map(parseVariable)
+        .filter((v): v is IVariable => v !== null);
+      return { event, variables, omitted: Math.max(0, num(data.omitted)) };
+    }
+    case 'history': {
+      if (!Array.isArray(data.reports)) {
+        return null;
+      }
+      const reports = data.reports
+        .map(parseReport)
+        .filter((r): r is IReport => r !== null);
+      return { event, reports };
+    }
+    case 'preserved':
+    case 'unpreserved':
+    case 'restored':
+      return { event, names: strings(data.names) };
+    case 'error':
+      return { event, message: str(data.message, 'unknown error') };
+    default:
+      return null;
+  }
+}
+
+/** Whether a kernel (spec name, kernel_info implementation) is a Greed kernel. */
+export function isGreedKernel(
+  specName: string | null | undefined,
+  implementation?: string | null
+): boolean {
+  return specName === GREED_KERNEL || implementation === GREED_KERNEL;
+}
+
+// -- formatting ----------------------------------------------------------------------------
+
+const UNITS = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
+
+/**
+ * Binary units as the kernel writes them: "512 B", "1.0 MiB", "812 MiB", "1.2 GiB";
+ * one decimal below 10 units, whole numbers above.
+ */
+export function formatBytes(n: number): string {
+  if (typeof n !== 'number' || !Number.isFinite(n)) {
+    return '? B';
+  }
+  n = Math.trunc(n);
+  const sign = n < 0 ? '-' : '';
+  n = Math.abs(n);
+  if (n < 1024) {
+    return `${sign}${n} B`;
+  }
+  let value = n;
+  for (const unit of UNITS) {
+    value /= 1024;
+    // Round first, so that 1023.96 KiB becomes "1.0 MiB", not "1024 KiB".
+    const text = value < 9.95 ? value.toFixed(1) : value.toFixed(0);
+    if (Number(text) < 1024 || unit === 'EiB') {
+      return `${sign}${text} ${unit}`;
+    }
+  }
+  return `${sign}? B`; // unreachable
+}
+
+/** "12 s ago", "3 min ago", "1.5 h ago"; "never" for null. */
+export function formatAgo(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) {
+    return 'never';
+  }
+  const s = Math.max(0, seconds);
+  if (s < 90) {
+    return `${s.toFixed(0)} s ago`;
+  }
+  if (s < 5400) {
+    return `${(s / 60).toFixed(0)} min ago`;
+  }
+  return `${(s / 3600).toFixed(1)} h ago`;
+}
+
+/** "45%". */
+export function formatPercent(fraction: number): string {
+  return `${Math.round(clamp01(fraction) * 100)}%`;
+}
+
+function clamp01(x: number): number {
+  return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0;
+}
+
+/**
+ * The memory pressure to show: RSS over the limit, and reserved over total of
+ * each GPU, whichever is larger, as the kernel computes it; from the snapshot
+ * itself, so it is as fresh as the RSS next to it. Falls back to the kernel's
+ * `memoryPressure` (measured after the last cell) without a limit.
+ */
+export function currentPressure(stats: IStats): number {
+  const ratios: number[] = [];
+  if (stats.memoryLimitBytes > 0) {
+    ratios.push(stats.rssBytes / stats.memoryLimitBytes);
+  }
+  for (const d of stats.cuda) {
+    if (d.total > 0) {
+      ratios.push(d.reserved / d.total);
+    }
+  }
+  if (!ratios.length) {
+    return stats.memoryPressure;
+  }
+  return clamp01(Math.max(...ratios));
+}
+
+/**
+ * The colour level: "danger" above the threshold (where the kernel cleans up),
+ * "warning" from WARNING_FRACTION of it, else "normal". A threshold of 0 (the
+ * trigger disabled) or an invalid one counts as the default, 0.8.
+ */
+export function pressureLevel(pressure: number, threshold: number): Level {
+  const t =
+    Number.isFinite(threshold) && threshold > 0 && threshold <= 1
+      ? threshold
+      : DEFAULT_THRESHOLD;
+  const p = clamp01(pressure);
+  if (p > t) {
+    return 'danger';
+  }
+  if (p >= t * WARNING_FRACTION - 1e-9) {
+    return 'warning';
+  }
+  return 'normal';
+}
+
+/** Seconds since a report, by this browser's clock; null when it has no time. */
+export function reportAge(report: IReport, nowMs: number): number | null {
+  if (report.time === null) {
+    return null;
+  }
+  return Math.max(0, nowMs / 1000 - report.time);
+}
+
+/** "cleanup 3 min ago, freed 812 MiB"; "no cleanup yet" without one. */
+export function cleanupText(report: IReport | null, nowMs: number): string {
+  if (!report) {
+    return 'no cleanup yet';
+  }
+  const age = reportAge(report, nowMs);
+  const when =
+    age === null
+      ? report.executionCount === null
+        ? ''
+        : ` at cell ${report.executionCount}`
+      : ` ${formatAgo(age)}`;
+  return `${report.kind}${when}, freed ${formatBytes(report.freedBytes)}`;
+}
+
+/** "cuda:0 1.2 GiB / 80 GiB" for each GPU with memory reserved or total known. */
+export function cudaText(devices: ICudaDevice[]): string[] {
+  return devices.map(d => {
+    const name = /^\d+$/.test(d.device) ? `cuda:${d.device}` : d.device;
+    return d.total > 0
+      ? `${name} ${formatBytes(d.reserved)} / ${formatBytes(d.total)}`
+      : `${name} ${formatBytes(d.reserved)}`;
+  });
+}
+
+/** What the status bar item says and its level. */
+export interface IStatusView {
+  text: string;
+  title: string;
+  level: Level;
+}
+
+export function statusView(
+  stats: IStats,
+  threshold: number,
+  lastCleanup: IReport | null,
+  nowMs: number
+): IStatusView {
+  const pressure = currentPressure(stats);
+  const level = pressureLevel(pressure, threshold);
+  const parts = [`RSS ${formatBytes(stats.rssBytes)} (${formatPercent(pressure)})`];
+  parts.push(...cudaText(stats.cuda));
+  parts.push(cleanupText(lastCleanup, nowMs));
+  const title = [
+    `Greed kernel${stats.version ? ' ' + stats.version : ''}: click for variables`,
+    threshold > 0
+      ? `memory pressure ${formatPercent(pressure)} (threshold ${formatPercent(threshold)})`
+      : `memory pressure ${formatPercent(pressure)} (pressure trigger off; colours from ${formatPercent(
+          DEFAULT_THRESHOLD
+        )})`,
+    stats.memoryLimitBytes > 0
+      ? `RSS ${formatBytes(stats.rssBytes)} of ${formatBytes(
+          stats.memoryLimitBytes
+        )}`
+      : `RSS ${formatBytes(stats.rssBytes)}`,
+    `${stats.executionCount} cells, ${stats.cleanupCount} cleanups, ${stats.optimizeCount} optimisations`
+  ];
+  if (stats.spilled.length) {
+    title.push(
+      `${stats.spilled.length} spilled to disk (${formatBytes(stats.spilledBytes)})`
+    );
+  }
+  return { text: parts.join(' · '), title: title.join('\n'), level };
+}
+
+// -- the variables table ---------------------------------------------------------------------
+
+export type SortKey =
+  | 'name'
+  | 'type'
+  | 'size'
+  | 'device'
+  | 'lastTouched'
+  | 'decision'
+  | 'spilled';
+
+export interface ISort {
+  key: SortKey;
+  ascending: boolean;
+}
+
+/** The kernel's own order: largest first. */
+export const DEFAULT_SORT: ISort = { key: 'size', ascending: false };
+
+/** Clicking a header: the same key flips direction, a new key starts at its natural one. */
+export function nextSort(current: ISort, key: SortKey): ISort {
+  if (current.key === key) {
+    return { key, ascending: !current.ascending };
+  }
+  // Sizes start largest first; everything else (last touched: most recent first) ascending.
+  return { key, ascending: key !== 'size' };
+}
+
+function sortValue(row: IVariable, key: SortKey): string | number | null {
+  switch (key) {
+    case 'size':
+      return row.size;
+    case 'lastTouched':
+      return row.lastTouchedAgo;
+    case 'spilled':
+      return row.spilled ? 1 : 0;
+    case 'device':
+      return row.device;
+    default:
+      return row[key];
+  }
+}
+
+function compare(a: string | number, b: string | number): number {
+  if (typeof a === 'number' && typeof b === 'number') {
+    return a - b;
+  }
+  const x = String(a).toLowerCase();
+  const y = String(b).toLowerCase();
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/**
+ * A sorted copy of `rows`: missing values (never touched, no device) last in
+ * either direction, ties broken by name so the order is stable.
+ */
+export function sortVariables(rows: IVariable[], sort: ISort): IVariable[] {
+  const sign = sort.ascending ? 1 : -1;
+  return rows
+    .map((row, index) => ({ row, index }))
+    .sort((a, b) => {
+      const x = sortValue(a.row, sort.key);
+      const y = sortValue(b.row, sort.key);
+      if (x === null || y === null) {
+        if (x !== y) {
+          return x === null ? 1 : -1;
+        }
+      } else {
+        const c = compare(x, y);
+        if (c !== 0) {
+          return sign * c;
+        }
+      }
+      return compare(a.row.name, b.row.name) || a.index - b.index;
+    })
+    .map(item => item.row);
+}
+
+/** "3 min ago (cell 4)", "never". */
+export function touchedText(row: IVariable): string {
+  if (row.lastTouchedAgo === null) {
+    return 'never';
+  }
+  const cell = row.lastTouchedCell === null ? '' : ` (cell ${row.lastTouchedCell})`;
+  return `${formatAgo(row.lastTouchedAgo)}${cell}`;
+}
+
+/** The per-row actions: restore a spilled value, else preserve or unpreserve. */
+export function rowActions(row: IVariable): Array<'restore' | 'preserve' | 'unpreserve'> {
+  if (row.spilled) {
+    return ['restore'];
+  }
+  return row.rule === 'marked' || row.rule === 'preserved'
+    ? ['unpreserve']
+    : ['preserve'];
+}
+
+/** The newest reports first, at most `limit`. */
+export function recentReports(reports: IReport[], limit = 10): IReport[] {
+  return reports.slice(-limit).reverse();
+}
+
+/** Which events change what the variables table shows. */
+export function changesVariables(event: GreedEvent['event']): boolean {
+  return [
+    'execution:cleanup',
+    'execution:optimize',
+    'memory:oom',
+    'memory:pressure',
+    'spill:restore',
+    'preserved',
+    'unpreserved',
+    'restored'
+  ].includes(event);
+}
+
+/** Which events change the history. */
+export function changesHistory(event: GreedEvent['event']): boolean {
+  return ['execution:cleanup', 'execution:optimize', 'memory:oom'].includes(event);
+}

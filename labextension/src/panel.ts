@@ -1,0 +1,359 @@
+/**
+ * The side panel: the current Greed kernel's variables (sortable, with
+ * preserve / unpreserve / restore), "Clean up now" and "Optimise now", and the
+ * recent cleanups with what each freed.
+ */
+
+import { Widget } from '@lumino/widgets';
+
+import { GreedConnection } from './connection';
+import {
+  DEFAULT_SORT,
+  GreedRequest,
+  IReport,
+  ISort,
+  IVariable,
+  SortKey,
+  cleanupText,
+  formatAgo,
+  formatBytes,
+  nextSort,
+  recentReports,
+  reportAge,
+  rowActions,
+  sortVariables,
+  statusView,
+  touchedText
+} from './logic';
+import { GreedModel } from './model';
+
+const COLUMNS: Array<{ key: SortKey; label: string; numeric?: boolean }> = [
+  { key: 'name', label: 'Name' },
+  { key: 'type', label: 'Type' },
+  { key: 'size', label: 'Size', numeric: true },
+  { key: 'device', label: 'Device' },
+  { key: 'lastTouched', label: 'Last touched' },
+  { key: 'decision', label: 'Decision' },
+  { key: 'spilled', label: 'Spilled' }
+];
+
+const ACTION_LABELS = {
+  preserve: 'Preserve',
+  unpreserve: 'Unpreserve',
+  restore: 'Restore'
+};
+
+/** "torch.nn.modules.container.Sequential" -> "Sequential" (the full name is the cell's title). */
+function shortType(name: string): string {
+  const parts = name.split('.');
+  return parts[parts.length - 1] || name;
+}
+
+/** A button waits this long for its answer before it can be clicked again. */
+const BUSY_MS = 30_000;
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className = '',
+  text = ''
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) {
+    node.className = className;
+  }
+  if (text) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+export class GreedPanel extends Widget {
+  constructor(private _model: GreedModel) {
+    super();
+    this.id = 'greed-kernel-lab-panel';
+    this.addClass('jp-greed-panel');
+    this.title.caption = 'Greed kernel: variables and cleanups';
+    _model.changed.connect(this._onChanged, this);
+    _model.received.connect((_, event) => {
+      // An answer frees the buttons that asked for it.
+      if (event.event === 'execution:cleanup' || event.event === 'error') {
+        this._busy.delete('cleanup');
+      }
+      if (event.event === 'execution:optimize' || event.event === 'error') {
+        this._busy.delete('optimize');
+      }
+      if (['preserved', 'unpreserved', 'restored', 'error'].includes(event.event)) {
+        this._busy.clear();
+      }
+    });
+  }
+
+  /** Ask the current kernel for its variables and history (when shown). */
+  refresh(what: { vars?: boolean; history?: boolean } = { vars: true, history: true }): void {
+    const connection = this._model.current;
+    if (!this.isVisible || !connection || !connection.isOpen) {
+      return;
+    }
+    if (what.vars) {
+      connection.request({ request: 'vars' });
+    }
+    if (what.history) {
+      connection.request({ request: 'history' });
+    }
+  }
+
+  protected onAfterShow(): void {
+    this.refresh();
+    this.update();
+  }
+
+  protected onUpdateRequest(): void {
+    if (this.isVisible) {
+      this.render();
+    }
+  }
+
+  private _onChanged(_: GreedModel, what: string): void {
+    if (what === 'current' || what === 'state') {
+      this._busy.clear();
+      if (this._model.current?.isOpen) {
+        this.refresh();
+      }
+    }
+    this.update();
+  }
+
+  private _send(key: string, request: GreedRequest): void {
+    const connection = this._model.current;
+    if (!connection || !connection.request(request)) {
+      return;
+    }
+    this._busy.set(key, Date.now());
+    this.update();
+  }
+
+  private _isBusy(key: string): boolean {
+    const since = this._busy.get(key);
+    return since !== undefined && Date.now() - since < BUSY_MS;
+  }
+
+  render(): void {
+    const connection = this._model.current;
+    const node = this.node;
+    const scroll = node.scrollTop;
+    node.textContent = '';
+    node.append(el('h2', 'jp-greed-panel-title', 'Greed kernel'));
+    if (!connection || !connection.isGreed) {
+      node.append(
+        el(
+          'p',
+          'jp-greed-panel-empty',
+          'The current tab runs no Greed (PyTorch) kernel. Open a notebook or a console on it to see its variables.'
+        )
+      );
+      return;
+    }
+    node.append(this._renderSummary(connection));
+    node.append(this._renderActions(connection));
+    if (connection.error) {
+      node.append(el('p', 'jp-greed-panel-error', connection.error));
+    }
+    node.append(el('h3', '', 'Variables'));
+    node.append(this._renderVariables(connection));
+    node.append(el('h3', '', 'Recent cleanups'));
+    node.append(this._renderHistory(connection.history));
+    node.scrollTop = scroll;
+  }
+
+  private _renderSummary(connection: GreedConnection): HTMLElement {
+    const summary = el('div', 'jp-greed-panel-summary');
+    const name = connection.sessionContext.name || connection.sessionContext.path;
+    summary.append(el('div', 'jp-greed-panel-session', name));
+    const stats = connection.stats;
+    if (!stats || !connection.isOpen) {
+      summary.append(
+        el(
+          'div',
+          '',
+          connection.state === 'closed'
+            ? 'The kernel closed the greed comm; it reopens after a restart.'
+            : 'Waiting for the kernel…'
+        )
+      );
+      return summary;
+    }
+    const view = statusView(stats, connection.threshold, connection.lastCleanup, Date.now());
+    const line = el('div', `jp-greed-panel-status jp-greed-level-${view.level}`, view.text);
+    line.title = view.title;
+    summary.append(line);
+    return summary;
+  }
+
+  private _renderActions(connection: GreedConnection): HTMLElement {
+    const bar = el('div', 'jp-greed-panel-actions');
+    const open = connection.isOpen;
+    const button = (label: string, key: string, request: GreedRequest, title: string) => {
+      const b = el('button', 'jp-mod-styled jp-greed-button', label);
+      b.type = 'button';
+      b.title = title;
+      b.disabled = !open || this._isBusy(key);
+      b.addEventListener('click', () => this._send(key, request));
+      return b;
+    };
+    bar.append(
+      button(
+        'Clean up now',
+        'cleanup',
+        { request: 'cleanup' },
+        'Delete temporaries, release old outputs and stale values, collect garbage'
+      ),
+      button(
+        'Optimise now',
+        'optimize',
+        { request: 'optimize' },
+        'Clear stale gradients, run a full collection, empty the CUDA cache'
+      )
+    );
+    if (connection.stats?.spilled.length) {
+      bar.append(
+        button(
+          'Restore all',
+          'restore-all',
+          { request: 'restore', all: true },
+          'Load every spilled value back into memory'
+        )
+      );
+    }
+    const refresh = el('button', 'jp-mod-styled jp-greed-button', 'Refresh');
+    refresh.type = 'button';
+    refresh.disabled = !open;
+    refresh.addEventListener('click', () => this.refresh());
+    bar.append(refresh);
+    return bar;
+  }
+
+  private _renderVariables(connection: GreedConnection): HTMLElement {
+    const rows = connection.variables;
+    if (rows === null) {
+      return el('p', 'jp-greed-panel-empty', connection.isOpen ? 'Loading…' : '');
+    }
+    if (!rows.length) {
+      return el('p', 'jp-greed-panel-empty', 'No variables yet.');
+    }
+    const wrap = el('div', 'jp-greed-table-wrap');
+    const table = el('table', 'jp-greed-table jp-greed-vars');
+    const head = el('tr');
+    for (const column of COLUMNS) {
+      const th = el('th', column.numeric ? 'jp-greed-num' : '', column.label);
+      th.dataset.key = column.key;
+      th.title = `Sort by ${column.label.toLowerCase()}`;
+      th.setAttribute('role', 'button');
+      if (this._sort.key === column.key) {
+        th.classList.add(this._sort.ascending ? 'jp-greed-sort-asc' : 'jp-greed-sort-desc');
+        th.setAttribute('aria-sort', this._sort.ascending ? 'ascending' : 'descending');
+      }
+      th.addEventListener('click', () => {
+        this._sort = nextSort(this._sort, column.key);
+        this.update();
+      });
+      head.append(th);
+    }
+    head.append(el('th', '', ''));
+    const thead = el('thead');
+    thead.append(head);
+    table.append(thead);
+    const body = el('tbody');
+    for (const row of sortVariables(rows, this._sort)) {
+      body.append(this._renderRow(row, connection.isOpen));
+    }
+    table.append(body);
+    wrap.append(table);
+    if (connection.omitted) {
+      wrap.append(el('p', 'jp-greed-panel-note', `and ${connection.omitted} more`));
+    }
+    return wrap;
+  }
+
+  private _renderRow(row: IVariable, open: boolean): HTMLElement {
+    const tr = el('tr');
+    tr.dataset.name = row.name;
+    if (row.spilled) {
+      tr.classList.add('jp-greed-spilled');
+    }
+    const decision = el('td', `jp-greed-decision-${row.decision}`, row.decision);
+    decision.title = row.reason;
+    if (row.rule && row.rule !== row.decision) {
+      decision.append(el('span', 'jp-greed-rule', ` (${row.rule})`));
+    }
+    const type = el('td', 'jp-greed-type', shortType(row.type));
+    type.title = row.type;
+    tr.append(
+      el('td', 'jp-greed-name', row.name),
+      type,
+      el('td', 'jp-greed-num', formatBytes(row.size)),
+      el('td', '', row.device ?? ''),
+      el('td', '', touchedText(row)),
+      decision,
+      el('td', '', row.spilled ? 'yes' : '')
+    );
+    const actions = el('td', 'jp-greed-row-actions');
+    for (const action of rowActions(row)) {
+      const key = `${action}:${row.name}`;
+      const b = el('button', 'jp-mod-styled jp-greed-button jp-greed-small', ACTION_LABELS[action]);
+      b.type = 'button';
+      b.dataset.action = action;
+      b.disabled = !open || this._isBusy(key);
+      b.addEventListener('click', () =>
+        this._send(key, { request: action, names: [row.name] })
+      );
+      actions.append(b);
+    }
+    tr.append(actions);
+    return tr;
+  }
+
+  private _renderHistory(history: IReport[] | null): HTMLElement {
+    if (history === null) {
+      return el('p', 'jp-greed-panel-empty', 'Loading…');
+    }
+    const reports = recentReports(history);
+    if (!reports.length) {
+      return el('p', 'jp-greed-panel-empty', 'No cleanup yet.');
+    }
+    const table = el('table', 'jp-greed-table jp-greed-history');
+    const head = el('tr');
+    for (const label of ['When', 'Kind', 'Trigger', 'Cell', 'Freed', 'Took']) {
+      head.append(el('th', label === 'Freed' || label === 'Took' ? 'jp-greed-num' : '', label));
+    }
+    const thead = el('thead');
+    thead.append(head);
+    table.append(thead);
+    const body = el('tbody');
+    const now = Date.now();
+    for (const report of reports) {
+      const tr = el('tr');
+      tr.title = cleanupText(report, now);
+      const age = reportAge(report, now);
+      tr.append(
+        el('td', '', age === null ? '' : formatAgo(age)),
+        el('td', '', report.kind),
+        el('td', '', report.trigger),
+        el('td', '', report.executionCount === null ? '' : String(report.executionCount)),
+        el('td', 'jp-greed-num', formatBytes(report.freedBytes)),
+        el(
+          'td',
+          'jp-greed-num',
+          report.durationMs === null ? '' : `${report.durationMs.toFixed(0)} ms`
+        )
+      );
+      body.append(tr);
+    }
+    table.append(body);
+    const wrap = el('div', 'jp-greed-table-wrap');
+    wrap.append(table);
+    return wrap;
+  }
+
+  private _sort: ISort = DEFAULT_SORT;
+  private _busy = new Map<string, number>();
+}

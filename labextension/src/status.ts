@@ -1,0 +1,84 @@
+/**
+ * The status-bar item: RSS and memory pressure (coloured by level), CUDA
+ * memory, and the last cleanup. Clicking it opens the panel.
+ */
+
+import { Widget } from '@lumino/widgets';
+
+import { ConnectionState } from './connection';
+import { Level, statusView } from './logic';
+import { GreedModel } from './model';
+
+const LEVELS: Level[] = ['normal', 'warning', 'danger'];
+
+const WAITING: { [state in ConnectionState]?: string } = {
+  checking: 'Greed: connecting…',
+  waiting: 'Greed: waiting for the kernel…',
+  opening: 'Greed: connecting…',
+  closed: 'Greed: disconnected'
+};
+
+export class GreedStatus extends Widget {
+  constructor(
+    private _model: GreedModel,
+    onClick: () => void
+  ) {
+    super();
+    this.addClass('jp-greed-status');
+    this.node.setAttribute('role', 'button');
+    this.node.tabIndex = 0;
+    this._dot.className = 'jp-greed-status-dot';
+    this._text.className = 'jp-greed-status-text';
+    this.node.append(this._dot, this._text);
+    this.node.addEventListener('click', onClick);
+    this.node.addEventListener('keydown', event => {
+      if (event.key === 'Enter' || event.key === ' ') {
+        event.preventDefault();
+        onClick();
+      }
+    });
+    _model.changed.connect(this.update, this);
+    this.update();
+  }
+
+  /** Render now (the panel's clock also calls it, so "3 min ago" moves on). */
+  protected onUpdateRequest(): void {
+    this.render();
+  }
+
+  render(): void {
+    const connection = this._model.current;
+    let text = '';
+    let title = '';
+    let level: Level | 'idle' = 'idle';
+    if (connection && connection.isGreed) {
+      const stats = connection.stats;
+      if (stats && connection.state === 'open') {
+        const view = statusView(
+          stats,
+          connection.threshold,
+          connection.lastCleanup,
+          Date.now()
+        );
+        text = view.text;
+        title = view.title;
+        level = view.level;
+      } else {
+        text = WAITING[connection.state] ?? 'Greed';
+        title =
+          connection.state === 'closed'
+            ? 'The kernel closed the greed comm; it reopens after a restart'
+            : 'Waiting for the Greed kernel';
+      }
+    }
+    this._text.textContent = text;
+    this.node.title = title;
+    this.node.dataset.level = level;
+    for (const l of LEVELS) {
+      this.toggleClass(`jp-greed-level-${l}`, l === level);
+    }
+  }
+
+  private _dot = document.createElement('span');
+  private _text = document.createElement('span');
+}

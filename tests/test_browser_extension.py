@@ -1,0 +1,375 @@
+"""The JupyterLab extension (labextension/, prebuilt in greed_kernel/labextension) in a
+real (headless Chromium) browser.
+
+The server is the one tests/test_browser.py starts, with the prebuilt extension linked
+into its data directory (an editable install does not put it in sys.prefix), and
+`jupyter labextension list` with the same directories shows it enabled and OK. On a
+`greed` notebook the status bar shows RSS and the last cleanup; clicking it opens the
+panel, whose "Clean up now" runs a cleanup, whose table lists the variables with their
+sizes and sorts by header, and whose rows preserve a variable. The comm survives an
+interrupt ("Optimise now" still answers) and uses no kernel subshell. On a `python3`
+notebook the item is hidden and no `greed` comm is opened; back on the Greed notebook it
+shows again. When the kernel closes the comm the item says so; after a restart a new comm
+is opened. No browser console errors, no traceback in the server log. The notebook with
+the panel is saved as docs/jupyterlab-greed-panel.png.
+
+Needs what tests/test_browser.py needs (Chromium, Playwright for Python); never skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import test_browser as tb
+
+from greed_kernel.kernelspec import DISPLAY_NAME, KERNEL_NAME
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+REPO = Path(__file__).resolve().parent.parent
+PREBUILT = REPO / "greed_kernel" / "labextension"
+EXTENSION = "greed-kernel-lab"
+SCREENSHOT = REPO / "docs" / "jupyterlab-greed-panel.png"
+PYTHON3_NAME = "Python 3 (ipykernel)"
+BUILD_HINT = (
+    "the prebuilt extension is missing: build it with `make labext` "
+    "(Node.js and the `lab` extra; see labextension/README.md) and commit greed_kernel/labextension"
+)
+UI_S = 30  # something the extension shows after the kernel answered
+
+CELLS = [
+    "import torch; x = torch.zeros(1024, 256)",
+    "model = torch.nn.Sequential(torch.nn.Linear(256, 64), torch.nn.ReLU(), "
+    "torch.nn.Linear(64, 10))",
+    "y = model(x); y.shape",
+]
+
+STATUS = ".jp-greed-status"
+PANEL = "#greed-kernel-lab-panel"
+RSS_TEXT = re.compile(r"RSS \d+(\.\d)? (B|KiB|MiB|GiB|TiB) \(\d+%\)")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# JupyterLab's own debugger logs this when any kernel restarts (its debug_request is
+# cancelled); it is no error of this extension, which logs none.
+KNOWN_ERRORS = re.compile(
+    r"^console\.error: Could not restore the debugger state: Canceled future for "
+    r"debug_request message"
+)
+
+
+def _link_extension(data_dir: Path) -> Path:
+    """Make the prebuilt extension visible to the server: <data dir>/labextensions/NAME."""
+    built = list(PREBUILT.glob("static/remoteEntry.*.js"))
+    if not (PREBUILT / "package.json").is_file() or not built:
+        pytest.fail(BUILD_HINT)
+    target = data_dir / "labextensions" / EXTENSION
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(PREBUILT, target_is_directory=True)
+    return target
+
+
+def _server_env(jupyter_sandbox: Any, tmp_path: Path) -> dict[str, str]:
+    """The environment lab_server gives the server (same data and config dirs)."""
+    return jupyter_sandbox.environ(
+        HOME=str(tmp_path / "home"),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_DATA_DIR=str(tmp_path / "data"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+    )
+
+
+def _check_listed(env: dict[str, str]) -> None:
+    """`jupyter labextension list` sees the extension, enabled and OK."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = ANSI.sub("", proc.stdout + proc.stderr)
+    assert proc.returncode == 0, out
+    lines = [line for line in out.splitlines() if EXTENSION in line]
+    assert lines, f"{EXTENSION} not listed:\n{out}"
+    assert any(re.search(r"\benabled\b.*\bOK\b", line) for line in lines), out
+
+
+class Frames:
+    """The kernel websocket messages the page sends: which kernels got a greed comm_open."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    def on_websocket(self, ws: Any) -> None:
+        url = ws.url
+
+        def sent(payload: str | bytes) -> None:
+            data = payload.encode() if isinstance(payload, str) else payload
+            self.sent.append((url, data))
+
+        ws.on("framesent", sent)
+
+    def comm_opens(self, kernel_id: str) -> int:
+        """comm_open messages with target greed sent to that kernel."""
+        return sum(
+            1
+            for url, data in self.sent
+            if f"/api/kernels/{kernel_id}/" in url
+            and b'"msg_type":"comm_open"' in data
+            and b'"target_name":"greed"' in data
+        )
+
+    def subshell_requests(self, kernel_id: str) -> int:
+        """create_subshell_request messages sent to that kernel (the greed comm asks none)."""
+        return sum(
+            1
+            for url, data in self.sent
+            if f"/api/kernels/{kernel_id}/" in url
+            and b'"msg_type":"create_subshell_request"' in data
+        )
+
+    def to_kernel(self, kernel_id: str) -> int:
+        return sum(1 for url, _ in self.sent if f"/api/kernels/{kernel_id}/" in url)
+
+
+def test_extension_status_bar_and_panel(jupyter_sandbox, tmp_path: Path) -> None:
+    chromium, sync_api = tb._chromium(), tb._playwright()
+    _link_extension(tmp_path / "data")
+    _check_listed(_server_env(jupyter_sandbox, tmp_path))
+    with tb.lab_server(jupyter_sandbox, tmp_path) as server:
+        # The server lists it among the federated extensions the page loads.
+        status, _, body = server.request("/lab/api/extensions")
+        if status == 200:
+            assert EXTENSION.encode() in body, body[:2000]
+        console, frames = tb.Console(), Frames()
+        with sync_api.sync_playwright() as pw:
+            try:
+                context = pw.chromium.launch_persistent_context(
+                    str(tmp_path / "chromium-profile"),
+                    executable_path=chromium,
+                    args=tb.CHROMIUM_ARGS,
+                    headless=True,
+                    viewport=tb.VIEWPORT,
+                )
+            except sync_api.Error as err:
+                pytest.fail(f"Chromium at {chromium} did not start under Playwright: {err}")
+            try:
+                page = context.pages[0] if context.pages else context.new_page()
+                page.on("console", console.on_console)
+                page.on("pageerror", console.on_pageerror)
+                page.on("websocket", frames.on_websocket)
+                try:
+                    _drive(page, server, sync_api.expect, frames)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        page.screenshot(path=str(tmp_path / "failure.png"))
+                        (tmp_path / "failure.html").write_text(page.content(), encoding="utf-8")
+                    print(f"page left in {tmp_path}; server log:\n{server.log_tail()}")
+                    print("browser errors:", *console.errors, sep="\n  ")
+                    raise
+            finally:
+                context.close()
+        errors = [e for e in console.errors if not KNOWN_ERRORS.search(e)]
+        assert not errors, "browser console errors:\n" + "\n".join(errors)
+        log = server.log_tail(1_000_000)
+        assert "Traceback" not in log, log[-6000:]
+
+
+def _session(server: tb.LabServer, kernel_name: str) -> dict[str, Any]:
+    sessions = [s for s in server.api("/api/sessions") if s["kernel"]["name"] == kernel_name]
+    assert len(sessions) == 1, sessions
+    return sessions[0]
+
+
+def _vars_table(page: Any) -> dict[str, dict[str, str]]:
+    """The panel's variables table: name -> {column header: cell text}."""
+    return page.locator(f"{PANEL} table.jp-greed-vars").evaluate(
+        """t => {
+            const heads = [...t.querySelectorAll("thead th")].map(th => th.innerText.trim());
+            const rows = {};
+            for (const tr of t.querySelectorAll("tbody tr")) {
+                const cells = [...tr.querySelectorAll("td")].map(td => td.innerText.trim());
+                const row = {};
+                heads.forEach((h, i) => { if (h) row[h.replace(/[▲▼]/g, "").trim()] = cells[i]; });
+                const buttons = [...tr.querySelectorAll("button")];
+                row.actions = buttons.map(b => b.innerText.trim()).join(",");
+                rows[tr.dataset.name] = row;
+            }
+            return rows;
+        }"""
+    )
+
+
+def _row_names(page: Any) -> list[str]:
+    return page.locator(f"{PANEL} table.jp-greed-vars tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.name)"
+    )
+
+
+def _drive(page: Any, server: tb.LabServer, expect: Any, frames: Frames) -> None:
+    page.goto(f"{server.url}/lab?token={server.token}", wait_until="domcontentloaded")
+    card = page.locator(f'.jp-LauncherCard[data-category="Notebook"][title="{DISPLAY_NAME}"]')
+    expect(card).to_be_visible(timeout=60_000)
+    card.click()
+    tb._wait_kernel_idle(page, server, tb.KERNEL_START_S)
+    page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()
+    expect(page.locator("#jp-left-stack")).to_be_hidden(timeout=10_000)
+    greed_kernel = _session(server, KERNEL_NAME)["kernel"]["id"]
+
+    # The item shows once the comm said hello: RSS and its share of the limit.
+    item = page.locator(STATUS)
+    expect(item).to_be_visible(timeout=UI_S * 1000)
+    expect(item).to_contain_text(RSS_TEXT, timeout=UI_S * 1000)
+    assert frames.comm_opens(greed_kernel) == 1, "one greed comm_open on the greed kernel"
+    assert item.get_attribute("data-level") in ("normal", "warning", "danger")
+
+    for i, source in enumerate(CELLS):
+        tb._run_cell(page, server, expect, i, source)
+    expect(item).to_contain_text(RSS_TEXT)
+
+    # Clicking it opens the panel, which lists the variables with their sizes.
+    item.click()
+    panel = page.locator(PANEL)
+    expect(panel).to_be_visible(timeout=10_000)
+    expect(panel.locator("tr[data-name='x']")).to_be_visible(timeout=UI_S * 1000)
+    expect(panel.locator("tr[data-name='y']")).to_be_visible(timeout=UI_S * 1000)
+    rows = _vars_table(page)
+    assert {"x", "y", "model"} <= set(rows), rows
+    assert rows["x"]["Size"] == "1.0 MiB", rows["x"]  # 1024 x 256 float32
+    assert rows["x"]["Type"].endswith("Tensor") and rows["x"]["Device"] == "cpu", rows["x"]
+    assert rows["model"]["Type"].endswith("Sequential"), rows["model"]
+    assert rows["x"]["actions"] == "Preserve", rows["x"]
+
+    # "Clean up now": the status bar and the history show the new cleanup.
+    panel.get_by_role("button", name="Clean up now").click()
+    expect(item).to_contain_text(
+        re.compile(r"cleanup \d+ s ago, freed \d+(\.\d)? (B|KiB|MiB|GiB)"),
+        timeout=UI_S * 1000,
+    )
+    history = panel.locator("table.jp-greed-history tbody tr")
+    expect(history.first).to_contain_text("manual", timeout=UI_S * 1000)
+    expect(history.first).to_contain_text("cleanup")
+    # x, model and y are recent: the cleanup kept them.
+    expect(panel.locator("tr[data-name='x']")).to_be_visible()
+
+    # Sorting by clicking headers: name ascending, then descending.
+    panel.locator("table.jp-greed-vars th[data-key='name']").click()
+    names = _row_names(page)
+    assert names == sorted(names, key=str.lower), names
+    panel.locator("table.jp-greed-vars th[data-key='name']").click()
+    names = _row_names(page)
+    assert names == sorted(names, key=str.lower, reverse=True), names
+    panel.locator("table.jp-greed-vars th[data-key='size']").click()
+    names = _row_names(page)
+    assert names[0] == "x", names  # the largest first: 1 MiB
+
+    # Preserve x from its row: the kernel marks it and the row says so.
+    panel.locator("tr[data-name='x'] button[data-action='preserve']").click()
+    expect(panel.locator("tr[data-name='x'] button[data-action='unpreserve']")).to_be_visible(
+        timeout=UI_S * 1000
+    )
+    expect(panel.locator("tr[data-name='x']")).to_contain_text("marked")
+
+    # The picture for the docs: the notebook, the status bar and the panel, widened by
+    # dragging the sidebar's edge as a user would, so that every column shows.
+    page.keyboard.press("Escape")
+    _widen_right_sidebar(page, 700)
+    expect(panel.locator("table.jp-greed-vars th[data-key='spilled']")).to_be_in_viewport()
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+
+    # Interrupt a running cell: the comm stays open and answers ("Optimise now").
+    sleeper = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").nth(len(CELLS))
+    sleeper.locator(".cm-content").click()
+    page.keyboard.insert_text("import time; time.sleep(120)")
+    page.keyboard.press("Shift+Enter")
+    expect(sleeper.locator(".jp-InputArea-prompt")).to_have_text("[*]:", timeout=10_000)
+    page.get_by_role("menuitem", name="Kernel", exact=True).click()
+    page.get_by_role("menuitem", name=re.compile(r"^Interrupt Kernel")).first.click()
+    expect(sleeper.locator(".jp-OutputArea-output")).to_contain_text(
+        "KeyboardInterrupt", timeout=UI_S * 1000
+    )
+    # (the narrowed notebook's toolbar folds the kernel's indicator away: ask the server)
+    tb._wait_until(
+        server,
+        "the kernel idle after the interrupt",
+        tb.CELL_S,
+        lambda: _session(server, KERNEL_NAME)["kernel"]["execution_state"] == "idle",
+    )
+    panel.get_by_role("button", name="Optimise now").click()
+    expect(history.first).to_contain_text("optimize", timeout=UI_S * 1000)
+    expect(item).to_contain_text(RSS_TEXT)
+    assert frames.comm_opens(greed_kernel) == 1, "the interrupt needed no new comm"
+    assert frames.subshell_requests(greed_kernel) == 0, "the greed comm must use no subshell"
+
+    # A python3 notebook: no item, no comm.
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-addButton").first.click()
+    py_card = page.locator(f'.jp-LauncherCard[data-category="Notebook"][title="{PYTHON3_NAME}"]')
+    expect(py_card).to_be_visible(timeout=30_000)
+    py_card.click()
+    # (the narrow notebook's toolbar folds the kernel name away: the status bar has it)
+    expect(page.locator("#jp-main-statusbar")).to_contain_text(
+        f"{PYTHON3_NAME} | Idle", timeout=tb.KERNEL_START_S * 1000
+    )
+    expect(item).to_be_hidden(timeout=10_000)
+    expect(panel).to_contain_text("runs no Greed", timeout=10_000)
+    python3_kernel = _session(server, "python3")["kernel"]["id"]
+    time.sleep(6)  # past a poll: still nothing goes to the python3 kernel about greed
+    assert frames.to_kernel(python3_kernel) > 0, "the page talked to the python3 kernel"
+    assert frames.comm_opens(python3_kernel) == 0, "a greed comm was opened on python3"
+    expect(item).to_be_hidden()
+
+    # Back to the Greed notebook: the item is back, on the same comm.
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Untitled.ipynb").click()
+    expect(item).to_be_visible(timeout=10_000)
+    expect(item).to_contain_text(RSS_TEXT)
+    expect(panel.locator("tr[data-name='x']")).to_be_visible(timeout=UI_S * 1000)
+    assert frames.comm_opens(greed_kernel) == 1
+
+    # The kernel closes the comm: the item says so, and nothing is sent on it any more.
+    greed_tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Untitled.ipynb")
+    greed_nb = page.locator(f"[id='{greed_tab.get_attribute('data-id')}']")
+    closer = greed_nb.locator(".jp-Notebook .jp-Cell").last
+    closer.locator(".cm-content").click()
+    page.keyboard.insert_text(
+        "for c in list(get_ipython().kernel.greed_channel.comms.values()): c.close()"
+    )
+    page.keyboard.press("Shift+Enter")
+    expect(item).to_contain_text("Greed: disconnected", timeout=UI_S * 1000)
+    expect(panel).to_contain_text("closed the greed comm")
+
+    # Restart the Greed kernel: the item waits, then shows the new kernel's stats (no
+    # cleanup yet) through a new comm, and the panel's table no longer has x.
+    page.get_by_role("menuitem", name="Kernel", exact=True).click()
+    page.get_by_role("menuitem", name=re.compile(r"^Restart Kernel…")).first.click()
+    page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").click()
+    expect(item).to_contain_text(RSS_TEXT, timeout=UI_S * 1000)
+    expect(item).to_contain_text("no cleanup yet", timeout=UI_S * 1000)
+    expect(panel.locator("tr[data-name='x']")).to_have_count(0, timeout=UI_S * 1000)
+
+
+def _widen_right_sidebar(page: Any, width: int) -> None:
+    """Drag the handle left of the right sidebar until the sidebar is ``width`` px wide."""
+    stack = page.locator("#jp-right-stack").bounding_box()
+    assert stack, "the right sidebar is not shown"
+    x, y = stack["x"] - 2, stack["y"] + stack["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - (width - stack["width"]), y, steps=8)
+    page.mouse.up()
+
+
+def _wait(server: tb.LabServer, what: str, ready: Any, timeout: float = UI_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if server.process.poll() is not None:
+            pytest.fail(f"jupyter lab exited:\n{server.log_tail()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not after {timeout:.0f} s\n{server.log_tail()}")
+        time.sleep(0.2)
