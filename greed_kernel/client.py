@@ -45,7 +45,7 @@ class GreedClient:
         self.events: list[dict[str, t.Any]] = []  # every event received, in order
         self._callbacks: dict[str, list[Callback]] = defaultdict(list)
         self._send("comm_open", {"target_name": TARGET, "data": {}})
-        self.hello = self._wait(lambda e: e.get("event") == "hello", self.timeout)
+        self.hello = self.wait_for(lambda e: e.get("event") == "hello")
 
     # -- events ------------------------------------------------------------------------
     def on(self, event: str, callback: Callback) -> Callback:
@@ -98,8 +98,9 @@ class GreedClient:
 
     def request(self, data: dict[str, t.Any], expect: str) -> dict[str, t.Any]:
         """Send a request and wait for the *expect* event (or raise GreedError)."""
+        since = len(self.events)
         self._send("comm_msg", {"data": data})
-        answer = self._wait(lambda e: e.get("event") in (expect, "error"), self.timeout)
+        answer = self.wait_for(lambda e: e.get("event") in (expect, "error"), since=since)
         if answer.get("event") == "error":
             raise GreedError(answer.get("message", "error"))
         return answer
@@ -141,9 +142,18 @@ class GreedClient:
         msg = self.kc.session.msg(msg_type, {"comm_id": self.comm_id, **content})
         self.kc.shell_channel.send(msg)
 
-    def _wait(self, match: Callable[[dict[str, t.Any]], bool], timeout: float) -> dict[str, t.Any]:
+    def wait_for(
+        self,
+        match: Callable[[dict[str, t.Any]], bool],
+        timeout: float | None = None,
+        since: int = 0,
+    ) -> dict[str, t.Any]:
+        """The first event from ``self.events[since:]`` on that satisfies *match*,
+        reading IOPub one message at a time until it arrives (TimeoutError after
+        *timeout*, default the client's)."""
+        timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        seen = len(self.events)
+        seen = since
         while True:
             for event in self.events[seen:]:
                 if match(event):
@@ -151,7 +161,7 @@ class GreedClient:
             seen = len(self.events)
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no answer from the greed comm within {timeout} s")
+                raise TimeoutError(f"no matching greed event within {timeout} s")
             try:
                 msg = self.kc.get_iopub_msg(timeout=left)
             except queue.Empty:

@@ -6,11 +6,8 @@ Greed.js check (150 cells, one cleanup at execution 100) needs a fresh kernel.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import queue
 import re
-import time
 import typing as t
 from collections.abc import Iterator
 
@@ -86,20 +83,8 @@ def display_data(result: t.Any) -> list[dict[str, t.Any]]:
 
 
 def wait_for(client: GreedClient, match: t.Any, start: int = 0, timeout: float = 30) -> t.Any:
-    """The first event from index *start* on that satisfies *match* (reading IOPub)."""
-    deadline = time.monotonic() + timeout
-    seen = start
-    while True:
-        for event in client.events[seen:]:
-            if match(event):
-                return event
-        seen = len(client.events)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"no matching greed event within {timeout} s")
-        # one message at a time: poll() would read for the whole slice
-        with contextlib.suppress(queue.Empty):
-            client.handle(client.kc.get_iopub_msg(timeout=left))
+    """The first event from index *start* on that satisfies *match*."""
+    return client.wait_for(match, timeout=timeout, since=start)
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,8 @@ State is read with user expressions (``KernelHarness.eval``) or through the
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
-import queue
 import re
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -126,19 +123,7 @@ def count(k: KernelHarness, attr: str) -> int:
 
 def wait_for(client: GreedClient, match: Any, timeout: float = 30) -> dict[str, Any]:
     """Read the client's IOPub until an event satisfying *match* arrives."""
-    deadline = time.monotonic() + timeout
-    seen = 0
-    while True:
-        for event in client.events[seen:]:
-            if match(event):
-                return event
-        seen = len(client.events)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"no matching greed event within {timeout} s: {client.events}")
-        # one message at a time: poll() would read for the whole slice
-        with contextlib.suppress(queue.Empty):
-            client.handle(client.kc.get_iopub_msg(timeout=left))
+    return client.wait_for(match, timeout=timeout)
 
 
 def reports(client: GreedClient, kind: str, trigger: str | None = None) -> list[dict[str, Any]]:
