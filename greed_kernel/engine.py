@@ -206,10 +206,18 @@ class Engine:
             name = error.args[0]
         else:
             return
-        if isinstance(name, str) and name in self.spilled and self.restore([name]):
+        if not isinstance(name, str) or name not in self.spilled:
+            return
+        if self.restore([name]):
             print(
                 f"Greed: {name!r} had been spilled to disk to free memory and is now "
                 "restored. Run the cell again.",
+                file=sys.stderr,
+            )
+        else:  # never a silent loss: say where the value is
+            print(
+                f"Greed: {name!r} is spilled to disk and could not be loaded back (the "
+                f"kernel log says why). Its file stays; `%greed restore {name}` retries.",
                 file=sys.stderr,
             )
 

@@ -116,3 +116,18 @@ def test_evict_off_and_delete_modes(new_kernel):
         k.execute("%greed cleanup")
         assert k.eval("'x' in globals()") == "False"
         assert k.eval("small") == "1"
+
+
+def test_a_value_that_cannot_come_back_is_reported_not_lost(new_kernel):
+    with new_kernel(*ARGS) as k:
+        k.execute("class Box:\n    pass\nbox = [Box(), bytearray(2 << 20)]")
+        k.execute("%greed cleanup")
+        assert value(k, "sorted(get_ipython().kernel.greed.spilled)") == ["box"]
+        k.execute("del Box")  # the class the pickle refers to is gone
+        r = k.execute("print(eval('box'))")
+        assert r.status == "error"
+        assert "'box' is spilled to disk and could not be loaded back" in r.stderr, r
+        assert value(k, "sorted(get_ipython().kernel.greed.spilled)") == ["box"]
+        k.execute("class Box:\n    pass")
+        r = k.execute("%greed restore box")
+        assert "restored box" in r.stdout and value(k, "len(box[1])") == 2 << 20
