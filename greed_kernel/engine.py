@@ -112,7 +112,7 @@ class Engine:
 
     # -- wiring ----------------------------------------------------------------------
     def register(self) -> None:
-        """Connect to the shell's events and AST transformers."""
+        """Connect to the shell's cell events and to the trees it compiles."""
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
         # We see each tree IPython compiles by wrapping transform_ast rather than joining
