@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import typing as t
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -397,3 +399,51 @@ def test_kernel_still_works_after_malformed_requests(
             greed.request(data, expect="stats")  # type: ignore[arg-type]
     assert kernel.execute("1+1").data == "2"
     check_stats(greed.stats())
+
+
+def test_requests_through_a_subshell_wait_for_the_main_thread(kernel: KernelHarness) -> None:
+    """JupyterLab may route a comm through a kernel subshell (another thread); a cleanup
+    requested that way must not run while a cell is running on the main thread."""
+    reply = kernel.request("create_subshell_request", {}, channel="control")
+    subshell_id = reply["content"]["subshell_id"]
+    session, comm_id = kernel.kc.session, uuid.uuid4().hex
+
+    def send(msg_type: str, content: dict[str, t.Any]) -> None:
+        header = session.msg_header(msg_type)
+        header["subshell_id"] = subshell_id  # ipykernel then answers this comm there too
+        kernel.kc.shell_channel.send(
+            session.msg(msg_type, {"comm_id": comm_id, **content}, header=header)
+        )
+
+    def events() -> list[dict[str, t.Any]]:
+        return [
+            m["content"]["data"]
+            for m in kernel.comm_messages
+            if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == comm_id
+        ]
+
+    try:
+        send("comm_open", {"target_name": "greed", "data": {}})
+        deadline = time.monotonic() + 30
+        while not events() and time.monotonic() < deadline:
+            kernel.drain_iopub(timeout=0.5)
+        assert events() and events()[0]["event"] == "hello"
+        cell = kernel.submit(
+            "import time\n"
+            "_c0 = get_ipython().kernel.greed.stats.cleanup_count\n"
+            "time.sleep(2)\n"
+            "print(get_ipython().kernel.greed.stats.cleanup_count - _c0)"
+        )
+        kernel.iopub_until(cell, kernel.is_status("busy"))
+        send("comm_msg", {"data": {"request": "cleanup"}})
+        result = kernel.collect(cell)
+        assert result.stdout.strip() == "0", result  # no cleanup ran during the cell
+        while time.monotonic() < deadline + 30 and not any(
+            e.get("event") == "execution:cleanup" for e in events()
+        ):
+            kernel.drain_iopub(timeout=0.5)
+        (event,) = [e for e in events() if e.get("event") == "execution:cleanup"]
+        assert event["report"]["trigger"] == "manual"
+    finally:
+        send("comm_close", {"data": {}})
+        kernel.request("delete_subshell_request", {"subshell_id": subshell_id}, channel="control")
