@@ -16,7 +16,6 @@ Where IPython holds references (measured on IPython 9):
 from __future__ import annotations
 
 import contextlib
-import gc
 import sys
 import typing as t
 from collections.abc import Callable, Iterable
@@ -124,11 +123,6 @@ def error_stored(shell: t.Any) -> bool:
     if any(getattr(sys, attr, None) is not None for attr in _LAST_ERROR_ATTRS):
         return True
     return getattr(getattr(shell, "InteractiveTB", None), "tb", None) is not None
-
-
-def collect(generation: int = 2) -> int:
-    """``gc.collect`` over the non-frozen heap; returns the number of unreachable objects."""
-    return gc.collect(generation)
 
 
 def _namespaces(shell: t.Any) -> list[dict[str, t.Any]]:

@@ -316,7 +316,7 @@ class Engine:
                     self.log.exception("greed: spilling failed; stale values stay in memory")
         if full:
             gc.unfreeze()  # after the error's release, so its frames are collected too
-        collected = cleaner.collect(2)
+        collected = gc.collect(2)  # over the non-frozen heap
         self.freeze_heap()
         trimmed = malloc_trim()
         self.tracker.forget_missing()
@@ -373,7 +373,7 @@ class Engine:
         start = time.perf_counter()
         rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
         grads = optimizer.clear_stale_grads(list(self.shell.user_ns.values()))
-        collected = optimizer.full_collect()
+        collected = gc.collect(2)
         self.freeze_heap()
         devices = optimizer.empty_cuda_cache()
         return self._report(

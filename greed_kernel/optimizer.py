@@ -6,7 +6,6 @@ already initialised: this module never imports torch and never starts CUDA.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import sys
 import typing as t
@@ -104,8 +103,3 @@ def empty_cuda_cache(devices: Iterable[int] | None = None) -> list[int]:
             torch.cuda.ipc_collect()
         done.append(i)
     return done
-
-
-def full_collect() -> int:
-    """``gc.collect(2)`` over the non-frozen heap."""
-    return gc.collect(2)

@@ -160,7 +160,7 @@ class Policy:
         if self._configured(name):
             return Verdict.KEEP, "preserved", None
         # 2. recently touched
-        if access is not None and now - access.time <= self.recent_window:
+        if self.is_recent(access, now):
             return Verdict.KEEP, "recent", None
         # 3. dunders, modules, IPython and Jupyter internals
         rule = self.internal_rule(name, value)
