@@ -272,6 +272,22 @@ class Console:
 KERNEL_DIED = re.compile(r"KernelRestarter: restart(ing kernel| failed)|Kernel \S+ died")
 
 
+@contextlib.contextmanager
+def evidence_on_failure(
+    page: Any, server: LabServer, console: Console, tmp_path: Path
+) -> Iterator[None]:
+    """On failure, keep a screenshot and the page's HTML, and print the server log."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(tmp_path / "failure.png"))
+            (tmp_path / "failure.html").write_text(page.content(), encoding="utf-8")
+        print(f"page left in {tmp_path}; server log:\n{server.log_tail()}")
+        print("browser errors:", *console.errors, sep="\n  ")
+        raise
+
+
 def _check_alive(server: LabServer) -> None:
     """Fail at once, with the server's log, when the server or the kernel died."""
     if server.process.poll() is not None:
@@ -402,15 +418,8 @@ def _check_lab(server: LabServer, chromium: str, sync_api: Any, tmp_path: Path) 
             page = context.pages[0] if context.pages else context.new_page()
             page.on("console", console.on_console)
             page.on("pageerror", console.on_pageerror)
-            try:
+            with evidence_on_failure(page, server, console, tmp_path):
                 _drive(page, server, expect)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    page.screenshot(path=str(tmp_path / "failure.png"))
-                    (tmp_path / "failure.html").write_text(page.content(), encoding="utf-8")
-                print(f"page left in {tmp_path}; server log:\n{server.log_tail()}")
-                print("browser errors:", *console.errors, sep="\n  ")
-                raise
         finally:
             context.close()
 

@@ -18,7 +18,6 @@ Needs what tests/test_browser.py needs (Chromium, Playwright for Python); never 
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
 import sys
@@ -164,15 +163,8 @@ def test_extension_status_bar_and_panel(jupyter_sandbox, tmp_path: Path) -> None
                 page.on("console", console.on_console)
                 page.on("pageerror", console.on_pageerror)
                 page.on("websocket", frames.on_websocket)
-                try:
+                with tb.evidence_on_failure(page, server, console, tmp_path):
                     _drive(page, server, sync_api.expect, frames)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        page.screenshot(path=str(tmp_path / "failure.png"))
-                        (tmp_path / "failure.html").write_text(page.content(), encoding="utf-8")
-                    print(f"page left in {tmp_path}; server log:\n{server.log_tail()}")
-                    print("browser errors:", *console.errors, sep="\n  ")
-                    raise
             finally:
                 context.close()
         errors = [e for e in console.errors if not KNOWN_ERRORS.search(e)]
