@@ -8,7 +8,11 @@
  */
 
 import { ISessionContext } from '@jupyterlab/apputils';
-import { Kernel, KernelMessage } from '@jupyterlab/services';
+import {
+  CommsOverSubshells,
+  Kernel,
+  KernelMessage
+} from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
@@ -127,7 +131,7 @@ export class GreedConnection {
     }
     try {
       // A restart or interrupt may cancel the future: nothing to report then.
-      comm.send(request as any).done.catch(() => undefined);
+      comm.send(request).done.catch(() => undefined);
     } catch (err) {
       console.warn('greed: sending a request failed', err);
       return false;
@@ -138,6 +142,49 @@ export class GreedConnection {
     return true;
   }
 
+  /**
+   * Ask for stats; the promise resolves when they arrive (or the comm closes or
+   * the kernel restarts), and rejects when the request cannot be sent, the kernel
+   * answers with an error, or no answer comes within PENDING_TIMEOUT_MS. The poll
+   * backs off on a rejection.
+   */
+  requestStats(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (!this.request({ request: 'stats' })) {
+        reject(new Error('greed: the stats request could not be sent'));
+        return;
+      }
+      const settle = (error: Error | null): void => {
+        window.clearTimeout(timer);
+        this._received.disconnect(onEvent);
+        this._changed.disconnect(onChanged);
+        if (error) {
+          reject(error);
+        } else {
+          resolve();
+        }
+      };
+      const onEvent = (_: GreedConnection, event: GreedEvent): void => {
+        if ('stats' in event) {
+          settle(null);
+        } else if (event.event === 'error') {
+          settle(new Error(event.message));
+        }
+      };
+      const onChanged = (_: GreedConnection, what: string): void => {
+        if (what === 'state' && this._state !== 'open') {
+          settle(null);
+        }
+      };
+      const timer = window.setTimeout(
+        () => settle(new Error('greed: no answer to the stats request')),
+        PENDING_TIMEOUT_MS
+      );
+      this._received.connect(onEvent);
+      this._changed.connect(onChanged);
+    });
+  }
+
   dispose(): void {
     if (this._disposed) {
       return;
@@ -145,6 +192,7 @@ export class GreedConnection {
     this._disposed = true;
     this._closeComm(true);
     this._watchKernel(null);
+    this._setState('none'); // settles a pending requestStats
     Signal.clearData(this);
   }
 
@@ -208,7 +256,11 @@ export class GreedConnection {
     this._setState('checking');
     kernel.info
       .then(info => {
-        if (this._disposed || kernel !== this._kernel || this._state !== 'checking') {
+        if (
+          this._disposed ||
+          kernel !== this._kernel ||
+          this._state !== 'checking'
+        ) {
           return;
         }
         if (isGreedKernel(kernel.name, info.implementation)) {
@@ -219,7 +271,11 @@ export class GreedConnection {
         }
       })
       .catch(() => {
-        if (!this._disposed && kernel === this._kernel && this._state === 'checking') {
+        if (
+          !this._disposed &&
+          kernel === this._kernel &&
+          this._state === 'checking'
+        ) {
           this._setState('none');
         }
       });
@@ -236,7 +292,10 @@ export class GreedConnection {
     }
   }
 
-  private _onIOPub(_: Kernel.IKernelConnection, msg: KernelMessage.IIOPubMessage): void {
+  private _onIOPub(
+    _: Kernel.IKernelConnection,
+    msg: KernelMessage.IIOPubMessage
+  ): void {
     if (!this.isOpen) {
       return;
     }
@@ -246,7 +305,8 @@ export class GreedConnection {
       msg.header.msg_type === 'status' &&
       (msg as KernelMessage.IStatusMsg).content.execution_state === 'idle' &&
       this._cellRan &&
-      (msg.parent_header as any)?.msg_type === 'execute_request'
+      'msg_type' in msg.parent_header &&
+      msg.parent_header.msg_type === 'execute_request'
     ) {
       this._cellRan = false;
       this._changed.emit('cell');
@@ -270,8 +330,9 @@ export class GreedConnection {
     // The kernel answers requests between cells, on its main thread: a cleanup must
     // never run while a cell does. So this comm uses no subshell (JupyterLab's
     // default puts each comm target on one where the kernel supports them).
+    // (@jupyterlab/services before 7.5 has neither the setting nor subshells.)
     if ('commsOverSubshells' in comm) {
-      (comm as any).commsOverSubshells = 'disabled';
+      comm.commsOverSubshells = CommsOverSubshells.Disabled;
     }
     comm.onMsg = msg => this._onMsg(comm, msg);
     comm.onClose = () => this._onClose(comm);
@@ -363,7 +424,8 @@ export class GreedConnection {
         const last = cleanups[cleanups.length - 1];
         if (
           last &&
-          (!this._lastCleanup || (last.time ?? 0) >= (this._lastCleanup.time ?? 0))
+          (!this._lastCleanup ||
+            (last.time ?? 0) >= (this._lastCleanup.time ?? 0))
         ) {
           this._lastCleanup = last;
         }

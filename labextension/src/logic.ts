@@ -15,6 +15,84 @@ export const WARNING_FRACTION = 0.9;
 
 export type Level = 'normal' | 'warning' | 'danger';
 
+// -- translation ---------------------------------------------------------------------------
+
+/**
+ * What formatting needs of JupyterLab's TranslationBundle: `__('%1 s ago', 12)`. The
+ * plugins pass the bundle of ITranslator; without one, the English text.
+ */
+export interface ITrans {
+  __(msgid: string, ...args: unknown[]): string;
+}
+
+/** English: `%1`, `%2`… replaced by the arguments, as the untranslated bundle does. */
+export const NO_TRANSLATION: ITrans = {
+  __: (msgid: string, ...args: unknown[]): string =>
+    msgid.replace(/%(\d+)/g, (match: string, n: string) => {
+      const i = Number(n) - 1;
+      return i >= 0 && i < args.length ? String(args[i]) : match;
+    })
+};
+
+// -- settings ------------------------------------------------------------------------------
+
+/** The refresh rate's default, in seconds (the `refreshRate` setting). */
+export const DEFAULT_REFRESH_RATE_S = 5;
+/** The shortest and longest refresh rates accepted, in seconds. */
+export const MIN_REFRESH_RATE_S = 0.5;
+export const MAX_REFRESH_RATE_S = 3600;
+/** A failing stats request backs off, up to this long (ms) or 10 refreshes. */
+export const MAX_BACKOFF_MS = 300_000;
+
+/**
+ * The `refreshRate` setting (seconds) as the poll's interval in ms: clamped to
+ * [MIN_REFRESH_RATE_S, MAX_REFRESH_RATE_S], the default when it is not a number.
+ */
+export function refreshIntervalMs(seconds: unknown): number {
+  const s =
+    typeof seconds === 'number' && Number.isFinite(seconds)
+      ? Math.min(MAX_REFRESH_RATE_S, Math.max(MIN_REFRESH_RATE_S, seconds))
+      : DEFAULT_REFRESH_RATE_S;
+  return Math.round(s * 1000);
+}
+
+/** The poll's longest wait after failures, for a given interval (ms). */
+export function maxBackoffMs(intervalMs: number): number {
+  return Math.max(intervalMs, Math.min(MAX_BACKOFF_MS, intervalMs * 10));
+}
+
+/** A boolean setting, or its default when the value is not a boolean. */
+export function booleanSetting(value: unknown, fallback: boolean): boolean {
+  return typeof value === 'boolean' ? value : fallback;
+}
+
+/**
+ * Whether a poll tick asks for stats: stats come no more often than every
+ * `intervalMs` (a tick a little early, by up to a quarter of the interval or 250 ms,
+ * still counts), only when none is on its way.
+ */
+export function statsDue(
+  nowMs: number,
+  statsAtMs: number,
+  intervalMs: number,
+  pending: boolean
+): boolean {
+  if (pending) {
+    return false;
+  }
+  const slack = Math.min(250, intervalMs / 4);
+  return nowMs - statsAtMs >= intervalMs - slack;
+}
+
+/** How long after a cell to ask for stats: at once when the last are `intervalMs` old. */
+export function statsDelayMs(
+  nowMs: number,
+  statsAtMs: number,
+  intervalMs: number
+): number {
+  return Math.max(0, statsAtMs + intervalMs - nowMs);
+}
+
 export interface ICudaDevice {
   device: string;
   allocated: number;
@@ -313,18 +391,21 @@ export function formatBytes(n: number): string {
 }
 
 /** "12 s ago", "3 min ago", "1.5 h ago"; "never" for null. */
-export function formatAgo(seconds: number | null): string {
+export function formatAgo(
+  seconds: number | null,
+  trans: ITrans = NO_TRANSLATION
+): string {
   if (seconds === null || !Number.isFinite(seconds)) {
-    return 'never';
+    return trans.__('never');
   }
   const s = Math.max(0, seconds);
   if (s < 90) {
-    return `${s.toFixed(0)} s ago`;
+    return trans.__('%1 s ago', s.toFixed(0));
   }
   if (s < 5400) {
-    return `${(s / 60).toFixed(0)} min ago`;
+    return trans.__('%1 min ago', (s / 60).toFixed(0));
   }
-  return `${(s / 3600).toFixed(1)} h ago`;
+  return trans.__('%1 h ago', (s / 3600).toFixed(1));
 }
 
 /** "45%". */
@@ -387,18 +468,33 @@ export function reportAge(report: IReport, nowMs: number): number | null {
 }
 
 /** "cleanup 3 min ago, freed 812 MiB"; "no cleanup yet" without one. */
-export function cleanupText(report: IReport | null, nowMs: number): string {
+export function cleanupText(
+  report: IReport | null,
+  nowMs: number,
+  trans: ITrans = NO_TRANSLATION
+): string {
   if (!report) {
-    return 'no cleanup yet';
+    return trans.__('no cleanup yet');
   }
   const age = reportAge(report, nowMs);
-  const when =
-    age === null
-      ? report.executionCount === null
-        ? ''
-        : ` at cell ${report.executionCount}`
-      : ` ${formatAgo(age)}`;
-  return `${report.kind}${when}, freed ${formatBytes(report.freedBytes)}`;
+  const freed = formatBytes(report.freedBytes);
+  if (age !== null) {
+    return trans.__(
+      '%1 %2, freed %3',
+      report.kind,
+      formatAgo(age, trans),
+      freed
+    );
+  }
+  if (report.executionCount !== null) {
+    return trans.__(
+      '%1 at cell %2, freed %3',
+      report.kind,
+      report.executionCount,
+      freed
+    );
+  }
+  return trans.__('%1, freed %2', report.kind, freed);
 }
 
 /** "cuda:0 1.2 GiB / 80 GiB" for each GPU with memory reserved or total known. */
@@ -422,30 +518,48 @@ export function statusView(
   stats: IStats,
   threshold: number,
   lastCleanup: IReport | null,
-  nowMs: number
+  nowMs: number,
+  trans: ITrans = NO_TRANSLATION
 ): IStatusView {
   const pressure = currentPressure(stats);
   const level = pressureLevel(pressure, threshold);
-  const parts = [`RSS ${formatBytes(stats.rssBytes)} (${formatPercent(pressure)})`];
+  const rss = formatBytes(stats.rssBytes);
+  const percent = formatPercent(pressure);
+  const parts = [trans.__('RSS %1 (%2)', rss, percent)];
   parts.push(...cudaText(stats.cuda));
-  parts.push(cleanupText(lastCleanup, nowMs));
+  parts.push(cleanupText(lastCleanup, nowMs, trans));
   const title = [
-    `Greed kernel${stats.version ? ' ' + stats.version : ''}: click for variables`,
+    stats.version
+      ? trans.__('Greed kernel %1: click for variables', stats.version)
+      : trans.__('Greed kernel: click for variables'),
     threshold > 0
-      ? `memory pressure ${formatPercent(pressure)} (threshold ${formatPercent(threshold)})`
-      : `memory pressure ${formatPercent(pressure)} (pressure trigger off; colours from ${formatPercent(
-          DEFAULT_THRESHOLD
-        )})`,
+      ? trans.__(
+          'memory pressure %1 (threshold %2)',
+          percent,
+          formatPercent(threshold)
+        )
+      : trans.__(
+          'memory pressure %1 (pressure trigger off; colours from %2)',
+          percent,
+          formatPercent(DEFAULT_THRESHOLD)
+        ),
     stats.memoryLimitBytes > 0
-      ? `RSS ${formatBytes(stats.rssBytes)} of ${formatBytes(
-          stats.memoryLimitBytes
-        )}`
-      : `RSS ${formatBytes(stats.rssBytes)}`,
-    `${stats.executionCount} cells, ${stats.cleanupCount} cleanups, ${stats.optimizeCount} optimisations`
+      ? trans.__('RSS %1 of %2', rss, formatBytes(stats.memoryLimitBytes))
+      : trans.__('RSS %1', rss),
+    trans.__(
+      '%1 cells, %2 cleanups, %3 optimisations',
+      stats.executionCount,
+      stats.cleanupCount,
+      stats.optimizeCount
+    )
   ];
   if (stats.spilled.length) {
     title.push(
-      `${stats.spilled.length} spilled to disk (${formatBytes(stats.spilledBytes)})`
+      trans.__(
+        '%1 spilled to disk (%2)',
+        stats.spilled.length,
+        formatBytes(stats.spilledBytes)
+      )
     );
   }
   return { text: parts.join(' · '), title: title.join('\n'), level };
@@ -454,13 +568,7 @@ export function statusView(
 // -- the variables table ---------------------------------------------------------------------
 
 export type SortKey =
-  | 'name'
-  | 'type'
-  | 'size'
-  | 'device'
-  | 'lastTouched'
-  | 'decision'
-  | 'spilled';
+  'name' | 'type' | 'size' | 'device' | 'lastTouched' | 'decision' | 'spilled';
 
 export interface ISort {
   key: SortKey;
@@ -530,16 +638,23 @@ export function sortVariables(rows: IVariable[], sort: ISort): IVariable[] {
 }
 
 /** "3 min ago (cell 4)", "never". */
-export function touchedText(row: IVariable): string {
+export function touchedText(
+  row: IVariable,
+  trans: ITrans = NO_TRANSLATION
+): string {
   if (row.lastTouchedAgo === null) {
-    return 'never';
+    return trans.__('never');
   }
-  const cell = row.lastTouchedCell === null ? '' : ` (cell ${row.lastTouchedCell})`;
-  return `${formatAgo(row.lastTouchedAgo)}${cell}`;
+  const ago = formatAgo(row.lastTouchedAgo, trans);
+  return row.lastTouchedCell === null
+    ? ago
+    : trans.__('%1 (cell %2)', ago, row.lastTouchedCell);
 }
 
 /** The per-row actions: restore a spilled value, else preserve or unpreserve. */
-export function rowActions(row: IVariable): Array<'restore' | 'preserve' | 'unpreserve'> {
+export function rowActions(
+  row: IVariable
+): Array<'restore' | 'preserve' | 'unpreserve'> {
   if (row.spilled) {
     return ['restore'];
   }
@@ -569,5 +684,7 @@ export function changesVariables(event: GreedEvent['event']): boolean {
 
 /** Which events change the history. */
 export function changesHistory(event: GreedEvent['event']): boolean {
-  return ['execution:cleanup', 'execution:optimize', 'memory:oom'].includes(event);
+  return ['execution:cleanup', 'execution:optimize', 'memory:oom'].includes(
+    event
+  );
 }

@@ -7,8 +7,9 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { GreedConnection } from './connection';
 import { GreedEvent } from './logic';
+import { IGreedModel } from './tokens';
 
-export class GreedModel {
+export class GreedModel implements IGreedModel {
   /** The current tab's connection changed, or something it shows did. */
   get changed(): ISignal<this, string> {
     return this._changed;
@@ -50,6 +51,11 @@ export class GreedModel {
   dispose(): void {
     this.current = null;
     Signal.clearData(this);
+  }
+
+  /** Tell the views something changed (`what`: an event name, 'state', 'tick'…). */
+  protected emitChanged(what: string): void {
+    this._changed.emit(what);
   }
 
   private _forward(_: GreedConnection, what: string): void {

@@ -9,11 +9,16 @@ import { Widget } from '@lumino/widgets';
 import { GreedConnection } from './connection';
 import {
   DEFAULT_SORT,
+  GreedEvent,
   GreedRequest,
+  ITrans,
   IReport,
   ISort,
   IVariable,
+  NO_TRANSLATION,
   SortKey,
+  changesHistory,
+  changesVariables,
   cleanupText,
   formatAgo,
   formatBytes,
@@ -25,23 +30,35 @@ import {
   statusView,
   touchedText
 } from './logic';
-import { GreedModel } from './model';
+import { IGreedModel } from './tokens';
 
-const COLUMNS: Array<{ key: SortKey; label: string; numeric?: boolean }> = [
-  { key: 'name', label: 'Name' },
-  { key: 'type', label: 'Type' },
-  { key: 'size', label: 'Size', numeric: true },
-  { key: 'device', label: 'Device' },
-  { key: 'lastTouched', label: 'Last touched' },
-  { key: 'decision', label: 'Decision' },
-  { key: 'spilled', label: 'Spilled' }
-];
+function columns(
+  trans: ITrans
+): Array<{ key: SortKey; label: string; numeric?: boolean }> {
+  return [
+    { key: 'name', label: trans.__('Name') },
+    { key: 'type', label: trans.__('Type') },
+    { key: 'size', label: trans.__('Size'), numeric: true },
+    { key: 'device', label: trans.__('Device') },
+    { key: 'lastTouched', label: trans.__('Last touched') },
+    { key: 'decision', label: trans.__('Decision') },
+    { key: 'spilled', label: trans.__('Spilled') }
+  ];
+}
 
-const ACTION_LABELS = {
-  preserve: 'Preserve',
-  unpreserve: 'Unpreserve',
-  restore: 'Restore'
-};
+function actionLabel(
+  action: 'preserve' | 'unpreserve' | 'restore',
+  trans: ITrans
+): string {
+  switch (action) {
+    case 'preserve':
+      return trans.__('Preserve');
+    case 'unpreserve':
+      return trans.__('Unpreserve');
+    default:
+      return trans.__('Restore');
+  }
+}
 
 /** "torch.nn.modules.container.Sequential" -> "Sequential" (the full name is the cell's title). */
 function shortType(name: string): string {
@@ -51,6 +68,8 @@ function shortType(name: string): string {
 
 /** A button waits this long for its answer before it can be clicked again. */
 const BUSY_MS = 30_000;
+/** Events and cells that ran within this long ask for the table once. */
+const REFRESH_DELAY_MS = 250;
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -68,28 +87,69 @@ function el<K extends keyof HTMLElementTagNameMap>(
 }
 
 export class GreedPanel extends Widget {
-  constructor(private _model: GreedModel) {
+  constructor(
+    private _model: IGreedModel,
+    private _trans: ITrans = NO_TRANSLATION
+  ) {
     super();
     this.id = 'greed-kernel-lab-panel';
     this.addClass('jp-greed-panel');
-    this.title.caption = 'Greed kernel: variables and cleanups';
+    this.title.caption = _trans.__('Greed kernel: variables and cleanups');
+    this._columns = columns(_trans);
     _model.changed.connect(this._onChanged, this);
-    _model.received.connect((_, event) => {
-      // An answer frees the buttons that asked for it.
-      if (event.event === 'execution:cleanup' || event.event === 'error') {
-        this._busy.delete('cleanup');
-      }
-      if (event.event === 'execution:optimize' || event.event === 'error') {
-        this._busy.delete('optimize');
-      }
-      if (['preserved', 'unpreserved', 'restored', 'error'].includes(event.event)) {
-        this._busy.clear();
-      }
-    });
+    _model.received.connect(this._onEvent, this);
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    window.clearTimeout(this._refreshTimer);
+    this._refreshTimer = 0;
+    super.dispose(); // disconnects from the model
+  }
+
+  private _onEvent(_: IGreedModel, event: GreedEvent): void {
+    // An answer frees the buttons that asked for it.
+    if (event.event === 'execution:cleanup' || event.event === 'error') {
+      this._busy.delete('cleanup');
+    }
+    if (event.event === 'execution:optimize' || event.event === 'error') {
+      this._busy.delete('optimize');
+    }
+    if (
+      ['preserved', 'unpreserved', 'restored', 'error'].includes(event.event)
+    ) {
+      this._busy.clear();
+    }
+    this._refreshSoon(
+      changesVariables(event.event),
+      changesHistory(event.event)
+    );
+  }
+
+  /** Ask again for the table after events and cells, once for a burst of them. */
+  private _refreshSoon(vars: boolean, history: boolean): void {
+    if (!this.isVisible || (!vars && !history)) {
+      return;
+    }
+    this._refreshWanted.vars ||= vars;
+    this._refreshWanted.history ||= history;
+    if (this._refreshTimer) {
+      return;
+    }
+    this._refreshTimer = window.setTimeout(() => {
+      this._refreshTimer = 0;
+      const wanted = { ...this._refreshWanted };
+      this._refreshWanted = { vars: false, history: false };
+      this.refresh(wanted);
+    }, REFRESH_DELAY_MS);
   }
 
   /** Ask the current kernel for its variables and history (when shown). */
-  refresh(what: { vars?: boolean; history?: boolean } = { vars: true, history: true }): void {
+  refresh(
+    what: { vars?: boolean; history?: boolean } = { vars: true, history: true }
+  ): void {
     const connection = this._model.current;
     if (!this.isVisible || !connection || !connection.isOpen) {
       return;
@@ -113,7 +173,10 @@ export class GreedPanel extends Widget {
     }
   }
 
-  private _onChanged(_: GreedModel, what: string): void {
+  private _onChanged(_: IGreedModel, what: string): void {
+    if (what === 'cell') {
+      this._refreshSoon(true, false);
+    }
     if (what === 'current' || what === 'state') {
       this._busy.clear();
       if (this._model.current?.isOpen) {
@@ -142,13 +205,16 @@ export class GreedPanel extends Widget {
     const node = this.node;
     const scroll = node.scrollTop;
     node.textContent = '';
-    node.append(el('h2', 'jp-greed-panel-title', 'Greed kernel'));
+    const trans = this._trans;
+    node.append(el('h2', 'jp-greed-panel-title', trans.__('Greed kernel')));
     if (!connection || !connection.isGreed) {
       node.append(
         el(
           'p',
           'jp-greed-panel-empty',
-          'The current tab runs no Greed (PyTorch) kernel. Open a notebook or a console on it to see its variables.'
+          trans.__(
+            'The current tab runs no Greed (PyTorch) kernel. Open a notebook or a console on it to see its variables.'
+          )
         )
       );
       return;
@@ -158,16 +224,17 @@ export class GreedPanel extends Widget {
     if (connection.error) {
       node.append(el('p', 'jp-greed-panel-error', connection.error));
     }
-    node.append(el('h3', '', 'Variables'));
+    node.append(el('h3', '', trans.__('Variables')));
     node.append(this._renderVariables(connection));
-    node.append(el('h3', '', 'Recent cleanups'));
+    node.append(el('h3', '', trans.__('Recent cleanups')));
     node.append(this._renderHistory(connection.history));
     node.scrollTop = scroll;
   }
 
   private _renderSummary(connection: GreedConnection): HTMLElement {
     const summary = el('div', 'jp-greed-panel-summary');
-    const name = connection.sessionContext.name || connection.sessionContext.path;
+    const name =
+      connection.sessionContext.name || connection.sessionContext.path;
     summary.append(el('div', 'jp-greed-panel-session', name));
     const stats = connection.stats;
     if (!stats || !connection.isOpen) {
@@ -176,14 +243,26 @@ export class GreedPanel extends Widget {
           'div',
           '',
           connection.state === 'closed'
-            ? 'The kernel closed the greed comm; it reopens after a restart.'
-            : 'Waiting for the kernel…'
+            ? this._trans.__(
+                'The kernel closed the greed comm; it reopens after a restart.'
+              )
+            : this._trans.__('Waiting for the kernel…')
         )
       );
       return summary;
     }
-    const view = statusView(stats, connection.threshold, connection.lastCleanup, Date.now());
-    const line = el('div', `jp-greed-panel-status jp-greed-level-${view.level}`, view.text);
+    const view = statusView(
+      stats,
+      connection.threshold,
+      connection.lastCleanup,
+      Date.now(),
+      this._trans
+    );
+    const line = el(
+      'div',
+      `jp-greed-panel-status jp-greed-level-${view.level}`,
+      view.text
+    );
     line.title = view.title;
     summary.append(line);
     return summary;
@@ -192,7 +271,12 @@ export class GreedPanel extends Widget {
   private _renderActions(connection: GreedConnection): HTMLElement {
     const bar = el('div', 'jp-greed-panel-actions');
     const open = connection.isOpen;
-    const button = (label: string, key: string, request: GreedRequest, title: string) => {
+    const button = (
+      label: string,
+      key: string,
+      request: GreedRequest,
+      title: string
+    ) => {
       const b = el('button', 'jp-mod-styled jp-greed-button', label);
       b.type = 'button';
       b.title = title;
@@ -200,31 +284,40 @@ export class GreedPanel extends Widget {
       b.addEventListener('click', () => this._send(key, request));
       return b;
     };
+    const trans = this._trans;
     bar.append(
       button(
-        'Clean up now',
+        trans.__('Clean up now'),
         'cleanup',
         { request: 'cleanup' },
-        'Delete temporaries, release old outputs and stale values, collect garbage'
+        trans.__(
+          'Delete temporaries, release old outputs and stale values, collect garbage'
+        )
       ),
       button(
-        'Optimise now',
+        trans.__('Optimise now'),
         'optimize',
         { request: 'optimize' },
-        'Clear stale gradients, run a full collection, empty the CUDA cache'
+        trans.__(
+          'Clear stale gradients, run a full collection, empty the CUDA cache'
+        )
       )
     );
     if (connection.stats?.spilled.length) {
       bar.append(
         button(
-          'Restore all',
+          trans.__('Restore all'),
           'restore-all',
           { request: 'restore', all: true },
-          'Load every spilled value back into memory'
+          trans.__('Load every spilled value back into memory')
         )
       );
     }
-    const refresh = el('button', 'jp-mod-styled jp-greed-button', 'Refresh');
+    const refresh = el(
+      'button',
+      'jp-mod-styled jp-greed-button',
+      trans.__('Refresh')
+    );
     refresh.type = 'button';
     refresh.disabled = !open;
     refresh.addEventListener('click', () => this.refresh());
@@ -235,22 +328,35 @@ export class GreedPanel extends Widget {
   private _renderVariables(connection: GreedConnection): HTMLElement {
     const rows = connection.variables;
     if (rows === null) {
-      return el('p', 'jp-greed-panel-empty', connection.isOpen ? 'Loading…' : '');
+      return el(
+        'p',
+        'jp-greed-panel-empty',
+        connection.isOpen ? this._trans.__('Loading…') : ''
+      );
     }
     if (!rows.length) {
-      return el('p', 'jp-greed-panel-empty', 'No variables yet.');
+      return el(
+        'p',
+        'jp-greed-panel-empty',
+        this._trans.__('No variables yet.')
+      );
     }
     const wrap = el('div', 'jp-greed-table-wrap');
     const table = el('table', 'jp-greed-table jp-greed-vars');
     const head = el('tr');
-    for (const column of COLUMNS) {
+    for (const column of this._columns) {
       const th = el('th', column.numeric ? 'jp-greed-num' : '', column.label);
       th.dataset.key = column.key;
-      th.title = `Sort by ${column.label.toLowerCase()}`;
+      th.title = this._trans.__('Sort by %1', column.label.toLowerCase());
       th.setAttribute('role', 'button');
       if (this._sort.key === column.key) {
-        th.classList.add(this._sort.ascending ? 'jp-greed-sort-asc' : 'jp-greed-sort-desc');
-        th.setAttribute('aria-sort', this._sort.ascending ? 'ascending' : 'descending');
+        th.classList.add(
+          this._sort.ascending ? 'jp-greed-sort-asc' : 'jp-greed-sort-desc'
+        );
+        th.setAttribute(
+          'aria-sort',
+          this._sort.ascending ? 'ascending' : 'descending'
+        );
       }
       th.addEventListener('click', () => {
         this._sort = nextSort(this._sort, column.key);
@@ -269,7 +375,13 @@ export class GreedPanel extends Widget {
     table.append(body);
     wrap.append(table);
     if (connection.omitted) {
-      wrap.append(el('p', 'jp-greed-panel-note', `and ${connection.omitted} more`));
+      wrap.append(
+        el(
+          'p',
+          'jp-greed-panel-note',
+          this._trans.__('and %1 more', connection.omitted)
+        )
+      );
     }
     return wrap;
   }
@@ -280,7 +392,11 @@ export class GreedPanel extends Widget {
     if (row.spilled) {
       tr.classList.add('jp-greed-spilled');
     }
-    const decision = el('td', `jp-greed-decision-${row.decision}`, row.decision);
+    const decision = el(
+      'td',
+      `jp-greed-decision-${row.decision}`,
+      row.decision
+    );
     decision.title = row.reason;
     if (row.rule && row.rule !== row.decision) {
       decision.append(el('span', 'jp-greed-rule', ` (${row.rule})`));
@@ -292,14 +408,18 @@ export class GreedPanel extends Widget {
       type,
       el('td', 'jp-greed-num', formatBytes(row.size)),
       el('td', '', row.device ?? ''),
-      el('td', '', touchedText(row)),
+      el('td', '', touchedText(row, this._trans)),
       decision,
-      el('td', '', row.spilled ? 'yes' : '')
+      el('td', '', row.spilled ? this._trans.__('yes') : '')
     );
     const actions = el('td', 'jp-greed-row-actions');
     for (const action of rowActions(row)) {
       const key = `${action}:${row.name}`;
-      const b = el('button', 'jp-mod-styled jp-greed-button jp-greed-small', ACTION_LABELS[action]);
+      const b = el(
+        'button',
+        'jp-mod-styled jp-greed-button jp-greed-small',
+        actionLabel(action, this._trans)
+      );
       b.type = 'button';
       b.dataset.action = action;
       b.disabled = !open || this._isBusy(key);
@@ -313,17 +433,26 @@ export class GreedPanel extends Widget {
   }
 
   private _renderHistory(history: IReport[] | null): HTMLElement {
+    const trans = this._trans;
     if (history === null) {
-      return el('p', 'jp-greed-panel-empty', 'Loading…');
+      return el('p', 'jp-greed-panel-empty', trans.__('Loading…'));
     }
     const reports = recentReports(history);
     if (!reports.length) {
-      return el('p', 'jp-greed-panel-empty', 'No cleanup yet.');
+      return el('p', 'jp-greed-panel-empty', trans.__('No cleanup yet.'));
     }
     const table = el('table', 'jp-greed-table jp-greed-history');
     const head = el('tr');
-    for (const label of ['When', 'Kind', 'Trigger', 'Cell', 'Freed', 'Took']) {
-      head.append(el('th', label === 'Freed' || label === 'Took' ? 'jp-greed-num' : '', label));
+    const headers: Array<[string, boolean]> = [
+      [trans.__('When'), false],
+      [trans.__('Kind'), false],
+      [trans.__('Trigger'), false],
+      [trans.__('Cell'), false],
+      [trans.__('Freed'), true],
+      [trans.__('Took'), true]
+    ];
+    for (const [label, numeric] of headers) {
+      head.append(el('th', numeric ? 'jp-greed-num' : '', label));
     }
     const thead = el('thead');
     thead.append(head);
@@ -332,18 +461,24 @@ export class GreedPanel extends Widget {
     const now = Date.now();
     for (const report of reports) {
       const tr = el('tr');
-      tr.title = cleanupText(report, now);
+      tr.title = cleanupText(report, now, trans);
       const age = reportAge(report, now);
       tr.append(
-        el('td', '', age === null ? '' : formatAgo(age)),
+        el('td', '', age === null ? '' : formatAgo(age, trans)),
         el('td', '', report.kind),
         el('td', '', report.trigger),
-        el('td', '', report.executionCount === null ? '' : String(report.executionCount)),
+        el(
+          'td',
+          '',
+          report.executionCount === null ? '' : String(report.executionCount)
+        ),
         el('td', 'jp-greed-num', formatBytes(report.freedBytes)),
         el(
           'td',
           'jp-greed-num',
-          report.durationMs === null ? '' : `${report.durationMs.toFixed(0)} ms`
+          report.durationMs === null
+            ? ''
+            : trans.__('%1 ms', report.durationMs.toFixed(0))
         )
       );
       body.append(tr);
@@ -356,4 +491,7 @@ export class GreedPanel extends Widget {
 
   private _sort: ISort = DEFAULT_SORT;
   private _busy = new Map<string, number>();
+  private _columns: Array<{ key: SortKey; label: string; numeric?: boolean }>;
+  private _refreshTimer = 0;
+  private _refreshWanted = { vars: false, history: false };
 }

@@ -6,22 +6,30 @@
 import { Widget } from '@lumino/widgets';
 
 import { ConnectionState } from './connection';
-import { Level, statusView } from './logic';
-import { GreedModel } from './model';
+import { ITrans, Level, NO_TRANSLATION, statusView } from './logic';
+import { IGreedModel } from './tokens';
 
 const LEVELS: Level[] = ['normal', 'warning', 'danger'];
 
-const WAITING: { [state in ConnectionState]?: string } = {
-  checking: 'Greed: connecting…',
-  waiting: 'Greed: waiting for the kernel…',
-  opening: 'Greed: connecting…',
-  closed: 'Greed: disconnected'
-};
+function waitingText(state: ConnectionState, trans: ITrans): string {
+  switch (state) {
+    case 'checking':
+    case 'opening':
+      return trans.__('Greed: connecting…');
+    case 'waiting':
+      return trans.__('Greed: waiting for the kernel…');
+    case 'closed':
+      return trans.__('Greed: disconnected');
+    default:
+      return trans.__('Greed');
+  }
+}
 
 export class GreedStatus extends Widget {
   constructor(
-    private _model: GreedModel,
-    onClick: () => void
+    private _model: IGreedModel,
+    onClick: () => void,
+    private _trans: ITrans = NO_TRANSLATION
   ) {
     super();
     this.addClass('jp-greed-status');
@@ -58,17 +66,20 @@ export class GreedStatus extends Widget {
           stats,
           connection.threshold,
           connection.lastCleanup,
-          Date.now()
+          Date.now(),
+          this._trans
         );
         text = view.text;
         title = view.title;
         level = view.level;
       } else {
-        text = WAITING[connection.state] ?? 'Greed';
+        text = waitingText(connection.state, this._trans);
         title =
           connection.state === 'closed'
-            ? 'The kernel closed the greed comm; it reopens after a restart'
-            : 'Waiting for the Greed kernel';
+            ? this._trans.__(
+                'The kernel closed the greed comm; it reopens after a restart'
+              )
+            : this._trans.__('Waiting for the Greed kernel');
       }
     }
     this._text.textContent = text;

@@ -79,7 +79,7 @@ describe('formatBytes', () => {
   it('never throws on junk', () => {
     expect(formatBytes(NaN)).toBe('? B');
     expect(formatBytes(Infinity)).toBe('? B');
-    expect(formatBytes('12' as any)).toBe('? B');
+    expect(formatBytes('12' as unknown as number)).toBe('? B');
   });
 });
 
@@ -118,7 +118,9 @@ describe('pressure', () => {
   });
 
   it('is computed from RSS and CUDA like the kernel', () => {
-    expect(currentPressure(stats({ rssBytes: GiB, memoryLimitBytes: 4 * GiB }))).toBe(0.25);
+    expect(
+      currentPressure(stats({ rssBytes: GiB, memoryLimitBytes: 4 * GiB }))
+    ).toBe(0.25);
     const gpu = stats({
       rssBytes: GiB,
       memoryLimitBytes: 4 * GiB,
@@ -126,7 +128,9 @@ describe('pressure', () => {
     });
     expect(currentPressure(gpu)).toBe(0.75);
     expect(currentPressure(stats({ memoryPressure: 0.4 }))).toBe(0.4);
-    expect(currentPressure(stats({ rssBytes: 9, memoryLimitBytes: 3 }))).toBe(1);
+    expect(currentPressure(stats({ rssBytes: 9, memoryLimitBytes: 3 }))).toBe(
+      1
+    );
   });
 });
 
@@ -135,10 +139,14 @@ describe('cleanupText and statusView', () => {
     expect(cleanupText(report(), 1000_000 + 180_000)).toBe(
       'cleanup 3 min ago, freed 812 MiB'
     );
-    expect(cleanupText(report({ time: null }), 0)).toBe('cleanup at cell 3, freed 812 MiB');
+    expect(cleanupText(report({ time: null }), 0)).toBe(
+      'cleanup at cell 3, freed 812 MiB'
+    );
     expect(cleanupText(null, 0)).toBe('no cleanup yet');
     // a kernel clock ahead of ours never gives "-2 s"
-    expect(cleanupText(report({ time: 2000 }), 1000_000)).toBe('cleanup 0 s ago, freed 812 MiB');
+    expect(cleanupText(report({ time: 2000 }), 1000_000)).toBe(
+      'cleanup 0 s ago, freed 812 MiB'
+    );
   });
 
   it('shows RSS, pressure, CUDA and the last cleanup', () => {
@@ -147,7 +155,9 @@ describe('cleanupText and statusView', () => {
         rssBytes: 3 * GiB,
         memoryLimitBytes: 4 * GiB,
         version: '0.1.0',
-        cuda: [{ device: '0', allocated: GiB, reserved: 2 * GiB, total: 80 * GiB }]
+        cuda: [
+          { device: '0', allocated: GiB, reserved: 2 * GiB, total: 80 * GiB }
+        ]
       }),
       0.8,
       report(),
@@ -168,9 +178,9 @@ describe('cleanupText and statusView', () => {
   });
 
   it('names CUDA devices', () => {
-    expect(cudaText([{ device: '1', allocated: 0, reserved: MiB, total: 0 }])).toEqual([
-      'cuda:1 1.0 MiB'
-    ]);
+    expect(
+      cudaText([{ device: '1', allocated: 0, reserved: MiB, total: 0 }])
+    ).toEqual(['cuda:1 1.0 MiB']);
   });
 });
 
@@ -209,7 +219,9 @@ describe('parseEvent', () => {
       throw new Error('not hello');
     }
     expect(event.stats.rssBytes).toBe(500 * MiB);
-    expect(event.stats.cuda).toEqual([{ device: '0', allocated: 1, reserved: 2, total: 3 }]);
+    expect(event.stats.cuda).toEqual([
+      { device: '0', allocated: 1, reserved: 2, total: 3 }
+    ]);
     expect(event.stats.lastCleanup).toBe(3);
   });
 
@@ -246,7 +258,9 @@ describe('parseEvent', () => {
       stats: STATS,
       report: { kind: 'oom', rssBefore: 10, rssAfter: 4, ramFreedBytes: 6 }
     });
-    expect(event).toMatchObject({ report: { kind: 'oom', freedBytes: 6, time: null } });
+    expect(event).toMatchObject({
+      report: { kind: 'oom', freedBytes: 6, time: null }
+    });
   });
 
   it('reads vars, dropping malformed rows', () => {
@@ -276,14 +290,28 @@ describe('parseEvent', () => {
     }
     expect(event.omitted).toBe(2);
     expect(event.variables.map(v => v.name)).toEqual(['x', 'y']);
-    expect(event.variables[0]).toMatchObject({ size: MiB, device: 'cpu', lastTouchedCell: 3 });
-    expect(event.variables[1]).toMatchObject({ size: 0, spilled: false, device: null });
+    expect(event.variables[0]).toMatchObject({
+      size: MiB,
+      device: 'cpu',
+      lastTouchedCell: 3
+    });
+    expect(event.variables[1]).toMatchObject({
+      size: 0,
+      spilled: false,
+      device: null
+    });
   });
 
   it('reads history, events with names, errors', () => {
     expect(
-      parseEvent({ event: 'history', reports: [{ kind: 'cleanup' }, { nope: 1 }] })
-    ).toMatchObject({ event: 'history', reports: [{ kind: 'cleanup', freedBytes: 0 }] });
+      parseEvent({
+        event: 'history',
+        reports: [{ kind: 'cleanup' }, { nope: 1 }]
+      })
+    ).toMatchObject({
+      event: 'history',
+      reports: [{ kind: 'cleanup', freedBytes: 0 }]
+    });
     expect(parseEvent({ event: 'preserved', names: ['a', 3] })).toEqual({
       event: 'preserved',
       names: ['a']
@@ -292,8 +320,14 @@ describe('parseEvent', () => {
       event: 'error',
       message: 'nope'
     });
-    expect(parseEvent({ event: 'spill:restore', stats: STATS, names: ['w'], bytes: 5 }))
-      .toMatchObject({ names: ['w'], bytes: 5 });
+    expect(
+      parseEvent({
+        event: 'spill:restore',
+        stats: STATS,
+        names: ['w'],
+        bytes: 5
+      })
+    ).toMatchObject({ names: ['w'], bytes: 5 });
   });
 
   it('rejects what is not an event', () => {
@@ -318,8 +352,18 @@ describe('parseEvent', () => {
   });
 
   it('cleans numbers', () => {
-    const s = parseStats({ rssBytes: -5, memoryPressure: 7, lastCleanup: 'x', cuda: 'no' })!;
-    expect(s).toMatchObject({ rssBytes: 0, memoryPressure: 1, lastCleanup: null, cuda: [] });
+    const s = parseStats({
+      rssBytes: -5,
+      memoryPressure: 7,
+      lastCleanup: 'x',
+      cuda: 'no'
+    })!;
+    expect(s).toMatchObject({
+      rssBytes: 0,
+      memoryPressure: 1,
+      lastCleanup: null,
+      cuda: []
+    });
   });
 });
 
@@ -342,41 +386,33 @@ describe('variables table', () => {
   const names = (list: IVariable[]) => list.map(r => r.name);
 
   it('sorts by size, largest first by default, ties by name', () => {
-    expect(names(sortVariables(rows, DEFAULT_SORT))).toEqual(['a', 'C', 'd', 'b']);
-    expect(names(sortVariables(rows, { key: 'size', ascending: true }))).toEqual([
-      'b',
-      'd',
-      'a',
-      'C'
-    ]);
-  });
-
-  it('sorts names case-insensitively and puts missing values last', () => {
-    expect(names(sortVariables(rows, { key: 'name', ascending: true }))).toEqual([
-      'a',
-      'b',
-      'C',
-      'd'
-    ]);
-    expect(names(sortVariables(rows, { key: 'lastTouched', ascending: true }))).toEqual([
-      'd',
-      'C',
-      'b',
-      'a'
-    ]);
-    expect(names(sortVariables(rows, { key: 'lastTouched', ascending: false }))).toEqual([
-      'b',
-      'C',
-      'd',
-      'a'
-    ]);
-    expect(names(sortVariables(rows, { key: 'device', ascending: true }))).toEqual([
+    expect(names(sortVariables(rows, DEFAULT_SORT))).toEqual([
       'a',
       'C',
       'd',
       'b'
     ]);
-    expect(names(sortVariables(rows, { key: 'spilled', ascending: false }))[0]).toBe('C');
+    expect(
+      names(sortVariables(rows, { key: 'size', ascending: true }))
+    ).toEqual(['b', 'd', 'a', 'C']);
+  });
+
+  it('sorts names case-insensitively and puts missing values last', () => {
+    expect(
+      names(sortVariables(rows, { key: 'name', ascending: true }))
+    ).toEqual(['a', 'b', 'C', 'd']);
+    expect(
+      names(sortVariables(rows, { key: 'lastTouched', ascending: true }))
+    ).toEqual(['d', 'C', 'b', 'a']);
+    expect(
+      names(sortVariables(rows, { key: 'lastTouched', ascending: false }))
+    ).toEqual(['b', 'C', 'd', 'a']);
+    expect(
+      names(sortVariables(rows, { key: 'device', ascending: true }))
+    ).toEqual(['a', 'C', 'd', 'b']);
+    expect(
+      names(sortVariables(rows, { key: 'spilled', ascending: false }))[0]
+    ).toBe('C');
   });
 
   it('does not change its input', () => {
@@ -386,8 +422,14 @@ describe('variables table', () => {
   });
 
   it('toggles direction on the same header', () => {
-    expect(nextSort(DEFAULT_SORT, 'size')).toEqual({ key: 'size', ascending: true });
-    expect(nextSort(DEFAULT_SORT, 'name')).toEqual({ key: 'name', ascending: true });
+    expect(nextSort(DEFAULT_SORT, 'size')).toEqual({
+      key: 'size',
+      ascending: true
+    });
+    expect(nextSort(DEFAULT_SORT, 'name')).toEqual({
+      key: 'name',
+      ascending: true
+    });
     expect(nextSort({ key: 'name', ascending: true }, 'name')).toEqual({
       key: 'name',
       ascending: false
@@ -400,15 +442,19 @@ describe('variables table', () => {
 
   it('offers the right actions', () => {
     expect(rowActions(variable('x', { spilled: true }))).toEqual(['restore']);
-    expect(rowActions(variable('x', { rule: 'marked' }))).toEqual(['unpreserve']);
-    expect(rowActions(variable('x', { rule: 'preserved' }))).toEqual(['unpreserve']);
+    expect(rowActions(variable('x', { rule: 'marked' }))).toEqual([
+      'unpreserve'
+    ]);
+    expect(rowActions(variable('x', { rule: 'preserved' }))).toEqual([
+      'unpreserve'
+    ]);
     expect(rowActions(variable('x', { rule: 'stale' }))).toEqual(['preserve']);
   });
 
   it('says when a row was touched', () => {
-    expect(touchedText(variable('x', { lastTouchedAgo: 200, lastTouchedCell: 4 }))).toBe(
-      '3 min ago (cell 4)'
-    );
+    expect(
+      touchedText(variable('x', { lastTouchedAgo: 200, lastTouchedCell: 4 }))
+    ).toBe('3 min ago (cell 4)');
     expect(touchedText(variable('x', { lastTouchedAgo: null }))).toBe('never');
   });
 });
@@ -416,7 +462,9 @@ describe('variables table', () => {
 describe('history and refreshes', () => {
   it('lists the newest reports first', () => {
     const reports = [1, 2, 3].map(n => report({ executionCount: n }));
-    expect(recentReports(reports, 2).map(r => r.executionCount)).toEqual([3, 2]);
+    expect(recentReports(reports, 2).map(r => r.executionCount)).toEqual([
+      3, 2
+    ]);
   });
 
   it('knows which events change the table and the history', () => {
