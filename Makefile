@@ -1,23 +1,41 @@
 # Greed kernel: developer tasks. Every target is idempotent.
 #
-#   make install   create .venv (if missing), install the package and the `greed` kernel spec
-#   make lint      ruff check + ruff format --check
-#   make test      install, lint, then the whole test suite
-#   make demo      run notebooks/quickstart.ipynb headlessly on the Greed kernel
-#   make lab       JupyterLab on notebooks/ (pick "Greed (PyTorch)")
-#   make bench     the benchmarks (greed against python3; about 5 minutes)
-#   make browser-deps  Debian chromium for the browser test (run by make test)
-#   make labext    rebuild the JupyterLab extension (needs Node.js >= 20.19) into greed_kernel/labextension
+#   make install       create .venv (if missing), install the package with its `torch` and
+#                      `dev` extras, and the `greed` kernel spec
+#   make lint          ruff check + ruff format --check
+#   make test          install, lint, browser-deps, then the whole test suite
+#   make test-fast     install, then the pure and in-process tiers only (no kernels, no
+#                      browser, no root; about 2 minutes)
+#   make test-matrix   the fast tiers and a real-kernel smoke on Python 3.12 and 3.13 (each
+#                      in its own .venv-3.X, without torch), where those interpreters exist
+#   make labext-check  the JupyterLab extension's CI check (scripts/check_labextension.sh)
+#   make demo          the same leaky session on python3 and on greed, side by side
+#                      (scripts/demo.py, plot in docs/demo-memory.png), then `make tour`
+#   make tour          run notebooks/quickstart.ipynb (the %greed tour) headlessly on greed
+#   make lab           JupyterLab on notebooks/ (pick "Greed (PyTorch)")
+#   make bench         the benchmarks (greed against python3; about 5 minutes)
+#   make browser-deps  Chromium and a font for the browser tests (apt-get, as root, only
+#                      when missing; run by make test)
+#   make labext        rebuild the JupyterLab extension (needs Node.js >= 20.19) into
+#                      greed_kernel/labextension
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The CPU build of torch 2.13.0; override e.g. TORCH_SPEC="torch==2.13.0 --index-url URL".
+# torch is installed first, only when the venv has none: a plain version pin that pip
+# resolves from its configured index (PyPI's default build, CUDA included on Linux).
+# Override for another build, e.g. TORCH_SPEC="torch==2.13.0 --index-url URL".
 TORCH_SPEC ?= torch==2.13.0
+# The interpreters of `make test-matrix` (versions below requires-python are skipped
+# with a note).
+MATRIX_PYTHONS ?= 3.10 3.12 3.13
+# The tiers (markers assigned in tests/conftest.py).
+FAST_TIERS := not kernel and not browser
 JLPM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" "$(CURDIR)/$(VENV)/bin/jlpm"
 
-.PHONY: venv install lint test demo lab bench clean browser-deps labext
+.PHONY: venv install lint test test-fast test-matrix labext-check demo tour lab bench clean \
+	browser-deps labext
 
 venv install: $(STAMP)
 
@@ -28,7 +46,7 @@ $(PY):
 $(STAMP): pyproject.toml greed_kernel/__init__.py greed_kernel/kernelspec.py $(wildcard kernelspec/*) | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install $(TORCH_SPEC)
-	$(PY) -m pip install -e ".[torch,test,lab]"
+	$(PY) -m pip install -e ".[torch,dev]"
 	$(PY) -m greed_kernel install --sys-prefix
 	# an editable install skips the wheel's shared-data: link the prebuilt extension
 	mkdir -p $(VENV)/share/jupyter/labextensions
@@ -39,14 +57,31 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Debian's chromium for the JupyterLab browser test (installed when missing, as root).
+# Debian's chromium for the JupyterLab browser tests: nothing to do (and no root needed)
+# when present; apt-get as root when missing; otherwise fails saying what to install.
 browser-deps:
 	bash scripts/install_browser_deps.sh
 
 test: install lint browser-deps
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "$(FAST_TIERS)"
+
+test-matrix:
+	MATRIX_PYTHONS="$(MATRIX_PYTHONS)" PYTEST_MARKERS="($(FAST_TIERS)) or smoke" \
+		bash scripts/test_matrix.sh
+
+labext-check:
+	@test -f scripts/check_labextension.sh || { \
+		echo "labext-check: scripts/check_labextension.sh is missing" >&2; exit 1; }
+	bash scripts/check_labextension.sh
 
 demo: install
+	$(PY) scripts/demo.py
+	$(MAKE) --no-print-directory tour
+
+tour: install
 	$(PY) scripts/run_notebook.py notebooks/quickstart.ipynb
 
 lab: install
@@ -60,6 +95,7 @@ bench: install
 labext: install
 	cd labextension && $(JLPM) install --immutable && $(JLPM) build:prod && $(JLPM) test --ci
 
+# Leaves the venvs (.venv, .venv-3.X) alone.
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache notebooks/*.executed.ipynb \
 		labextension/lib labextension/tsconfig.tsbuildinfo

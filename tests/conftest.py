@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -103,3 +105,123 @@ def new_kernel(
     yield factory
     for k in started:  # a test that forgot its `with` still frees the process
         k.shutdown()
+
+
+# -- tiers ----------------------------------------------------------------------------
+# Every test gets one tier marker, unless it carries one already:
+#   browser    marked so by its module (JupyterLab in a headless browser)
+#   kernel     uses a fixture that needs the Jupyter sandbox (`kernel`, `new_kernel`,
+#              or any other that requests `jupyter_sandbox`), or its module starts
+#              kernels or other heavy processes itself (KernelHarness, a
+#              KernelManager, nbclient, pexpect, the benchmarks, pip, jest)
+#   inprocess  its module runs an IPython shell or Greed's engine in the test process
+#   pure       everything else
+# `make test-fast` runs pure and inprocess; `make test-matrix` runs those and `smoke`.
+TIERS = ("pure", "inprocess", "kernel", "browser")
+KERNEL_FIXTURES = frozenset({"kernel", "new_kernel"})
+SANDBOX_FIXTURE = "jupyter_sandbox"
+# Names whose presence in a test module's globals mean that its tests start kernels.
+KERNEL_GLOBALS = frozenset(
+    {
+        "KernelHarness",
+        "KernelManager",
+        "AsyncKernelManager",
+        "NotebookClient",
+        "Differential",
+        "pexpect",
+    }
+)
+# Modules that start heavy processes without any of those names.
+KERNEL_MODULES = frozenset({"test_benchmarks_smoke", "test_packaging", "test_labextension_unit"})
+INPROCESS_GLOBALS = frozenset({"InteractiveShell", "GreedKernel", "Engine"})
+
+
+def _tier(item: pytest.Item) -> str:
+    for tier in TIERS:
+        if item.get_closest_marker(tier) is not None:
+            return tier
+    fixturenames = getattr(item, "fixturenames", ())
+    if KERNEL_FIXTURES.intersection(fixturenames):
+        return "kernel"
+    module = getattr(item, "module", None)
+    names = set(vars(module)) if module is not None else set()
+    if module is not None and module.__name__.rpartition(".")[2] in KERNEL_MODULES:
+        return "kernel"
+    if KERNEL_GLOBALS & names:
+        return "kernel"
+    if INPROCESS_GLOBALS & names:
+        return "inprocess"
+    # jupyter_sandbox is autouse: what counts is a fixture that asks for it by name.
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = getattr(info, "name2fixturedefs", {})
+    for name in fixturenames:
+        defs = definitions.get(name) or ()
+        if defs and SANDBOX_FIXTURE in getattr(defs[-1], "argnames", ()):
+            return "kernel"
+    return "pure"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = _tier(item)
+        if item.get_closest_marker(tier) is None:
+            item.add_marker(tier)
+
+
+# -- optional dependencies ------------------------------------------------------------
+# torch (and the like) are not installed everywhere: `make test-matrix` runs the suite
+# on interpreters whose venvs have no torch. A test module that imports one of these at
+# module level is skipped as a whole, with the reason, instead of failing to import.
+# (Inside a test, use pytest.importorskip.)
+OPTIONAL_MODULES = frozenset(
+    {"torch", "numpy", "pandas", "matplotlib", "playwright", "pexpect", "sklearn"}
+)
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def _missing_imports(path: Path, seen: set[Path] | None = None) -> set[str]:
+    """Optional modules that ``path`` (or a helper module of tests/ it imports) imports
+    at module level, unguarded by try, and that are not installed."""
+    seen = set() if seen is None else seen
+    if path in seen or not path.is_file():
+        return set()
+    seen.add(path)
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError, OSError):
+        return set()  # let pytest report it
+    missing: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            roots = [alias.name.partition(".")[0] for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots = [node.module.partition(".")[0]]
+        else:
+            continue
+        for root in roots:
+            if root in OPTIONAL_MODULES:
+                if importlib.util.find_spec(root) is None:
+                    missing.add(root)
+            elif (TESTS_DIR / f"{root}.py").is_file():
+                missing |= _missing_imports(TESTS_DIR / f"{root}.py", seen)
+    return missing
+
+
+class _SkippedModule(pytest.Module):
+    """A test module that cannot be imported here: one skip, with the reason."""
+
+    reason = ""
+
+    def collect(self) -> list[pytest.Item]:
+        raise pytest.skip.Exception(self.reason, allow_module_level=True)
+
+
+def pytest_pycollect_makemodule(
+    module_path: Path, parent: pytest.Collector
+) -> pytest.Module | None:
+    missing = _missing_imports(Path(module_path))
+    if not missing:
+        return None
+    module = _SkippedModule.from_parent(parent, path=module_path)
+    module.reason = f"needs {', '.join(sorted(missing))}, not installed in this environment"
+    return module
