@@ -22,6 +22,10 @@ MAX_NAME_LEN = 256
 MAX_REQUEST_NAMES = 1000
 
 
+#: Requests that change the namespace or its memory: never run while a cell runs.
+WAITS_FOR_CELL = frozenset({"cleanup", "optimize", "restore"})
+
+
 class RequestError(ValueError):
     """A malformed or unknown request; its message goes back as an ``error`` event."""
 
@@ -81,6 +85,16 @@ class Channel:
         ):
             self.on_main_thread(lambda: self.on_msg(msg))  # queued behind any running cell
             return
+        data = (msg.get("content") or {}).get("data") if isinstance(msg, dict) else None
+        name = data.get("request") if isinstance(data, dict) else None
+        if isinstance(name, str) and name in WAITS_FOR_CELL:
+            # The event loop also runs while an async cell awaits: work that changes
+            # the namespace or its memory waits until no cell is running.
+            self.engine.when_no_cell(lambda: self._answer(msg))
+        else:
+            self._answer(msg)
+
+    def _answer(self, msg: dict[str, t.Any]) -> None:
         comm_id = None
         try:
             content = msg.get("content") or {}
@@ -145,8 +159,9 @@ class Channel:
         return {"event": "unpreserved", "names": capped(names)[0]}
 
     def _restore(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
-        restored = self.engine.restore(_restore_names(self.engine, data))
-        return {"event": "restored", "names": capped(restored)[0]}
+        names = _restore_names(self.engine, data)
+        nbytes = self.engine.page_in(names)
+        return {"event": "restored", "names": capped(names)[0], "bytes": nbytes}
 
     def _history(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
         return {"event": "history", "reports": list(self.engine.stats.reports)}
@@ -161,12 +176,13 @@ class Channel:
 
 
 def _restore_names(engine: t.Any, data: dict[str, t.Any]) -> list[str]:
+    paged = engine.paged_names()
     if data.get("all") is True:
-        return list(engine.spilled)
+        return list(paged)
     names = _names(data)
-    unknown = [n for n in names if n not in engine.spilled]
+    unknown = [n for n in names if n not in paged]
     if unknown:
-        raise RequestError(f"not spilled: {', '.join(unknown[:10])}")
+        raise RequestError(f"not paged out: {', '.join(unknown[:10])}")
     return names
 
 

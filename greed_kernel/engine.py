@@ -9,6 +9,7 @@ is logged and swallowed, and never changes the outcome of the user's cell.
 from __future__ import annotations
 
 import ast
+import bisect
 import functools
 import gc
 import logging
@@ -19,11 +20,12 @@ from collections.abc import Callable
 
 from . import cleaner, optimizer
 from .memory import MemoryProbe, malloc_trim
+from .paging import Pager
 from .policy import Decision, Policy, Verdict
 from .scan import CellNames, merge, scan_tokens, scan_tree
-from .sizes import Size, human_bytes, measure
-from .spill import SpillError, SpillStore, spill_units, type_name
+from .sizes import Size, cpu_buffers, human_bytes, measure
 from .stats import Stats, capped, json_clean
+from .threads import foreign_threads
 from .tracker import Tracker
 
 Publish = Callable[[dict[str, t.Any]], None]
@@ -36,17 +38,31 @@ _USER = (None, "module")
 
 
 def guarded(fn: Callable[..., t.Any]) -> Callable[..., t.Any]:
-    """Log and swallow any failure (KeyboardInterrupt included) of an engine hook."""
+    """Log and swallow any failure (KeyboardInterrupt included) of an engine hook.
+
+    Hooks that run before the user's code (pre_run_cell, on_tree) let a
+    KeyboardInterrupt through instead: the user asked to stop the cell, and
+    python3 would stop it at that point too.
+    """
 
     @functools.wraps(fn)
     def wrapper(self: Engine, *args: t.Any, **kwargs: t.Any) -> t.Any:
         try:
             return fn(self, *args, **kwargs)
-        except (Exception, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            if fn.__name__ in _BEFORE_THE_CELL:
+                raise
+            self.log.exception("greed: %s interrupted; the user's cell is unaffected", fn.__name__)
+            return None
+        except Exception:
             self.log.exception("greed: %s failed; the user's cell is unaffected", fn.__name__)
             return None
 
     return wrapper
+
+
+#: Hooks that run before the cell's code: an interrupt there stops the cell.
+_BEFORE_THE_CELL = frozenset({"pre_run_cell", "on_tree"})
 
 
 class Config(t.Protocol):
@@ -68,7 +84,7 @@ class Config(t.Protocol):
     oom_recovery: bool
     spill_max_bytes: int
 
-    def spill_directory(self) -> str: ...
+    spill_dir: str
 
 
 class Engine:
@@ -88,9 +104,11 @@ class Engine:
         self.log = log or logging.getLogger(__name__)
         self.publish: Publish = publish or (lambda event: None)
         self.schedule = schedule
-        self._spill: SpillStore | None = None
-        self.spilled: dict[str, t.Any] = {}  # name -> entry; the store's table once it exists
-        self.tracker = Tracker(shell.user_ns, extra=self.spilled)
+        self.pager = Pager(config.spill_dir, config.spill_max_bytes, log=self.log)
+        #: name -> (id of its value, bytes paged) as of the cleanup that paged it
+        self.paged: dict[str, tuple[int, int]] = {}
+        self.paging_paused = ""  # why the last cleanup did not page, when it could not
+        self.tracker = Tracker(shell.user_ns)
         self.probe = MemoryProbe(limit=config.memory_limit)
         self.stats = Stats()
         self.marked: set[str] = set()
@@ -109,6 +127,8 @@ class Engine:
         self._idle_timer: t.Any = None
         self._idle_done = False
         self._pressure_at: tuple[int, float] | None = None  # (execution, pressure) of last trigger
+        self._interrupted = False  # a KeyboardInterrupt reached pre_run_cell
+        self._after_cell: list[Callable[[], None]] = []  # requests that waited for the cell
 
     # -- wiring ----------------------------------------------------------------------
     def register(self) -> None:
@@ -127,7 +147,6 @@ class Engine:
             return node
 
         self.shell.transform_ast = transform_ast
-        self.freeze_heap()
 
     def policy(self) -> Policy:
         c = self.config
@@ -153,25 +172,23 @@ class Engine:
         self._cell_number = self.shell.execution_count - 1
         self._cell_start = time.perf_counter()
         self._cell_names = None
+        self._interrupted = False
 
     @guarded
     def on_tree(self, tree: ast.AST) -> None:
         """Called with every tree IPython compiles during a user cell (nested ones too)."""
         if self._cell_info is None:
             return
+        if self._interrupted:  # IPython swallowed it in pre_run_cell: stop the cell here
+            self._interrupted = False
+            raise KeyboardInterrupt
         names = scan_tree(tree)
         if not names.parsed:  # too deep for the scanner: post_run_cell reads the tokens
             self._token_fallback = True
             return
         self._cell_names = names if self._cell_names is None else merge(self._cell_names, names)
         # stamp now, before the cell runs: what it touches is in use
-        touched = names.touched
-        reached = self.tracker.touch(touched, self._cell_number)
-        if self.spilled:  # bring back what this cell (or the code it calls) uses
-            used = (*names.reads, *names.deletes, *reached)
-            self.restore([n for n in used if n in self.spilled])
-            # a name the cell only rebinds: its old value is not wanted back
-            self.forget_spilled([n for n in names.writes if n in self.spilled])
+        self.tracker.touch(names.touched, self._cell_number)
 
     @guarded
     def post_run_cell(self, result: t.Any) -> None:
@@ -192,39 +209,15 @@ class Engine:
             # the text as shown (ipykernel keeps it only until the next cell), for %tb
             # once a cleanup has released the error itself
             self.last_traceback_text = list(getattr(self.shell, "_last_traceback", None) or [])
-        self._explain_missing(error)
         # Recovery waits for after_execute: the reply must still report this error.
         self._oom = is_out_of_memory(error)
         self._ran_user_cell = True
-
-    def _explain_missing(self, error: BaseException | None) -> None:
-        """A use no scan can see (``globals()["x"]``, ``eval("x")``) failed on a spilled
-        name: restore it, and say so under the traceback."""
-        if isinstance(error, NameError):
-            name = getattr(error, "name", None)
-        elif isinstance(error, KeyError) and len(error.args) == 1:
-            name = error.args[0]
-        else:
-            return
-        if not isinstance(name, str) or name not in self.spilled:
-            return
-        if self.restore([name]):
-            print(
-                f"Greed: {name!r} had been spilled to disk to free memory and is now "
-                "restored. Run the cell again.",
-                file=sys.stderr,
-            )
-        else:  # never a silent loss: say where the value is
-            print(
-                f"Greed: {name!r} is spilled to disk and could not be loaded back (the "
-                f"kernel log says why). Its file stays; `%greed restore {name}` retries.",
-                file=sys.stderr,
-            )
 
     @guarded
     def after_execute(self) -> None:
         """After an execute request's reply is built: the triggers."""
         if not self._ran_user_cell:
+            self._run_waiting()
             return
         self._ran_user_cell = False
         c = self.config
@@ -234,7 +227,7 @@ class Engine:
             self._oom = False
             if c.oom_recovery:
                 self.recover_from_oom()
-        if len(sys.modules) != self._modules_seen:
+        if c.gc_freeze and len(sys.modules) != self._modules_seen:
             self.freeze_heap()  # the cell imported modules: they live as long as the kernel
         if c.cleanup_interval and n % c.cleanup_interval == 0:
             self.cleanup("periodic")
@@ -242,6 +235,26 @@ class Engine:
             self.optimize("periodic")
         self.check_pressure()
         self.arm_idle_timer()
+        self._run_waiting()
+
+    def when_no_cell(self, fn: Callable[[], None]) -> None:
+        """Run *fn* now, or after the cell that is running (or awaiting) ends.
+
+        Comm requests come through the event loop, which also runs while an async
+        cell awaits: a cleanup must never run in the middle of the user's cell.
+        """
+        if self.executing or self._cell_info is not None:
+            self._after_cell.append(fn)
+        else:
+            fn()
+
+    def _run_waiting(self) -> None:
+        waiting, self._after_cell = self._after_cell, []
+        for fn in waiting:
+            try:
+                fn()
+            except Exception:
+                self.log.exception("greed: a request that waited for the cell failed")
 
     # -- triggers ----------------------------------------------------------------------
     def check_pressure(self) -> None:
@@ -303,20 +316,19 @@ class Engine:
             is_recent=lambda k: policy.is_recent(last.get(f"_{k}"), now),
         )
         error_released = cleaner.release_last_error(self.shell)
-        spilled: list[str] = []
-        spilled_bytes = 0
+        paged: list[str] = []
+        paged_bytes = 0
+        evicted: list[str] = []
         if c.evict == "delete":
             evicted = cleaner.delete_names(self.shell, stale)
-        else:
-            evicted = []
-            if c.evict == "spill" and stale:
-                try:
-                    spilled, spilled_bytes = self._spill_stale(stale)
-                except Exception:  # the rest of the cleanup still runs
-                    self.log.exception("greed: spilling failed; stale values stay in memory")
+        elif c.evict in ("page", "spill") and stale:
+            try:
+                paged, paged_bytes = self._page_stale(stale)
+            except Exception:  # the rest of the cleanup still runs
+                self.log.exception("greed: paging failed; stale values stay in memory")
         if full:
             gc.unfreeze()  # after the error's release, so its frames are collected too
-        collected = gc.collect(2)  # over the non-frozen heap
+        collected = gc.collect(2)
         self.freeze_heap()
         trimmed = malloc_trim()
         self.tracker.forget_missing()
@@ -330,8 +342,8 @@ class Engine:
             evicted=evicted,
             outputsReleased=len(released),
             errorReleased=error_released,
-            spilled=spilled,
-            spilledBytes=spilled_bytes,
+            paged=paged,
+            pagedBytes=paged_bytes,
             gcCollected=collected,
             mallocTrim=trimmed,
             preserved=preserved,
@@ -349,13 +361,11 @@ class Engine:
     def _sort_names(
         self, policy: Policy, now: float, evicting: bool
     ) -> tuple[list[str], list[str], list[str]]:
-        """Temporaries, stale names and preserved names of the namespace.
-
-        A function of its own so that no local variable outlives it holding a value:
-        the spill check counts references.
-        """
+        """Temporaries, stale names and preserved names of the namespace."""
         last = self.tracker.last
-        temporaries, stale, preserved = [], [], []
+        temporaries: list[str] = []
+        stale: list[str] = []
+        preserved: list[str] = []
         for name, value in list(self.shell.user_ns.items()):
             size = _sizer(value) if evicting else None
             verdict, rule, _ = policy.classify(name, value, last.get(name), now, size)
@@ -420,14 +430,15 @@ class Engine:
         return report
 
     def freeze_heap(self) -> None:
-        """Move the objects that survived a full collection to the permanent generation
-        (see GreedKernel.gc_freeze), so the next collection only looks at newer ones.
+        """With GreedKernel.gc_freeze (off by default): move the objects that survived
+        a full collection to the permanent generation, so the next collection only
+        looks at newer ones.
 
-        Called at start-up, after a full collection, and after a cell that imported
-        modules (the long-lived heap of torch and friends, frozen without the cost of
-        collecting it). Never while an error is stored. Frozen objects are still
-        freed by reference counting; only cycles among them wait for
-        ``%greed cleanup --full``.
+        Called after a full collection and after a cell that imported modules.
+        Never while an error is stored. Frozen objects are still freed by reference
+        counting, but cycles among them are then invisible to every collection,
+        the user's own ``gc.collect()`` included, until ``%greed cleanup --full``:
+        that is why it is off by default.
         """
         # A stored error's frames would become frozen garbage once a cleanup releases
         # them: while one is held, wait for the cleanup (which releases it first).
@@ -435,65 +446,64 @@ class Engine:
             gc.freeze()
             self._modules_seen = len(sys.modules)
 
-    # -- spill -------------------------------------------------------------------------------
-    @property
-    def spill_store(self) -> SpillStore:
-        if self._spill is None:
-            self._spill = SpillStore(
-                self.config.spill_directory(), self.config.spill_max_bytes, log=self.log
-            )
-            self._spill.by_name = self.spilled  # one table, shared with the tracker
-        self._spill.max_bytes = self.config.spill_max_bytes
-        return self._spill
+    # -- paging ----------------------------------------------------------------------
+    def _page_stale(self, stale: list[str]) -> tuple[list[str], int]:
+        """Page out the CPU memory of the stale values, in place (see paging.py)."""
+        busy = foreign_threads()
+        if busy:
+            # another thread may be writing to these buffers between our copy and the
+            # remap: its write would be lost. Leave everything in RAM.
+            self.paging_paused = f"paging waits: thread {busy[0]!r} is running"
+            self.log.info("greed: %s", self.paging_paused)
+            return [], 0
+        self.paging_paused = ""
+        self.pager.max_bytes = self.config.spill_max_bytes
+        ns, seen = self.shell.user_ns, set()
+        found = {name: cpu_buffers(ns[name], seen=seen) for name in stale if name in ns}
+        result = self.pager.page_out(b for bufs in found.values() for b in bufs)
+        if result.skipped:
+            self.log.debug("greed: left in RAM: %s", result.skipped)
+        if not result.regions:
+            return [], 0
+        starts = [lo for lo, _ in result.regions]
+        paged: list[str] = []
+        for name, bufs in found.items():
+            nbytes = sum(_overlap(result.regions, starts, ptr, n) for ptr, n in bufs)
+            if nbytes:
+                paged.append(name)
+                self.paged[name] = (id(ns[name]), nbytes)
+        self.log.info(
+            "greed: paged out %s of %s in %.0f ms",
+            human_bytes(result.bytes),
+            ", ".join(paged),
+            result.seconds * 1000,
+        )
+        return paged, result.bytes
 
-    def _spill_stale(self, stale: list[str]) -> tuple[list[str], int]:
-        ns, store, done, nbytes = self.shell.user_ns, self.spill_store, [], 0
-        for unit in spill_units(ns, stale):
-            try:
-                entry = store.spill(ns, unit, self.shell.execution_count - 1)
-            except SpillError as e:
-                self.log.info("greed: %s stay in memory: %s", unit, e)
-                continue
-            done.extend(entry.names)
-            nbytes += entry.nbytes
-        return done, nbytes
+    def paged_names(self) -> dict[str, int]:
+        """Names whose value had memory paged out, still bound to that value."""
+        ns = self.shell.user_ns
+        for name, (oid, _) in list(self.paged.items()):
+            if name not in ns or id(ns[name]) != oid:
+                del self.paged[name]
+        return {name: nbytes for name, (_, nbytes) in self.paged.items()}
 
-    def restore(self, names: t.Iterable[str]) -> list[str]:
-        """Bring spilled names back into the namespace; returns those restored."""
-        restored: list[str] = []
-        nbytes = 0
+    def paged_bytes_of(self, name: str) -> int:
+        """Bytes of *name*'s value that lie in paged-out memory now."""
+        value = self.shell.user_ns.get(name)
+        return self.pager.paged_in(cpu_buffers(value)) if value is not None else 0
+
+    def page_in(self, names: t.Iterable[str]) -> int:
+        """Read the paged memory of these names back into RAM now (``%greed restore``)."""
+        ns, seen, nbytes = self.shell.user_ns, set(), 0
         for name in names:
-            if name not in self.spilled:
-                continue
-            try:
-                entry = self.spill_store.restore(self.shell.user_ns, name)
-            except Exception:
-                self.log.exception("greed: restoring %r failed; its file stays", name)
-                continue
-            restored.extend(entry.names)
-            nbytes += entry.nbytes
-        if restored:
-            self.log.info("greed: restored %s", ", ".join(restored))
-            self.emit(
-                {
-                    "event": "spill:restore",
-                    "names": capped(restored)[0],
-                    "bytes": nbytes,
-                    "stats": self.snapshot(),
-                }
-            )
-        return restored
-
-    def forget_spilled(self, names: t.Iterable[str]) -> None:
-        """Names the user rebound while spilled: their old value is not wanted back."""
-        for name in names:
-            if name in self.spilled and self._spill is not None:
-                self._spill.discard(name)
+            if name in ns:
+                nbytes += self.pager.page_in(cpu_buffers(ns[name], seen=seen))
+        return nbytes
 
     def shutdown(self) -> None:
-        """Remove every spill file (kernel shutdown or restart)."""
-        if self._spill is not None:
-            self._spill.clear()
+        """Remove the paging directory we made, if any (kernel shutdown or restart)."""
+        self.pager.close()
 
     # -- out of memory -----------------------------------------------------------------------
     @guarded
@@ -562,6 +572,7 @@ class Engine:
     def variables(self) -> list[dict[str, t.Any]]:
         """The user's variables with size, device, last access and decision, largest first."""
         policy, now, rows = self.policy(), time.monotonic(), []
+        paged = self.paged_names()
         for name in list(self.shell.user_ns):
             try:
                 decision, size = self.decide(name, policy)
@@ -582,24 +593,9 @@ class Engine:
                     "decision": decision.verdict.value,
                     "rule": decision.rule,
                     "reason": decision.reason,
-                    "spilled": False,
-                }
-            )
-        for name, entry in list(self.spilled.items()):
-            access = self.tracker.last.get(name)
-            rows.append(
-                {
-                    "name": name,
-                    "type": entry.type_name,
-                    "size": entry.nbytes,
-                    "device": None,
-                    "lastTouchedAgo": None if access is None else now - access.time,
-                    "lastTouchedCell": None if access is None else access.execution,
-                    "decision": "spilled",
-                    "rule": "spilled",
-                    "reason": f"spilled to disk at cell {entry.execution}; "
-                    "restored when a cell uses it",
-                    "spilled": True,
+                    "pagedBytes": paged.get(name, 0),
+                    # deprecated alias of pagedBytes > 0 (values are never taken away now)
+                    "spilled": name in paged,
                 }
             )
         rows.sort(key=lambda r: (-r["size"], r["name"]))
@@ -623,18 +619,17 @@ class Engine:
             rss=self.probe.rss(),
             limit=self.probe.effective_limit(),
             cuda=[_as_dict(d) for d in self.probe.cuda()],
-            extra=self._spill_stats(),
+            extra=self._paging_stats(),
         )
 
-    def _spill_stats(self) -> dict[str, t.Any]:
-        store = self._spill
-        names, omitted = capped(self.spilled)
+    def _paging_stats(self) -> dict[str, t.Any]:
+        names, omitted = capped(self.paged_names())
         return {
-            "spilled": names,
-            "spilledOmitted": omitted,
-            "spilledBytes": 0 if store is None else store.spilled_bytes,
-            "restoredCount": 0 if store is None else store.restored_count,
-            "restoredBytes": 0 if store is None else store.restored_bytes,
+            "paged": names,
+            "pagedOmitted": omitted,
+            "pagedBytes": self.pager.paged_bytes(),
+            "pagingDirectory": self.pager.where,
+            "pagingNotice": self.pager.notice or self.paging_paused or self.pager.failure,
         }
 
     def emit(self, event: dict[str, t.Any]) -> None:
@@ -660,6 +655,26 @@ def is_out_of_memory(error: BaseException | None) -> bool:
         except Exception:  # a hostile __str__
             return False
     return False
+
+
+def _overlap(regions: list[tuple[int, int]], starts: list[int], ptr: int, nbytes: int) -> int:
+    """Bytes of [ptr, ptr + nbytes) inside the sorted, disjoint *regions*."""
+    total = 0
+    i = max(bisect.bisect_right(starts, ptr) - 1, 0)
+    end = ptr + nbytes
+    while i < len(regions) and regions[i][0] < end:
+        lo, hi = regions[i]
+        total += max(0, min(hi, end) - max(lo, ptr))
+        i += 1
+    return total
+
+
+def type_name(obj: t.Any) -> str:
+    """``module.Qualname`` of a value's type (just ``Qualname`` for builtins and cells)."""
+    kind = type(obj)
+    module = getattr(kind, "__module__", "") or ""
+    name = getattr(kind, "__qualname__", kind.__name__)
+    return name if module in ("builtins", "__main__") else f"{module}.{name}"
 
 
 def _sizer(value: t.Any) -> Callable[[], int]:

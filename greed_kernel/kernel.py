@@ -7,17 +7,12 @@ shell's events. The components do the work.
 
 from __future__ import annotations
 
-import os
-import secrets
 import typing as t
-from pathlib import Path
 
 from ipykernel.ipkernel import IPythonKernel
-from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import Bool, CaselessStrEnum, Float, Integer, List, TraitError, Unicode, validate
 
 from . import __version__
-from .spill import remove_orphans
 
 #: Greed.js v3.1.0's list of names that are always preserved.
 DEFAULT_PRESERVE = [
@@ -128,34 +123,41 @@ class GreedKernel(IPythonKernel):
     ).tag(config=True)
 
     evict = CaselessStrEnum(
-        ["spill", "off", "delete"],
-        default_value="spill",
+        ["page", "off", "delete", "spill"],
+        default_value="page",
         help="What a cleanup does with stale values of at least evict_min_bytes: "
-        "'spill' writes them to disk and frees their memory (they come back, as the "
-        "same object, the moment a cell uses them); 'off' keeps them in memory; "
-        "'delete' deletes them (Greed.js's behaviour: the values are lost).",
+        "'page' moves the memory of their CPU tensors and numpy arrays (pandas blocks "
+        "included) out of RAM in place: the pages are written to a file and that file "
+        "is mapped over the same addresses, so every object stays exactly as it was and "
+        "is read back from disk on use (other values stay in memory); 'off' keeps them "
+        "in memory; 'delete' deletes them (Greed.js's behaviour: the values are lost). "
+        "'spill' is the old name of 'page'.",
     ).tag(config=True)
 
     spill_dir = Unicode(
         "",
-        help="Directory for spilled values. Default: a private directory "
-        "(mode 0700) under the Jupyter runtime directory, one per kernel. Its files are "
-        "removed at shutdown and restart.",
+        help="Directory for paged-out memory. Its files have no name (O_TMPFILE) or are "
+        "unlinked as soon as they are open: nothing is ever left in it, and the directory "
+        "itself is never changed or removed (where O_TMPFILE is unsupported, a private "
+        "subdirectory is made in it and removed at shutdown). A directory on tmpfs or "
+        "ramfs (RAM) is refused, with a warning, for the default. Default: the first "
+        "disk-backed of $TMPDIR (or /tmp), /var/tmp and ~/.cache.",
     ).tag(config=True)
 
     spill_max_bytes = Integer(
         0,
-        help="Most bytes spilled to disk; beyond it stale values stay in memory. "
-        "0: half the free disk at spill_dir, capped at 50 GiB.",
+        help="Most bytes paged out to disk at a time; beyond it stale values stay in "
+        "memory. 0: half the free disk at the paging directory, capped at 50 GiB.",
     ).tag(config=True)
 
     gc_freeze = Bool(
-        True,
-        help="After start-up and after each full collection, move the surviving heap "
-        "to the permanent generation with gc.freeze(), so later collections cost time "
-        "proportional to newer objects only. Frozen objects are still freed by "
-        "reference counting; reference cycles among them wait for "
-        "`%greed cleanup --full`.",
+        False,
+        help="After each full collection (and after a cell that imported modules) move "
+        "the surviving heap to the permanent generation with gc.freeze(), so later "
+        "collections cost time proportional to newer objects only. Off by default "
+        "because frozen objects' reference cycles are then invisible to every "
+        "collection, your own `gc.collect()` included (`del model; gc.collect()` would "
+        "not free a model held in a cycle), until `%greed cleanup --full`.",
     ).tag(config=True)
 
     oom_recovery = Bool(
@@ -217,20 +219,12 @@ class GreedKernel(IPythonKernel):
     def _call_later(self, delay: float, callback: t.Callable[[], None]) -> t.Any:
         return self.io_loop.call_later(delay, callback)
 
-    def spill_directory(self) -> str:
-        """Where this kernel spills (created on first use, mode 0700)."""
-        if not self.spill_dir:
-            parent = Path(jupyter_runtime_dir()) / "greed-spill"
-            remove_orphans(parent)  # directories of kernels that were killed
-            self.spill_dir = str(parent / f"{os.getpid()}-{secrets.token_hex(4)}")
-        return self.spill_dir
-
     def do_shutdown(self, restart: bool) -> t.Any:
-        """Remove the spill files, then shut down as IPython does."""
+        """Remove our paging subdirectory (if we made one), then shut down as IPython does."""
         try:
             self.greed.shutdown()
         except Exception:
-            self.log.exception("greed: removing spill files failed")
+            self.log.exception("greed: removing the paging directory failed")
         return super().do_shutdown(restart)
 
     def greed_config(self) -> dict[str, t.Any]:

@@ -17,6 +17,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
 from . import __version__
+from .engine import type_name
 from .sizes import human_bytes
 
 USAGE = """\
@@ -27,8 +28,8 @@ Usage: %greed SUBCOMMAND [ARGS]
   unpreserve NAME...    stop keeping them (also exempts them from GreedKernel.preserve)
   cleanup [--full]      run a cleanup now (--full also collects the frozen heap)
   optimize              run a tensor/CUDA optimisation now
-  spilled               values spilled to disk (type, size, when)
-  restore NAME... | --all   bring spilled values back now
+  paged                 values whose memory is paged out to disk (in place)
+  restore NAME... | --all   read paged-out memory back into RAM now
   stats                 the statistics sent to frontends
   status                version, configuration, counters and the last reports"""
 
@@ -157,11 +158,18 @@ class GreedMagics(Magics):
         access = self.engine.tracker.last.get(name)
         ago = None if access is None else time.monotonic() - access.time
         touched = _ago(ago, None if access is None else access.execution)
+        paged = self.engine.paged_bytes_of(name)
         print(
             f"{name}: {decision.reason}. Rule: {decision.rule}. "
             f"Last touched: {touched}. Size: {human_bytes(size.nbytes)}"
             + (f" on {size.device}" if size.device else "")
             + "."
+            + (
+                f" Paged out: {human_bytes(paged)} of its memory is backed by a file and "
+                "read back from disk on use."
+                if paged
+                else ""
+            )
         )
 
     def _do_preserve(self, args: list[str]) -> None:
@@ -184,14 +192,14 @@ class GreedMagics(Magics):
         report = self.engine.cleanup("manual", full=bool(args))
         if report is None:
             raise UsageError("the cleanup failed; see the kernel log")
-        spilled = (
-            f"spilled {len(report['spilled'])} ({human_bytes(report['spilledBytes'])}), "
-            if report["spilled"]
+        paged = (
+            f"paged out {human_bytes(report['pagedBytes'])} of {', '.join(report['paged'])}, "
+            if report["paged"]
             else ""
         )
         print(
             f"Greed: cleanup deleted {len(report['deleted']) + len(report['evicted'])} names, "
-            f"{spilled}released {report['outputsReleased']} outputs"
+            f"{paged}released {report['outputsReleased']} outputs"
             + (" and the stored error" if report["errorReleased"] else "")
             + f"; RSS {human_bytes(report['rssBefore'])} -> {human_bytes(report['rssAfter'])} "
             f"in {report['durationMs']:.1f} ms."
@@ -209,42 +217,36 @@ class GreedMagics(Magics):
             f"in {report['durationMs']:.1f} ms."
         )
 
-    def _do_spilled(self, args: list[str]) -> None:
-        entries = self.engine.spill_store.entries() if self.engine.spilled else []
-        if not entries:
-            print("Greed: nothing is spilled.")
+    def _do_paged(self, args: list[str]) -> None:
+        if args:
+            raise UsageError("usage: %greed paged")
+        paged = self.engine.paged_names()
+        if not paged:
+            print("Greed: nothing is paged out.")
             return
+        ns = self.shell.user_ns
         rows = [
-            [
-                ", ".join(e.names),
-                e.type_name,
-                human_bytes(e.nbytes),
-                time.strftime("%H:%M:%S", time.localtime(e.when)),
-                e.execution,
-            ]
-            for e in sorted(entries, key=lambda e: -e.nbytes)
+            [name, type_name(ns.get(name)), human_bytes(nbytes)]
+            for name, nbytes in sorted(paged.items(), key=lambda kv: -kv[1])
         ]
-        display(
-            table(["names", "type", "size", "spilled at", "cell"], rows, title="Greed: spilled"),
-            raw=True,
-        )
+        display(table(["name", "type", "paged out"], rows, title="Greed: paged out"), raw=True)
+
+    _do_spilled = _do_paged  # the old name of the subcommand
 
     def _do_restore(self, args: list[str]) -> None:
+        paged = self.engine.paged_names()
         if args == ["--all"]:
-            names = list(self.engine.spilled)
+            names = list(paged)
         else:
             names = self._names(args, "restore")
-            unknown = [n for n in names if n not in self.engine.spilled]
+            unknown = [n for n in names if n not in paged]
             if unknown:
-                raise UsageError(f"not spilled: {', '.join(unknown)}")
-        restored = self.engine.restore(names)
-        failed = [n for n in names if n in self.engine.spilled]
-        if restored:
-            print(f"Greed: restored {', '.join(restored)}.")
-        elif not names:
-            print("Greed: nothing is spilled.")
-        if failed:
-            raise UsageError(f"could not restore {', '.join(failed)}; see the kernel log")
+                raise UsageError(f"not paged out: {', '.join(unknown)}")
+        if not names:
+            print("Greed: nothing is paged out.")
+            return
+        nbytes = self.engine.page_in(names)
+        print(f"Greed: read {human_bytes(nbytes)} of {', '.join(names)} back into RAM.")
 
     def _do_stats(self, args: list[str]) -> None:
         stats = self.engine.snapshot()
@@ -278,6 +280,15 @@ class GreedMagics(Magics):
             due = f"in {interval - n % interval} executions" if interval else "disabled"
             rows.append([f"next periodic {label}", due])
         rows += [["cleanups", e.stats.cleanup_count], ["optimisations", e.stats.optimize_count]]
+        rows.append(["paged out now", human_bytes(e.pager.paged_bytes())])
+        rows.append(["paging directory", e.pager.where or "(chosen at the first page-out)"])
+        for label, text in (
+            ("paging notice", e.pager.notice),
+            ("paging paused", e.paging_paused),
+            ("last paging failure", e.pager.failure),
+        ):
+            if text:
+                rows.append([label, text])
         for key, value in self.kernel.greed_config().items():
             rows.append([f"GreedKernel.{key}", value])
         for report in list(e.stats.reports)[-5:]:

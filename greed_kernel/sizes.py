@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_DEPTH", "MAX_ITEMS", "Size", "human_bytes", "measure"]
+__all__ = ["MAX_DEPTH", "MAX_ITEMS", "Size", "cpu_buffers", "human_bytes", "measure"]
 
 #: Containers nested deeper than this are counted shallowly (`sys.getsizeof`).
 MAX_DEPTH = 3
@@ -124,6 +124,47 @@ def measure(value: object, *, seen: set[int] | None = None) -> Size:
     if device is None and walk.devices:
         device = next(iter(walk.devices)) if len(walk.devices) == 1 else "mixed"
     return Size(max(int(nbytes), 0), device)
+
+
+def cpu_buffers(value: object, *, seen: set[int] | None = None) -> list[tuple[int, int]]:
+    """The (address, length) of the CPU memory buffers `value` holds, walked as
+    `measure` walks it: tensors' storages (modules' parameters, gradients and
+    buffers, optimizer state), numpy arrays' owning buffers, pandas blocks, in
+    containers.
+
+    Only memory that torch or numpy allocated and owns is reported: no CUDA,
+    meta, sparse or pinned tensors, no array whose memory belongs to a bytes
+    object, an mmap or another library. Never raises.
+    """
+    if seen is None:
+        seen = set()
+    libs = _libs()
+    try:
+        kind, base = libs.classify(type(value))
+    except Exception:
+        return []
+    if kind == _PLAIN:
+        return []
+    walk = _Walk(seen, libs)
+    walk.buffers = []
+    try:
+        walk.dispatch(value, kind, base, 0)
+    except Exception:
+        log.debug("cpu_buffers failed on a %s", _type_name(value), exc_info=True)
+    return walk.buffers
+
+
+def _pinned(tensor: object) -> bool:
+    """Pinned (page-locked) memory exists only once CUDA is initialised; we never
+    initialise it to ask."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        if cuda is None or not cuda.is_initialized():
+            return False
+        return bool(tensor.is_pinned())  # type: ignore[attr-defined]
+    except Exception:
+        return True  # unknown: leave it alone
 
 
 def _type_name(value: object) -> str:
@@ -278,10 +319,12 @@ def _in_mro(cls: type, target: type | None) -> bool:
 class _Walk:
     """State of one top-level measure() call."""
 
-    __slots__ = ("budget", "devices", "libs", "seen", "top_device")
+    __slots__ = ("budget", "buffers", "devices", "libs", "seen", "top_device")
 
     def __init__(self, seen: set[int], libs: _Libs) -> None:
         self.seen = seen
+        #: When a list, CPU buffers found are recorded in it (see cpu_buffers).
+        self.buffers: list[tuple[int, int]] | None = None
         self.budget = MAX_ITEMS
         self.devices: set[str] = set()
         self.top_device: str | None = None
@@ -391,7 +434,11 @@ class _Walk:
             return self._tensor_fallback(t)
         if ptr == 0:  # empty storage: nothing held, nothing to dedup
             return 0
-        return nbytes if self._first(hash((device, ptr))) else 0
+        if not self._first(hash((device, ptr))):
+            return 0
+        if self.buffers is not None and device == "cpu" and not _pinned(t):
+            self.buffers.append((ptr, nbytes))
+        return nbytes
 
     def _tensor_fallback(self, t: object) -> int:
         if not self._first(id(t)):
@@ -479,6 +526,7 @@ class _Walk:
         """The buffer of the array owning the memory, once per data pointer."""
         ndarray = self.libs.ndarray
         owner = arr
+        owned = True  # the memory is numpy's own (not a bytes object's, an mmap's...)
         try:
             base = arr.base  # type: ignore[attr-defined]
             for _ in range(64):  # numpy collapses view chains; the bound is for safety
@@ -488,18 +536,27 @@ class _Walk:
                     if _in_mro(type(base), self.libs.tensor):
                         # Tensor.numpy(): the tensor's storage owns the memory.
                         return self._tensor(base, record=False)
+                    owned = False
                     break  # bytes, mmap, ...: the last ndarray spans what we use of it
                 owner, base = base, base.base
             nbytes = int(owner.nbytes)  # type: ignore[attr-defined]
             ptr = int(owner.__array_interface__["data"][0])  # type: ignore[attr-defined]
+            if self.buffers is not None:
+                owned = owned and bool(owner.flags.owndata)  # type: ignore[attr-defined]
         except Exception:
             return self._once(arr)
         # Keyed like a CPU tensor storage so that torch.from_numpy(a) and a count once.
-        return nbytes if self._first(hash(("cpu", ptr))) else 0
+        if not self._first(hash(("cpu", ptr))):
+            return 0
+        if self.buffers is not None and owned:
+            self.buffers.append((ptr, nbytes))
+        return nbytes
 
     def _pandas(self, obj: object, *, index: bool) -> int:
         if not self._first(id(obj)):
             return 0
+        if self.buffers is not None:
+            self._pandas_blocks(obj)
         try:
             if index:  # DataFrame (a Series per column) or Series (an int)
                 usage = obj.memory_usage(index=True, deep=False)  # type: ignore[attr-defined]
@@ -511,6 +568,17 @@ class _Walk:
         except Exception:
             log.debug("memory_usage failed on a %s", _type_name(obj), exc_info=True)
             return _getsizeof(obj)
+
+    def _pandas_blocks(self, obj: object) -> None:
+        """Record the numpy arrays of a frame's or series' blocks (pandas' block manager)."""
+        ndarray = self.libs.ndarray
+        try:
+            arrays = obj._mgr.arrays  # type: ignore[attr-defined]
+            for a in list(arrays)[:MAX_ITEMS]:
+                if ndarray is not None and _in_mro(type(a), ndarray):
+                    self._ndarray(a)
+        except Exception:
+            log.debug("no blocks for a %s", _type_name(obj), exc_info=True)
 
     def _memoryview(self, mv: memoryview) -> int:
         if not self._first(id(mv)):

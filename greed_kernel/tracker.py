@@ -14,7 +14,7 @@ import functools
 import time
 import types
 import typing as t
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 #: Most session callables followed from one cell (transitively).
 MAX_CALLABLES = 64
@@ -58,10 +58,8 @@ def code_names(code: types.CodeType) -> frozenset[str]:
 class Tracker:
     """Records when each name was last touched by a user cell."""
 
-    def __init__(self, user_ns: Mapping[str, t.Any], extra: Container[str] = ()) -> None:
+    def __init__(self, user_ns: Mapping[str, t.Any]) -> None:
         self.user_ns = user_ns
-        #: Names that exist outside the namespace (spilled values): code may use them too.
-        self.extra = extra
         self.last: dict[str, Access] = {}
 
     def touch(self, names: Iterable[str], execution: int, now: float | None = None) -> set[str]:
@@ -80,7 +78,7 @@ class Tracker:
 
     def indirect(self, names: Iterable[str]) -> set[str]:
         """Globals reached through session-defined callables among *names*."""
-        ns, extra = self.user_ns, self.extra
+        ns = self.user_ns
         found: set[str] = set()
         todo: list[t.Any] = []
         for name in names:
@@ -102,8 +100,6 @@ class Tracker:
                     if gname in found:
                         continue
                     if gname not in ns:
-                        if gname in extra:
-                            found.add(gname)
                         continue
                     found.add(gname)
                     value = ns[gname]
@@ -124,7 +120,7 @@ class Tracker:
             if kind is functools.partial:
                 codes = self._codes(obj.func)
                 for arg in (*obj.args, *obj.keywords.values()):
-                    if type(arg) in _CALLABLE_TYPES:
+                    if _is_callable_kind(type(arg)):
                         codes.extend(self._codes(arg))
                 return codes
             if issubclass(kind, type):
@@ -146,10 +142,7 @@ class Tracker:
     def forget_missing(self) -> None:
         """Drop records of names that no longer exist (bounds the table)."""
         ns = self.user_ns
-        extra = self.extra
-        for name in [
-            n for n in self.last if n not in ns and n not in extra and not _is_output_name(n)
-        ]:
+        for name in [n for n in self.last if n not in ns and not _is_output_name(n)]:
             del self.last[name]
 
 
@@ -157,10 +150,12 @@ def _is_output_name(name: str) -> bool:
     return len(name) > 1 and name[0] == "_" and name[1:].isdigit()
 
 
-_CALLABLE_TYPES = frozenset({types.FunctionType, types.MethodType, functools.partial})
+def _is_callable_kind(kind: type) -> bool:
+    # identity, not a set lookup: a class whose metaclass is unhashable cannot be hashed
+    return kind is types.FunctionType or kind is types.MethodType or kind is functools.partial
 
 
 def _is_code(value: t.Any) -> bool:
     """A callable whose code we can follow; ``type()`` so a lying ``__class__`` is ignored."""
     kind = type(value)
-    return kind in _CALLABLE_TYPES or issubclass(kind, type)
+    return _is_callable_kind(kind) or issubclass(kind, type)

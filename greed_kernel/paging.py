@@ -1,0 +1,452 @@
+"""Page stale tensor and array memory out to disk, in place.
+
+Paging changes no Python, torch or numpy object: the same buffer, at the same
+address, is simply backed by a file instead of anonymous memory. For each
+buffer we take its whole pages, write them to an unnamed file, and map that
+file privately (copy-on-write) over the very same addresses with
+``mmap(MAP_FIXED | MAP_PRIVATE)``. Every use reads the same bytes (the kernel
+faults them in from the page cache or the disk); a write makes a private
+anonymous copy of the page again, exactly as for any private mapping. Nothing
+is ever restored, because nothing was removed.
+
+What is never touched (see README, "What is paged"):
+
+* a range that ``/proc/self/maps`` does not show as private, anonymous,
+  read-write memory: file mappings (numpy memmaps, our own earlier pages),
+  shared memory (``share_memory_``, DataLoader workers' tensors), read-only
+  data, device mappings;
+* the partial first and last pages of a buffer (they may hold other objects);
+* anything when another thread may be writing (the caller checks);
+* CUDA and pinned memory (the walk in ``sizes`` only reports CPU buffers).
+
+The file has no name (``O_TMPFILE``), or is unlinked as soon as it is open,
+so its disk space lives exactly as long as the mappings, a killed kernel
+leaves nothing behind, and no directory is ever scanned or cleared.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import logging
+import mmap
+import os
+import shutil
+import tempfile
+import time
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PAGE = mmap.PAGESIZE
+#: Buffers with fewer whole pages than this are not worth a mapping of their own.
+MIN_REGION_BYTES = 64 << 10
+#: Most bytes one write() is asked for (Linux writes at most ~2 GiB at once).
+WRITE_CHUNK = 256 << 20
+#: Mappings left free below vm.max_map_count for everyone else.
+MAP_COUNT_MARGIN = 4096
+#: Filesystems whose files live in RAM: paging there frees nothing.
+RAM_FILESYSTEMS = frozenset({"tmpfs", "ramfs", "devtmpfs", "hugetlbfs"})
+#: Upper bound of the automatic disk budget.
+AUTO_BUDGET_CAP = 50 << 30
+
+_PROT_RW = mmap.PROT_READ | mmap.PROT_WRITE
+_MAP_FIXED = 0x10  # Linux
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+class PagingError(OSError):
+    """Paging could not be done (the reason is in the message); memory is unchanged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Area:
+    """One line of /proc/self/maps."""
+
+    start: int
+    end: int
+    perms: str
+    offset: int
+    inode: int
+    dev: str
+    path: str
+
+    @property
+    def anonymous_private_rw(self) -> bool:
+        return (
+            self.perms == "rw-p"
+            and self.inode == 0
+            and (self.path in ("", "[heap]") or self.path.startswith("[anon:"))
+        )
+
+
+def read_maps(pid: int | str = "self") -> list[Area]:
+    """The process's memory map, sorted by address."""
+    areas = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            if len(parts) < 5:
+                continue
+            lo, hi = parts[0].split("-")
+            areas.append(
+                Area(
+                    start=int(lo, 16),
+                    end=int(hi, 16),
+                    perms=parts[1],
+                    offset=int(parts[2], 16),
+                    dev=parts[3],
+                    inode=int(parts[4]),
+                    path=parts[5].rstrip("\n") if len(parts) > 5 else "",
+                )
+            )
+    return areas
+
+
+def whole_pages(ptr: int, nbytes: int) -> tuple[int, int] | None:
+    """The page-aligned range inside [ptr, ptr + nbytes), or None when too small."""
+    start = -(-ptr // PAGE) * PAGE
+    end = (ptr + nbytes) // PAGE * PAGE
+    if end - start < MIN_REGION_BYTES:
+        return None
+    return start, end
+
+
+def merge_ranges(ranges: t.Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping union of the ranges."""
+    merged: list[list[int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(s, e) for s, e in merged]
+
+
+def covered(
+    areas: list[Area], starts: list[int], lo: int, hi: int, ok: t.Callable[[Area], bool]
+) -> bool:
+    """True when [lo, hi) lies wholly in contiguous areas that all satisfy *ok*."""
+    i = bisect.bisect_right(starts, lo) - 1
+    pos = lo
+    while pos < hi:
+        if i < 0 or i >= len(areas):
+            return False
+        area = areas[i]
+        if not (area.start <= pos < area.end) or not ok(area):
+            return False
+        pos = area.end
+        i += 1
+    return True
+
+
+def filesystem_type(path: str | os.PathLike[str]) -> str | None:
+    """The type of the filesystem holding *path* (from /proc/self/mountinfo), or None."""
+    try:
+        real = os.path.realpath(path)
+        best, fstype = "", None
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields = left.split()
+                if len(fields) < 5 or not right:
+                    continue
+                mount = fields[4].replace("\\040", " ")
+                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, fstype = mount, right.split()[0]
+        return fstype
+    except OSError:
+        return None
+
+
+def is_ram_backed(path: str | os.PathLike[str]) -> bool:
+    return filesystem_type(path) in RAM_FILESYSTEMS
+
+
+class _Libc:
+    """mmap and munmap through ctypes (Python's mmap module cannot map at an address)."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self.mmap = libc.mmap
+        self.mmap.restype = ctypes.c_void_p
+        self.mmap.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_long,
+        ]
+        self.munmap = libc.munmap
+        self.munmap.restype = ctypes.c_int
+        self.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self.madvise = libc.madvise
+        self.madvise.restype = ctypes.c_int
+        self.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+
+_libc: _Libc | None = None
+
+
+def libc() -> _Libc:
+    global _libc
+    if _libc is None:
+        _libc = _Libc()
+    return _libc
+
+
+@dataclass
+class PageOut:
+    """What one page_out() call did."""
+
+    regions: list[tuple[int, int]] = field(default_factory=list)  # mapped now
+    bytes: int = 0
+    seconds: float = 0.0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> bytes left alone
+
+    def skip(self, reason: str, nbytes: int) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + nbytes
+
+
+class Pager:
+    """This kernel's paged-out memory: where its files go, and what is mapped from them."""
+
+    def __init__(
+        self,
+        directory: str = "",
+        max_bytes: int = 0,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.requested = directory  # the user's spill_dir, or "" for the default
+        self.max_bytes = max_bytes  # 0: half the free disk there, capped at AUTO_BUDGET_CAP
+        self.log = log or logging.getLogger(__name__)
+        self._directory: Path | None = None
+        self._private: Path | None = None  # our own subdirectory, when O_TMPFILE is unsupported
+        self.notice = ""  # why the directory is not the one asked for
+        self._files: set[tuple[str, int]] = set()  # (maps dev, inode) of our files
+        self.failure = ""  # the last failed write, shown by %greed status
+        self._backoff = 0  # cleanups to skip after a failure
+        self._failures = 0
+        self.paged_total = 0  # bytes ever paged out
+
+    # -- where ---------------------------------------------------------------------
+    def directory(self) -> Path:
+        """The directory paged files go to: the user's, unless it is in RAM."""
+        if self._directory is None:
+            self._directory = self._choose_directory()
+        return self._directory
+
+    def _choose_directory(self) -> Path:
+        candidates = [self.requested] if self.requested else []
+        candidates += [tempfile.gettempdir(), "/var/tmp", str(Path.home() / ".cache")]
+        for i, candidate in enumerate(candidates):
+            path = Path(candidate)
+            if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+                continue
+            fstype = filesystem_type(path)
+            if fstype in RAM_FILESYSTEMS:
+                if i == 0 and self.requested:
+                    self.notice = f"{path} is on {fstype} (RAM): paging there frees nothing"
+                continue
+            if self.notice:
+                self.notice += f"; using {path} instead"
+                self.log.warning("greed: %s", self.notice)
+            return path
+        raise PagingError(errno.ENOENT, "no writable disk directory for paging")
+
+    @property
+    def where(self) -> str:
+        """The directory in use ("" until the first page-out chose it)."""
+        return "" if self._directory is None else str(self._directory)
+
+    def budget(self) -> int:
+        if self.max_bytes > 0:
+            return self.max_bytes
+        free = shutil.disk_usage(self.directory()).free
+        return min(free // 2, AUTO_BUDGET_CAP)
+
+    def _open(self) -> int:
+        """A new file with no name in the directory (or a name unlinked at once)."""
+        directory = self.directory()
+        try:
+            return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+                raise
+        if self._private is None:  # a directory of our own inside the one named
+            self._private = Path(tempfile.mkdtemp(prefix="greed-paging-", dir=directory))
+        fd, name = tempfile.mkstemp(dir=self._private)
+        os.unlink(name)
+        return fd
+
+    # -- out -----------------------------------------------------------------------
+    def page_out(self, buffers: t.Iterable[tuple[int, int]]) -> PageOut:
+        """Page out the whole pages of these (address, length) buffers where allowed."""
+        result = PageOut()
+        start_time = time.perf_counter()
+        if self._backoff > 0:
+            self._backoff -= 1
+            result.skip("after a failed write", sum(n for _, n in buffers))
+            return result
+        ranges = []
+        for ptr, nbytes in buffers:
+            r = whole_pages(ptr, nbytes)
+            if r is not None:
+                ranges.append(r)
+        if not ranges:
+            return result
+        areas = read_maps()
+        starts = [a.start for a in areas]
+        todo = []
+        for lo, hi in merge_ranges(ranges):
+            if covered(areas, starts, lo, hi, lambda a: a.anonymous_private_rw):
+                todo.append((lo, hi))
+            elif covered(areas, starts, lo, hi, self._ours):
+                result.skip("already paged", hi - lo)
+            else:
+                result.skip("not private anonymous memory", hi - lo)
+        if not todo:
+            return result
+        limit = _max_map_count() - MAP_COUNT_MARGIN
+        while todo and len(areas) + 2 * len(todo) > limit:
+            lo, hi = todo.pop()
+            result.skip("too many mappings", hi - lo)
+        total = sum(hi - lo for lo, hi in todo)
+        budget = self.budget() - self.paged_bytes()
+        while todo and total > budget:
+            lo, hi = todo.pop()
+            total -= hi - lo
+            result.skip("disk budget (spill_max_bytes)", hi - lo)
+        if not todo:
+            return result
+        try:
+            self._write_and_map(todo)
+        except OSError as e:
+            self._failures += 1
+            self._backoff = min(2**self._failures, 64)
+            self.failure = f"{time.strftime('%H:%M:%S')} {e}"
+            self.log.warning(
+                "greed: paging out %d bytes failed (%s); the values stay in memory, "
+                "and paging waits %d cleanups",
+                total,
+                e,
+                self._backoff,
+            )
+            result.skip("write failed", total)
+            return result
+        self._failures = 0
+        result.regions = todo
+        result.bytes = total
+        result.seconds = time.perf_counter() - start_time
+        self.paged_total += total
+        return result
+
+    def _write_and_map(self, regions: list[tuple[int, int]]) -> None:
+        lib = libc()
+        fd = self._open()
+        try:
+            st = os.fstat(fd)
+            ident = (f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino)
+            total = sum(hi - lo for lo, hi in regions)
+            with contextlib.suppress(OSError):  # reserve the space first: ENOSPC now, not midway
+                os.posix_fallocate(fd, 0, total)
+            offsets = []
+            offset = 0
+            for lo, hi in regions:
+                _write_from(fd, lo, hi - lo, offset)
+                offsets.append(offset)
+                offset += hi - lo
+            os.fdatasync(fd)  # clean pages: the OS may drop them and read them back
+            # Check the file can be mapped before replacing anything with it.
+            probe = lib.mmap(None, PAGE, mmap.PROT_READ, mmap.MAP_PRIVATE, fd, 0)
+            if probe in (None, _MAP_FAILED):
+                raise PagingError(ctypes.get_errno(), "the paging file cannot be mapped")
+            lib.munmap(probe, PAGE)
+            self._files.add(ident)
+            for (lo, hi), off in zip(regions, offsets, strict=True):
+                addr = lib.mmap(lo, hi - lo, _PROT_RW, mmap.MAP_PRIVATE | _MAP_FIXED, fd, off)
+                if addr != lo:  # cannot happen after the checks above; never silent
+                    raise PagingError(ctypes.get_errno(), f"mmap at {lo:#x} failed")
+        finally:
+            os.close(fd)
+
+    def _ours(self, area: Area) -> bool:
+        return (area.dev, area.inode) in self._files
+
+    # -- what is paged -------------------------------------------------------------
+    def paged_bytes(self, areas: list[Area] | None = None) -> int:
+        """Bytes of our mappings that are still there (freed buffers unmap them)."""
+        if not self._files:
+            return 0
+        try:
+            areas = read_maps() if areas is None else areas
+        except OSError:
+            return 0
+        return sum(a.end - a.start for a in areas if self._ours(a))
+
+    def paged_in(
+        self, buffers: t.Iterable[tuple[int, int]], areas: list[Area] | None = None
+    ) -> int:
+        """How many bytes of these buffers lie in our mappings."""
+        if not self._files:
+            return 0
+        areas = read_maps() if areas is None else areas
+        ours = [a for a in areas if self._ours(a)]
+        total = 0
+        for ptr, nbytes in buffers:
+            for a in ours:
+                total += max(0, min(a.end, ptr + nbytes) - max(a.start, ptr))
+        return total
+
+    def page_in(self, buffers: t.Iterable[tuple[int, int]]) -> int:
+        """Read the paged parts of these buffers back into RAM now (``%greed restore``)."""
+        if not self._files:
+            return 0
+        areas = [a for a in read_maps() if self._ours(a)]
+        total = 0
+        for ptr, nbytes in buffers:
+            for a in areas:
+                lo, hi = max(a.start, ptr), min(a.end, ptr + nbytes)
+                if hi > lo:
+                    lo, hi = lo // PAGE * PAGE, -(-hi // PAGE) * PAGE
+                    libc().madvise(lo, hi - lo, mmap.MADV_WILLNEED)
+                    _touch(lo, hi)
+                    total += hi - lo
+        return total
+
+    def close(self) -> None:
+        """Remove our private subdirectory, if we made one (its files have no names)."""
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
+
+
+def _write_from(fd: int, address: int, length: int, offset: int) -> None:
+    """Write *length* bytes of this process's memory at *address* to *fd* at *offset*."""
+    done = 0
+    while done < length:
+        n = min(WRITE_CHUNK, length - done)
+        view = memoryview((ctypes.c_char * n).from_address(address + done)).cast("B")
+        written = os.pwrite(fd, view, offset + done)
+        if written <= 0:
+            raise PagingError(errno.EIO, "short write")
+        done += written
+
+
+def _touch(lo: int, hi: int) -> None:
+    """Read one byte of every page in [lo, hi), faulting it in."""
+    view = memoryview((ctypes.c_char * (hi - lo)).from_address(lo)).cast("B")
+    sum(view[::PAGE])
+
+
+def _max_map_count() -> int:
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 65530
