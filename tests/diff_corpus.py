@@ -129,7 +129,8 @@ PROGRAMS: dict[str, tuple[bool, list[str]]] = {
         False,
         [
             f"src = np.random.rand({N})",
-            "def gen():\n    for i in range(3):\n        yield float(src[i])\ng = gen()\nprint(next(g))",
+            "def gen():\n    for i in range(3):\n        yield float(src[i])\n"
+            "g = gen()\nprint(next(g))",
             "print(next(g))",
             "make = lambda: (lambda: cs(src))\nf = make()",
             "print(f())",
@@ -179,7 +180,8 @@ PROGRAMS: dict[str, tuple[bool, list[str]]] = {
         [
             "sys.setrecursionlimit(10**6)",
             f"deep = [np.random.rand({N})]\nfor _ in range(200000):\n    deep = [deep]",
-            "d = deep\nwhile len(d) == 1 and isinstance(d[0], list):\n    d = d[0]\nprint(cs(d[0]))",
+            "d = deep\nwhile len(d) == 1 and isinstance(d[0], list):\n    d = d[0]\n"
+            "print(cs(d[0]))",
             "sys.setrecursionlimit(3000)",
         ],
     ),

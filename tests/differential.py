@@ -48,7 +48,8 @@ def cs(x):
     if torch is not None and isinstance(x, torch.Tensor):
         x = x.detach().contiguous().numpy()
     if isinstance(x, np.ndarray):
-        return (x.shape, str(x.dtype), hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16])
+        digest = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
+        return (x.shape, str(x.dtype), digest)
     return repr(x)[:80]
 """
 

@@ -15,11 +15,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from diff_corpus import PROGRAMS
 from differential import Differential
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 EXAMPLES = int(os.environ.get("GREED_FUZZ_EXAMPLES", "12"))
@@ -78,9 +77,9 @@ def cell_templates(libs: tuple[str, ...]) -> st.SearchStrategy[str]:
     container = st.builds(lambda a, b: f"box = [{a}, {{'k': {b}}}]", name, name)
     show = st.builds(lambda n: f"print(cs({n}))", name)
     show_box = st.just("print([cs(v) for v in box[:1]], cs(box[1]['k']) if len(box) > 1 else 0)")
-    gen = st.builds(
-        lambda n: f"it = (float(v) for v in {n}[:4])\nprint(next(it))", name
-    ) | st.just("print(next(it, 'done'))")
+    gen = st.builds(lambda n: f"it = (float(v) for v in {n}[:4])\nprint(next(it))", name) | st.just(
+        "print(next(it, 'done'))"
+    )
     closure = st.builds(lambda n: f"fn = lambda: cs({n})", name) | st.just("print(fn())")
     glob = st.just("print(sorted(k for k in globals() if k in ('p', 'q', 'r', 'box')))")
     delete = st.builds(lambda n: f"del {n}", name)
