@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -170,58 +168,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 # -- optional dependencies ------------------------------------------------------------
 # torch (and the like) are not installed everywhere: `make test-matrix` runs the suite
-# on interpreters whose venvs have no torch. A test module that imports one of these at
-# module level is skipped as a whole, with the reason, instead of failing to import.
-# (Inside a test, use pytest.importorskip.)
+# on interpreters whose venvs have no torch. A test module that needs one of these when
+# it is imported (an import, a skipif condition) is skipped as a whole, with the reason,
+# instead of failing to collect. (Inside a test, use pytest.importorskip.)
 OPTIONAL_MODULES = frozenset(
     {"torch", "numpy", "pandas", "matplotlib", "playwright", "pexpect", "sklearn"}
 )
-TESTS_DIR = Path(__file__).resolve().parent
 
 
-def _missing_imports(path: Path, seen: set[Path] | None = None) -> set[str]:
-    """Optional modules that ``path`` (or a helper module of tests/ it imports) imports
-    at module level, unguarded by try, and that are not installed."""
-    seen = set() if seen is None else seen
-    if path in seen or not path.is_file():
-        return set()
-    seen.add(path)
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError, OSError):
-        return set()  # let pytest report it
-    missing: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            roots = [alias.name.partition(".")[0] for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            roots = [node.module.partition(".")[0]]
-        else:
-            continue
-        for root in roots:
+def _missing_optional(error: BaseException) -> str | None:
+    """The optional module whose absence caused ``error`` (through its causes), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ModuleNotFoundError) and current.name:
+            root = current.name.partition(".")[0]
             if root in OPTIONAL_MODULES:
-                if importlib.util.find_spec(root) is None:
-                    missing.add(root)
-            elif (TESTS_DIR / f"{root}.py").is_file():
-                missing |= _missing_imports(TESTS_DIR / f"{root}.py", seen)
-    return missing
+                return root
+        current = current.__cause__ or current.__context__
+    return None
 
 
-class _SkippedModule(pytest.Module):
-    """A test module that cannot be imported here: one skip, with the reason."""
+class _OptionalDepsModule(pytest.Module):
+    """A test module that, when an optional dependency it imports is missing, is skipped."""
 
-    reason = ""
+    def _getobj(self) -> object:
+        try:
+            return super()._getobj()
+        except pytest.Collector.CollectError as error:
+            missing = _missing_optional(error)
+            if missing is None:
+                raise
+            reason = f"{self.path.name} needs {missing}, not installed in this environment"
+            raise pytest.skip.Exception(reason, allow_module_level=True) from None
 
-    def collect(self) -> list[pytest.Item]:
-        raise pytest.skip.Exception(self.reason, allow_module_level=True)
 
-
-def pytest_pycollect_makemodule(
-    module_path: Path, parent: pytest.Collector
-) -> pytest.Module | None:
-    missing = _missing_imports(Path(module_path))
-    if not missing:
-        return None
-    module = _SkippedModule.from_parent(parent, path=module_path)
-    module.reason = f"needs {', '.join(sorted(missing))}, not installed in this environment"
-    return module
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module:
+    return _OptionalDepsModule.from_parent(parent, path=module_path)
