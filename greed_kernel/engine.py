@@ -50,7 +50,12 @@ def guarded(fn: Callable[..., t.Any]) -> Callable[..., t.Any]:
         try:
             return fn(self, *args, **kwargs)
         except KeyboardInterrupt:
-            if fn.__name__ in _BEFORE_THE_CELL:
+            if fn.__name__ == "pre_run_cell":
+                # IPython's event manager would print and swallow it: the tree hook
+                # stops the cell instead, before any of its code runs
+                self._interrupted = True
+                return None
+            if fn.__name__ == "on_tree":
                 raise
             self.log.exception("greed: %s interrupted; the user's cell is unaffected", fn.__name__)
             return None
@@ -59,10 +64,6 @@ def guarded(fn: Callable[..., t.Any]) -> Callable[..., t.Any]:
             return None
 
     return wrapper
-
-
-#: Hooks that run before the cell's code: an interrupt there stops the cell.
-_BEFORE_THE_CELL = frozenset({"pre_run_cell", "on_tree"})
 
 
 class Config(t.Protocol):
@@ -172,16 +173,15 @@ class Engine:
         self._cell_number = self.shell.execution_count - 1
         self._cell_start = time.perf_counter()
         self._cell_names = None
-        self._interrupted = False
 
     @guarded
     def on_tree(self, tree: ast.AST) -> None:
         """Called with every tree IPython compiles during a user cell (nested ones too)."""
-        if self._cell_info is None:
-            return
-        if self._interrupted:  # IPython swallowed it in pre_run_cell: stop the cell here
+        if self._interrupted:  # it reached pre_run_cell: stop the cell here
             self._interrupted = False
             raise KeyboardInterrupt
+        if self._cell_info is None:
+            return
         names = scan_tree(tree)
         if not names.parsed:  # too deep for the scanner: post_run_cell reads the tokens
             self._token_fallback = True

@@ -213,6 +213,9 @@ class PageOut:
         self.skipped[reason] = self.skipped.get(reason, 0) + nbytes
 
 
+_FILES: set[tuple[str, int]] = set()
+
+
 class Pager:
     """This kernel's paged-out memory: where its files go, and what is mapped from them."""
 
@@ -228,7 +231,10 @@ class Pager:
         self._directory: Path | None = None
         self._private: Path | None = None  # our own subdirectory, when O_TMPFILE is unsupported
         self.notice = ""  # why the directory is not the one asked for
-        self._files: set[tuple[str, int]] = set()  # (maps dev, inode) of our files
+        # (maps dev, inode) of the files paged out to, by any Pager of this process:
+        # memory they back that the allocator reuses is ours to page out again
+        self._files = _FILES
+        self._regions: set[tuple[int, int]] = set()  # ranges we mapped
         self.failure = ""  # the last failed write, shown by %greed status
         self._backoff = 0  # cleanups to skip after a failure
         self._failures = 0
@@ -304,10 +310,11 @@ class Pager:
         starts = [a.start for a in areas]
         todo = []
         for lo, hi in merge_ranges(ranges):
-            if covered(areas, starts, lo, hi, lambda a: a.anonymous_private_rw):
-                todo.append((lo, hi))
-            elif covered(areas, starts, lo, hi, self._ours):
+            if (lo, hi) in self._regions and covered(areas, starts, lo, hi, self._ours):
                 result.skip("already paged", hi - lo)
+            elif covered(areas, starts, lo, hi, self._replaceable):
+                # anonymous memory, or memory of ours that the allocator reused since
+                todo.append((lo, hi))
             else:
                 result.skip("not private anonymous memory", hi - lo)
         if not todo:
@@ -317,8 +324,10 @@ class Pager:
             lo, hi = todo.pop()
             result.skip("too many mappings", hi - lo)
         total = sum(hi - lo for lo, hi in todo)
-        budget = self.budget() - self.paged_bytes()
-        while todo and total > budget:
+        # disk in use now; remapping memory of ours frees its old file's share of it
+        budget = self.budget() - self.paged_bytes(areas)
+        ours = [a for a in areas if self._ours(a)]
+        while todo and total - _overlap(ours, todo) > budget:
             lo, hi = todo.pop()
             total -= hi - lo
             result.skip("disk budget (spill_max_bytes)", hi - lo)
@@ -340,6 +349,10 @@ class Pager:
             result.skip("write failed", total)
             return result
         self._failures = 0
+        self._regions.update(todo)
+        if len(self._regions) > 4 * MAP_COUNT_MARGIN:  # forget long-freed ones
+            live = {(a.start, a.end) for a in read_maps() if self._ours(a)}
+            self._regions &= live
         result.regions = todo
         result.bytes = total
         result.seconds = time.perf_counter() - start_time
@@ -377,6 +390,9 @@ class Pager:
 
     def _ours(self, area: Area) -> bool:
         return (area.dev, area.inode) in self._files
+
+    def _replaceable(self, area: Area) -> bool:
+        return area.anonymous_private_rw or (area.perms == "rw-p" and self._ours(area))
 
     # -- what is paged -------------------------------------------------------------
     def paged_bytes(self, areas: list[Area] | None = None) -> int:
@@ -424,6 +440,10 @@ class Pager:
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None
+
+
+def _overlap(areas: list[Area], ranges: list[tuple[int, int]]) -> int:
+    return sum(max(0, min(a.end, hi) - max(a.start, lo)) for a in areas for lo, hi in ranges)
 
 
 def _write_from(fd: int, address: int, length: int, offset: int) -> None:

@@ -447,3 +447,44 @@ def test_requests_through_a_subshell_wait_for_the_main_thread(kernel: KernelHarn
     finally:
         send("comm_close", {"data": {}})
         kernel.request("delete_subshell_request", {"subshell_id": subshell_id}, channel="control")
+
+
+def test_requests_wait_for_a_cell_that_awaits(kernel: KernelHarness) -> None:
+    """While a cell awaits, the event loop runs and delivers comm messages: a cleanup
+    requested then must wait for the cell to end."""
+    session, comm_id = kernel.kc.session, uuid.uuid4().hex
+
+    def send(msg_type: str, content: dict[str, t.Any]) -> None:
+        kernel.kc.shell_channel.send(session.msg(msg_type, {"comm_id": comm_id, **content}))
+
+    def events() -> list[dict[str, t.Any]]:
+        return [
+            m["content"]["data"]
+            for m in kernel.comm_messages
+            if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == comm_id
+        ]
+
+    def wait(predicate: t.Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 30
+        while not predicate() and time.monotonic() < deadline:
+            kernel.drain_iopub(timeout=0.2)
+        assert predicate()
+
+    send("comm_open", {"target_name": "greed", "data": {}})
+    try:
+        wait(lambda: bool(events()))
+        cell = kernel.submit(
+            "import asyncio\n"
+            "_c0 = get_ipython().kernel.greed.stats.cleanup_count\n"
+            "await asyncio.sleep(1.5)\n"
+            "print(get_ipython().kernel.greed.stats.cleanup_count - _c0)"
+        )
+        kernel.iopub_until(cell, kernel.is_status("busy"))
+        send("comm_msg", {"data": {"request": "stats"}})  # answered during the await
+        send("comm_msg", {"data": {"request": "cleanup"}})  # waits for the cell
+        result = kernel.collect(cell)
+        assert result.stdout.strip() == "0", result
+        assert any(e.get("event") == "stats" for e in events())
+        wait(lambda: any(e.get("event") == "execution:cleanup" for e in events()))
+    finally:
+        send("comm_close", {"data": {}})

@@ -152,7 +152,11 @@ def run(client: GreedClient, code: str) -> str:
 
 @pytest.fixture(scope="module")
 def k(jupyter_sandbox: Any) -> Iterator[KernelHarness]:
-    with KernelHarness("--GreedKernel.recent_window=0", "--GreedKernel.evict=off") as harness:
+    # gc_freeze (off by default) on: the error-frame tests below check that the opt-in
+    # freeze never makes a released error uncollectable
+    with KernelHarness(
+        "--GreedKernel.recent_window=0", "--GreedKernel.evict=off", "--GreedKernel.gc_freeze=True"
+    ) as harness:
         # the namespace before any cell ran, for test_no_names_of_our_own
         harness.initial_names = kjson(harness, "sorted(get_ipython().user_ns)")  # type: ignore[attr-defined]
         ok(harness, "import gc, json, sys, weakref\nimport torch\nfrom torch import nn")

@@ -6,7 +6,8 @@ A hypothesis state machine runs cells on an ``InteractiveShell`` with a Greed
 that cleanups and optimisations happen every few steps. After every step:
 
 * every non-temporary variable the machine defined still exists, is the same
-  object and has the same value;
+  object and has the same value (numpy arrays among them are paged out in place
+  by the cleanups: eviction is on);
 * a temporary (``_temp_*``, ``_out_*``) is either still the same object or
   gone, and once gone it stays gone;
 * no cell failed that should not have, and the engine logged no error (each of
@@ -39,6 +40,7 @@ from traitlets.config import Config
 from greed_kernel.engine import Engine
 from greed_kernel.kernel import DEFAULT_PRESERVE, GreedKernel
 from greed_kernel.magics import GreedMagics
+from greed_kernel.sizes import cpu_buffers
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -48,6 +50,19 @@ ORDINARY_NAMES = ("a", "b", "weights", "val_loss")
 TEMP_NAMES = ("_temp_0", "_temp_1", "_temp_big", "_out_a", "_out_b")
 VARIABLES = KEPT_NAMES + ORDINARY_NAMES
 _MISSING = object()
+
+try:
+    import numpy as np
+except ImportError:  # the array rule is skipped
+    np = None
+
+
+def same_value(a: t.Any, b: t.Any) -> bool:
+    if np is not None and isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and np.array_equal(a, b)
+    return bool(a == b)
+
+
 values = st.lists(st.integers(-1000, 1000), max_size=5)
 
 
@@ -55,12 +70,13 @@ class EngineConfig:
     """GreedKernel's traits as plain attributes (their defaults), with tiny intervals."""
 
     def __init__(self, spill_dir: Path) -> None:
+        self.spill_dir = str(spill_dir)
         for name, trait in GreedKernel.class_own_traits(config=True).items():
             setattr(self, name, trait.default())
         self.preserve = list(DEFAULT_PRESERVE)
         self.recent_window = 0.0
         self.temporary_patterns = ["_temp_*", "_out_*"]
-        self.evict_min_bytes = 1 << 20
+        self.evict_min_bytes = 64 << 10
         self.cleanup_interval = 2
         self.optimize_interval = 3
         self.memory_threshold = 0.0
@@ -68,16 +84,10 @@ class EngineConfig:
         self.pressure_cooldown = 10
         self.idle_timeout = 0.0
         self.output_cache_keep = 1
-        self.evict = "off"
-        # as in the kernel: collections then only scan objects newer than the last one
-        # (the test process's heap is large; the fixture unfreezes it at the end)
-        self.gc_freeze = True
+        self.evict = "page"
+        self.gc_freeze = False
         self.oom_recovery = False
         self.spill_max_bytes = 0
-        self._spill_dir = spill_dir
-
-    def spill_directory(self) -> str:
-        return str(self._spill_dir)
 
     def greed_config(self) -> dict[str, t.Any]:
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
@@ -205,6 +215,17 @@ class CellMachine(RuleBasedStateMachine):
             before_triggers=self.keep(name),
         )
 
+    @precondition(lambda self: np is not None)
+    @rule(name=st.sampled_from(VARIABLES), items=values)
+    def define_array(self, name: str, items: list[int]) -> None:
+        """Big enough to be paged out by the next cleanup (evict is on)."""
+        start = self.fresh_value(items)[0]
+        self.cell(
+            f"import numpy as _np\n{name} = _np.arange({start}, {start} + (1 << 15), "
+            "dtype='float64')\ndel _np",
+            before_triggers=self.keep(name),
+        )
+
     @precondition(lambda self: self.kept)
     @rule(data=st.data())
     def use(self, data: st.DataObject) -> None:
@@ -289,7 +310,7 @@ class CellMachine(RuleBasedStateMachine):
             current = self.ns.get(name, missing)
             assert current is not missing, f"{name} was deleted"
             assert current is obj, f"{name} is bound to another object"
-            assert current == snapshot, f"{name} changed: {current!r} != {snapshot!r}"
+            assert same_value(current, snapshot), f"{name} changed: {current!r} != {snapshot!r}"
 
     @invariant()
     def temporaries_only_disappear(self) -> None:
@@ -337,5 +358,10 @@ def test_cleanups_really_happen(shell: InteractiveShell, tmp_path: Path) -> None
         assert "_temp_1" not in machine.ns
         assert machine.ns["model"] == [1]
         machine.engine_logged_no_error()
+        if np is not None:  # and eviction pages arrays out
+            machine.define_array("weights", [])
+            machine.cell("pass")
+            assert machine.engine.pager.paged_in(cpu_buffers(machine.ns["weights"])) > 0
+            machine.kept_names_are_intact()
     finally:
         machine.teardown()

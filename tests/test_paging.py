@@ -1,0 +1,230 @@
+"""In-place paging (greed_kernel/paging.py) in this process: exact bytes, freed RAM,
+the directory rules, and what is left alone."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import mmap
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from greed_kernel import paging
+from greed_kernel.paging import Pager, merge_ranges, whole_pages
+from greed_kernel.sizes import cpu_buffers
+from greed_kernel.threads import foreign_threads
+
+np = pytest.importorskip("numpy")
+
+PAGE = mmap.PAGESIZE
+MiB = 1 << 20
+
+
+def rss(kind: str) -> int:
+    """RssAnon / RssFile of this process, in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(kind + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(kind)
+
+
+def digest(a: object) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+@pytest.fixture
+def pager(tmp_path: Path) -> Pager:
+    p = Pager(str(tmp_path))
+    yield p
+    p.close()
+
+
+# -- pure helpers -------------------------------------------------------------------------
+def test_whole_pages_drop_partial_first_and_last_pages() -> None:
+    assert whole_pages(PAGE + 1, 40 * PAGE) == (2 * PAGE, 41 * PAGE)
+    assert whole_pages(0, 40 * PAGE) == (0, 40 * PAGE)
+    assert whole_pages(PAGE + 1, 2 * PAGE) is None  # too small to be worth a mapping
+
+
+def test_merge_ranges() -> None:
+    assert merge_ranges([(10, 20), (0, 5), (15, 30), (30, 31)]) == [(0, 5), (10, 31)]
+
+
+def test_filesystem_type_knows_ram_filesystems() -> None:
+    assert paging.filesystem_type("/proc") == "proc"
+    if Path("/dev/shm").is_dir() and paging.filesystem_type("/dev/shm") == "tmpfs":
+        assert paging.is_ram_backed("/dev/shm")
+
+
+# -- paging ------------------------------------------------------------------------------
+def test_page_out_keeps_bytes_and_frees_anonymous_memory(pager: Pager) -> None:
+    a = np.random.default_rng(0).random(32 * MiB // 8)
+    view = a[1000:2000]
+    before, anon = digest(a), rss("RssAnon")
+    result = pager.page_out(cpu_buffers(a))
+    assert result.bytes >= a.nbytes - 2 * PAGE
+    assert anon - rss("RssAnon") > 24 * MiB  # the pages left anonymous memory
+    assert pager.paged_bytes() == result.bytes
+    assert pager.paged_in(cpu_buffers(a)) == result.bytes
+    assert digest(a) == before and view[0] == a[1000]  # read back from the file
+    # writing makes private copies again, as for any private mapping
+    a *= 2
+    assert digest(a) != before and float(view[0]) == float(a[1000])
+
+
+def test_page_out_twice_is_a_no_op(pager: Pager) -> None:
+    a = np.ones(8 * MiB // 8)
+    first = pager.page_out(cpu_buffers(a))
+    second = pager.page_out(cpu_buffers(a))
+    assert first.bytes and not second.bytes
+    assert second.skipped == {"already paged": first.bytes}
+
+
+def test_freed_buffers_unmap_their_pages(pager: Pager) -> None:
+    a = np.ones(16 * MiB // 8)
+    assert pager.page_out(cpu_buffers(a)).bytes
+    del a
+    assert pager.paged_bytes() == 0
+    b = np.zeros(16 * MiB // 8)  # fresh memory is still zero
+    assert not b.any()
+
+
+def test_page_in_reads_memory_back(pager: Pager) -> None:
+    a = np.random.default_rng(1).random(16 * MiB // 8)
+    before = digest(a)
+    pager.page_out(cpu_buffers(a))
+    file_before = rss("RssFile")
+    assert pager.page_in(cpu_buffers(a)) > 0
+    assert rss("RssFile") - file_before > 8 * MiB and digest(a) == before
+
+
+def test_memory_that_is_not_private_anonymous_is_left_alone(pager: Pager, tmp_path: Path) -> None:
+    mm = np.memmap(tmp_path / "data.bin", dtype="float64", mode="w+", shape=(4 * MiB // 8,))
+    mm[:] = 3.0
+    result = pager.page_out([(mm.ctypes.data, mm.nbytes)])
+    assert result.bytes == 0 and "not private anonymous memory" in result.skipped
+
+
+def test_buffers_owned_by_other_objects_are_not_reported() -> None:
+    raw = bytearray(4 * MiB)
+    assert cpu_buffers(np.frombuffer(raw, dtype="uint8")) == []
+    owner = np.zeros(4 * MiB // 8)
+    assert cpu_buffers(owner[10:]) == cpu_buffers(owner)  # a view reports its base's buffer
+
+
+def test_pandas_blocks_are_reported() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(np.random.default_rng(2).random((MiB // 8, 4)))
+    assert sum(n for _, n in cpu_buffers(frame)) >= 4 * MiB
+
+
+def test_torch_tensors_modules_and_optimizers_are_walked(pager: Pager) -> None:
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Linear(1024, 1024)
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.randn(8, 1024)).sum().backward()
+    opt.step()
+    weight = net.weight
+    params, before = [id(p) for p in net.parameters()], net.weight.detach().clone()
+    found = cpu_buffers([net, opt])
+    # weight, bias, their gradients, and Adam's exp_avg/exp_avg_sq (and steps)
+    assert sum(n for _, n in found) >= 4 * 1024 * 1024 * 4
+    assert pager.page_out(found).bytes > 0
+    assert net.weight is weight and [id(p) for p in net.parameters()] == params
+    assert torch.equal(net.weight, before) and net.weight.grad is not None
+    opt.step()  # still trains
+
+
+def test_a_directory_the_user_named_is_never_changed(tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    (mine / "keep.txt").write_text("user data")
+    p = Pager(str(mine))
+    a = np.ones(8 * MiB // 8)
+    assert p.page_out(cpu_buffers(a)).bytes
+    p.close()
+    assert sorted(os.listdir(mine)) == ["keep.txt"]  # the file has no name
+    assert (mine.stat().st_mode & 0o777) == 0o755 and (mine / "keep.txt").read_text()
+
+
+def test_without_o_tmpfile_a_private_subdirectory_is_used_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = os.open
+
+    def no_tmpfile(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "no O_TMPFILE here")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_tmpfile)
+    (tmp_path / "keep.txt").write_text("x")
+    p = Pager(str(tmp_path))
+    a = np.random.default_rng(3).random(8 * MiB // 8)
+    before = digest(a)
+    assert p.page_out(cpu_buffers(a)).bytes
+    (sub,) = [d for d in tmp_path.iterdir() if d.is_dir()]
+    assert sub.name.startswith("greed-paging-") and list(sub.iterdir()) == []  # unlinked
+    assert digest(a) == before
+    p.close()
+    assert sorted(os.listdir(tmp_path)) == ["keep.txt"]
+
+
+def test_a_ram_backed_directory_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    real = paging.filesystem_type
+    monkeypatch.setattr(paging, "filesystem_type", lambda p: "tmpfs" if Path(p) == ram else real(p))
+    p = Pager(str(ram))
+    assert p.directory() != ram
+    assert "tmpfs (RAM)" in p.notice and "instead" in p.notice
+
+
+def test_a_failed_write_leaves_memory_alone_and_is_not_retried_at_once(
+    pager: Pager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    a = np.random.default_rng(4).random(8 * MiB // 8)
+    before = digest(a)
+    result = pager.page_out(cpu_buffers(a))
+    assert result.bytes == 0 and "write failed" in result.skipped
+    assert "No space left" in pager.failure and digest(a) == before
+    monkeypatch.undo()
+    for _ in range(2):  # the back-off after a first failure: two cleanups
+        assert pager.page_out(cpu_buffers(a)).skipped == {"after a failed write": a.nbytes}
+    assert pager.page_out(cpu_buffers(a)).bytes
+
+
+def test_the_disk_budget_is_kept(tmp_path: Path) -> None:
+    # the budget counts every mapping of this process's paged files
+    # (40 MiB: glibc gives buffers this big mappings of their own, never reused heap)
+    p = Pager(str(tmp_path), max_bytes=Pager(str(tmp_path)).paged_bytes() + 60 * MiB)
+    a, b = np.ones(40 * MiB // 8), np.ones(40 * MiB // 8)
+    first = p.page_out(cpu_buffers(a))
+    second = p.page_out(cpu_buffers(b))
+    assert first.bytes and not second.bytes and "disk budget (spill_max_bytes)" in second.skipped
+
+
+def test_the_map_count_limit_is_kept(pager: Pager, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(paging, "_max_map_count", lambda: 0)
+    a = np.ones(4 * MiB // 8)
+    assert pager.page_out(cpu_buffers(a)).skipped.get("too many mappings")
+
+
+def test_user_threads_are_foreign_and_kernel_threads_are_not() -> None:
+    stop = threading.Event()
+    th = threading.Thread(target=stop.wait, name="users-worker")
+    th.start()
+    try:
+        assert "users-worker" in foreign_threads()
+    finally:
+        stop.set()
+        th.join()
+    assert "users-worker" not in foreign_threads()
