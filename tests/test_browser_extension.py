@@ -11,13 +11,15 @@ interrupt ("Optimise now" still answers) and uses no kernel subshell. On a `pyth
 notebook the item is hidden and no `greed` comm is opened; back on the Greed notebook it
 shows again. When the kernel closes the comm the item says so; after a restart a new comm
 is opened. No browser console errors, no traceback in the server log. The notebook with
-the panel is saved as docs/jupyterlab-greed-panel.png.
+the panel is saved as docs/jupyterlab-greed-panel.png. The refresh-rate and
+show-status-item settings, changed in the Settings editor, take effect at once.
 
 Needs what tests/test_browser.py needs (Chromium, Playwright for Python); never skips.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -35,6 +37,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 REPO = Path(__file__).resolve().parent.parent
 PREBUILT = REPO / "greed_kernel" / "labextension"
 EXTENSION = "greed-kernel-lab"
+CONNECTIONS_PLUGIN = f"{EXTENSION}:connections"
 SCREENSHOT = REPO / "docs" / "jupyterlab-greed-panel.png"
 PYTHON3_NAME = "Python 3 (ipykernel)"
 BUILD_HINT = (
@@ -62,8 +65,14 @@ KNOWN_ERRORS = re.compile(
 )
 
 
-def _link_extension(data_dir: Path) -> Path:
-    """Make the prebuilt extension visible to the server: <data dir>/labextensions/NAME."""
+def _link_extension(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the prebuilt extension visible to the server: <data dir>/labextensions/NAME.
+
+    In a virtual environment Jupyter looks in the environment's share/jupyter before
+    the user's data dir, where an install may have left a copy of an older build: the
+    server is told to prefer the data dir, so it serves this checkout's build.
+    """
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")
     built = list(PREBUILT.glob("static/remoteEntry.*.js"))
     if not (PREBUILT / "package.json").is_file() or not built:
         pytest.fail(BUILD_HINT)
@@ -71,6 +80,24 @@ def _link_extension(data_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.symlink_to(PREBUILT, target_is_directory=True)
     return target
+
+
+def _check_served(server: tb.LabServer) -> None:
+    """The page loads the committed build (its remoteEntry), not another copy."""
+    status, _, body = server.request("/lab")
+    assert status == 200, body[:2000]
+    match = re.search(
+        rb'<script id="jupyter-config-data" type="application/json">(.*?)</script>', body, re.S
+    )
+    assert match, body[:2000]
+    config = json.loads(match.group(1))
+    served = [e for e in config.get("federated_extensions", []) if e["name"] == EXTENSION]
+    built = json.loads((PREBUILT / "package.json").read_text(encoding="utf-8"))
+    load = built["jupyterlab"]["_build"]["load"]
+    assert [e["load"] for e in served] == [load], (
+        f"the server loads {served}, not this checkout's build ({load}): another copy of "
+        f"{EXTENSION} shadows it"
+    )
 
 
 def _server_env(jupyter_sandbox: Any, tmp_path: Path) -> dict[str, str]:
@@ -136,12 +163,25 @@ class Frames:
     def to_kernel(self, kernel_id: str) -> int:
         return sum(1 for url, _ in self.sent if f"/api/kernels/{kernel_id}/" in url)
 
+    def stats_requests(self, kernel_id: str) -> int:
+        """The extension's {"request": "stats"} comm messages to that kernel."""
+        return sum(
+            1
+            for url, data in self.sent
+            if f"/api/kernels/{kernel_id}/" in url
+            and b'"msg_type":"comm_msg"' in data
+            and b'"request":"stats"' in data
+        )
 
-def test_extension_status_bar_and_panel(jupyter_sandbox, tmp_path: Path) -> None:
+
+def test_extension_status_bar_and_panel(
+    jupyter_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     chromium, sync_api = tb._chromium(), tb._playwright()
-    _link_extension(tmp_path / "data")
+    _link_extension(tmp_path / "data", monkeypatch)
     _check_listed(_server_env(jupyter_sandbox, tmp_path))
     with tb.lab_server(jupyter_sandbox, tmp_path) as server:
+        _check_served(server)
         # The server lists it among the federated extensions the page loads.
         status, _, body = server.request("/lab/api/extensions")
         if status == 200:
@@ -365,3 +405,127 @@ def _wait(server: tb.LabServer, what: str, ready: Any, timeout: float = UI_S) ->
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not after {timeout:.0f} s\n{server.log_tail()}")
         time.sleep(0.2)
+
+
+def _write_user_setting(tmp_path: Path, plugin: str, values: dict[str, Any]) -> None:
+    """A user setting of one of the extension's plugins, as the Settings editor saves it."""
+    name = plugin.split(":", 1)[1]
+    path = tmp_path / "lab" / "user-settings" / EXTENSION / f"{name}.jupyterlab-settings"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values), encoding="utf-8")
+
+
+def test_settings_drive_the_poll_and_the_item(
+    jupyter_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refresh rate and showStatusItem, changed in the Settings editor, take effect.
+
+    The page starts with a refresh rate of an hour (a user setting written beforehand).
+    Set to 0.5 s in the Settings editor, the poll asks for stats again and again: 8
+    requests are awaited for at most 20 s, which the default 5 s could not give.
+    Unticking "Show the status item" hides the item; ticking it shows it again.
+    """
+    chromium, sync_api = tb._chromium(), tb._playwright()
+    _link_extension(tmp_path / "data", monkeypatch)
+    with tb.lab_server(jupyter_sandbox, tmp_path) as server:
+        _check_served(server)
+        _write_user_setting(tmp_path, CONNECTIONS_PLUGIN, {"refreshRate": 3600})
+        status, _, body = server.request(f"/lab/api/settings/{CONNECTIONS_PLUGIN}")
+        assert status == 200, body[:2000]
+        assert json.loads(body)["settings"]["refreshRate"] == 3600, body[:2000]
+        console, frames = tb.Console(), Frames()
+        with sync_api.sync_playwright() as pw:
+            try:
+                context = pw.chromium.launch_persistent_context(
+                    str(tmp_path / "chromium-profile"),
+                    executable_path=chromium,
+                    args=tb.CHROMIUM_ARGS,
+                    headless=True,
+                    viewport=tb.VIEWPORT,
+                )
+            except sync_api.Error as err:
+                pytest.fail(f"Chromium at {chromium} did not start under Playwright: {err}")
+            try:
+                page = context.pages[0] if context.pages else context.new_page()
+                page.on("console", console.on_console)
+                page.on("pageerror", console.on_pageerror)
+                page.on("websocket", frames.on_websocket)
+                with tb.evidence_on_failure(page, server, console, tmp_path):
+                    _drive_settings(page, server, sync_api.expect, frames)
+            finally:
+                context.close()
+        errors = [e for e in console.errors if not KNOWN_ERRORS.search(e)]
+        assert not errors, "browser console errors:\n" + "\n".join(errors)
+        log = server.log_tail(1_000_000)
+        assert "Traceback" not in log, log[-6000:]
+        saved = json.loads(server.request(f"/lab/api/settings/{CONNECTIONS_PLUGIN}")[2])
+        assert saved["settings"]["refreshRate"] == 0.5, saved["raw"]
+
+
+def _drive_settings(page: Any, server: tb.LabServer, expect: Any, frames: Frames) -> None:
+    page.goto(f"{server.url}/lab?token={server.token}", wait_until="domcontentloaded")
+    card = page.locator(f'.jp-LauncherCard[data-category="Notebook"][title="{DISPLAY_NAME}"]')
+    expect(card).to_be_visible(timeout=60_000)
+    card.click()
+    tb._wait_kernel_idle(page, server, tb.KERNEL_START_S)
+    kernel = _session(server, KERNEL_NAME)["kernel"]["id"]
+    item = page.locator(STATUS)
+    expect(item).to_contain_text(RSS_TEXT, timeout=UI_S * 1000)  # the hello's stats
+    notebook_tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Untitled.ipynb")
+    before = frames.stats_requests(kernel)
+
+    # The refresh rate, set to 0.5 s in the Settings editor (the form saves as it changes).
+    editor = _open_settings(page, expect, "Greed kernel")
+    rate = editor.locator("input[id$='_refreshRate']")
+    rate.fill("0.5")
+    rate.press("Tab")
+    # The poll asks only for the current tab's kernel: back to the notebook.
+    notebook_tab.click()
+    wanted = before + 8
+    # At 0.5 s, 8 requests take about 4 s; at the default 5 s they would take 40 s.
+    _wait_page(
+        page,
+        server,
+        f"{wanted - before} stats requests at the new refresh rate (had {before})",
+        20,
+        lambda: frames.stats_requests(kernel) >= wanted,
+    )
+    expect(item).to_contain_text(RSS_TEXT)
+
+    # showStatusItem: off hides the item on the Greed notebook, on shows it again.
+    editor = _open_settings(page, expect, "Greed kernel status item")
+    show = editor.locator("input[id$='_showStatusItem']")
+    expect(show).to_be_checked(timeout=10_000)
+    show.uncheck()
+    notebook_tab.click()
+    expect(item).to_be_hidden(timeout=UI_S * 1000)
+    editor = _open_settings(page, expect, "Greed kernel status item")
+    editor.locator("input[id$='_showStatusItem']").check()
+    notebook_tab.click()
+    expect(item).to_be_visible(timeout=UI_S * 1000)
+    expect(item).to_contain_text(RSS_TEXT)
+
+
+def _wait_page(page: Any, server: tb.LabServer, what: str, timeout: float, ready: Any) -> None:
+    """Wait for ``ready()``, letting Playwright deliver the page's events meanwhile.
+
+    (The sync API hands websocket frames to Python only while Python waits on it.)
+    """
+    deadline = time.monotonic() + timeout
+    while not ready():
+        tb._check_alive(server)
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not after {timeout:.0f} s")
+        page.wait_for_timeout(200)
+
+
+def _open_settings(page: Any, expect: Any, title: str) -> Any:
+    """The Settings editor (Settings menu), on the plugin whose schema has this title."""
+    page.get_by_role("menuitem", name="Settings", exact=True).click()
+    page.get_by_role("menuitem", name=re.compile(r"^Settings Editor")).click()
+    editor = page.locator("#setting-editor")
+    expect(editor).to_be_visible(timeout=30_000)
+    label = editor.locator(".jp-PluginList-entry-label-text").get_by_text(title, exact=True)
+    label.click()
+    expect(editor.locator(".jp-SettingsHeader-title")).to_have_text(title, timeout=10_000)
+    return editor
