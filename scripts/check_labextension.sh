@@ -23,6 +23,8 @@ fail() {
 [[ -x "$VENV/bin/jlpm" ]] ||
     fail "$VENV/bin/jlpm not found: run \`make install\` (the venv with the lab extra)"
 command -v node >/dev/null || fail "node not found: install Node.js 20.19 or newer"
+git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1 ||
+    fail "$ROOT is not a git checkout: the build is compared with the committed one"
 export PATH="$VENV/bin:$PATH"
 export CI=true FORCE_COLOR=0
 
