@@ -18,7 +18,7 @@ import time
 import typing as t
 from collections.abc import Callable
 
-from . import cleaner, optimizer
+from . import budget, cleaner, optimizer
 from .memory import MemoryProbe, malloc_trim
 from .paging import Pager
 from .policy import Decision, Policy, Verdict
@@ -76,6 +76,7 @@ class Config(t.Protocol):
     cleanup_interval: int
     optimize_interval: int
     memory_threshold: float
+    memory_low_watermark: float
     memory_limit: int
     pressure_cooldown: int
     idle_timeout: float
@@ -128,6 +129,9 @@ class Engine:
         self._idle_timer: t.Any = None
         self._idle_done = False
         self._pressure_at: tuple[int, float] | None = None  # (execution, pressure) of last trigger
+        #: The budget episode in progress (pressure above memory_threshold) that could not
+        #: be held, as %greed status shows it; None once pressure is back below the watermark.
+        self.budget_refusal: dict[str, t.Any] | None = None
         self._interrupted = False  # a KeyboardInterrupt reached pre_run_cell
         self._after_cell: list[Callable[[], None]] = []  # requests that waited for the cell
 
@@ -258,21 +262,61 @@ class Engine:
 
     # -- triggers ----------------------------------------------------------------------
     def check_pressure(self) -> None:
+        """The memory budget, after every cell: above memory_threshold, a cleanup that
+        pages out stale values, then the least recently used ones, down to
+        memory_low_watermark; if that cannot be done, say so once per episode."""
         c = self.config
         self.probe.limit = c.memory_limit
         pressure = self.probe.pressure()
         self.stats.memory_pressure = pressure
+        if pressure <= self._low_watermark():
+            self.budget_refusal = None  # the episode is over
         if not c.memory_threshold or pressure <= c.memory_threshold:
             return
         n = self.stats.execution_count
         last = self._pressure_at
-        if last is not None and n - last[0] < c.pressure_cooldown and pressure <= last[1] + 0.01:
-            return
+        if (
+            self.budget_refusal is not None
+            and last is not None
+            and n - last[0] < c.pressure_cooldown
+            and pressure <= last[1] + 0.01
+        ):
+            return  # nothing could be paged last time, and nothing grew since
         self._pressure_at = (n, pressure)
         self.log.info("greed: memory pressure %.2f above %.2f", pressure, c.memory_threshold)
         self.emit({"event": "memory:pressure", "stats": self.snapshot()})
         self.cleanup("memory")
         self.optimize("memory")
+        pressure = self.probe.pressure()
+        self.stats.memory_pressure = pressure
+        if pressure > c.memory_threshold:
+            self._refuse(pressure)
+
+    def _low_watermark(self) -> float:
+        c = self.config
+        return min(c.memory_low_watermark, c.memory_threshold or 1.0)
+
+    def _refuse(self, pressure: float) -> None:
+        """The budget cannot be held: what holds the memory, once per episode."""
+        first = self.budget_refusal is None
+        rows = budget.holders(self.shell.user_ns, self.policy(), self._paged_bytes_of_value)
+        limit = self.probe.effective_limit()
+        self.budget_refusal = {
+            "executionCount": self.stats.execution_count,
+            "pressure": pressure,
+            "limitBytes": limit,
+            "holders": rows,
+        }
+        self.log.warning("greed: memory budget not held at %.2f: %s", pressure, rows)
+        if first:
+            print(budget.refusal_line(pressure, limit, rows), file=sys.stderr)
+            self.emit(
+                {
+                    "event": "memory:pressure",
+                    "holders": json_clean(rows),
+                    "stats": self.snapshot(),
+                }
+            )
 
     def arm_idle_timer(self) -> None:
         timeout = self.config.idle_timeout
@@ -319,11 +363,16 @@ class Engine:
         paged: list[str] = []
         paged_bytes = 0
         evicted: list[str] = []
+        budget_fields: dict[str, t.Any] = {}
         if c.evict == "delete":
             evicted = cleaner.delete_names(self.shell, stale)
-        elif c.evict in ("page", "spill") and stale:
+        elif c.evict in ("page", "spill"):
             try:
-                paged, paged_bytes = self._page_stale(stale)
+                if stale:
+                    paged, paged_bytes = self._page_stale(stale)
+                if trigger == "memory":
+                    budget_fields = self._hold_budget(paged)
+                    paged_bytes += budget_fields.pop("bytes")
             except Exception:  # the rest of the cleanup still runs
                 self.log.exception("greed: paging failed; stale values stay in memory")
         if full:
@@ -347,6 +396,7 @@ class Engine:
             gcCollected=collected,
             mallocTrim=trimmed,
             preserved=preserved,
+            **budget_fields,
         )
         self.log.info(
             "greed: cleanup (%s) deleted %d, released %d outputs%s in %.1f ms",
@@ -449,15 +499,8 @@ class Engine:
     # -- paging ----------------------------------------------------------------------
     def _page_stale(self, stale: list[str]) -> tuple[list[str], int]:
         """Page out the CPU memory of the stale values, in place (see paging.py)."""
-        busy = foreign_threads()
-        if busy:
-            # another thread may be writing to these buffers between our copy and the
-            # remap: its write would be lost. Leave everything in RAM.
-            self.paging_paused = f"paging waits: thread {busy[0]!r} is running"
-            self.log.info("greed: %s", self.paging_paused)
+        if not self._may_page():
             return [], 0
-        self.paging_paused = ""
-        self.pager.max_bytes = self.config.spill_max_bytes
         ns, seen = self.shell.user_ns, set()
         found = {name: cpu_buffers(ns[name], seen=seen) for name in stale if name in ns}
         result = self.pager.page_out(b for bufs in found.values() for b in bufs)
@@ -480,6 +523,52 @@ class Engine:
         )
         return paged, result.bytes
 
+    def _may_page(self) -> bool:
+        busy = foreign_threads()
+        if busy:
+            # another thread may be writing to these buffers between our copy and the
+            # remap: its write would be lost. Leave everything in RAM.
+            self.paging_paused = f"paging waits: thread {busy[0]!r} is running"
+            self.log.info("greed: %s", self.paging_paused)
+            return False
+        self.paging_paused = ""
+        self.pager.max_bytes = self.config.spill_max_bytes
+        return True
+
+    def _hold_budget(self, paged: list[str]) -> dict[str, t.Any]:
+        """Page out least recently used values (recent ones too) until pressure is
+        below the low watermark; the report's budget fields."""
+        before = self.probe.pressure()
+        target = self._low_watermark()
+        names: list[str] = []
+        nbytes = 0
+        if before > target and self._may_page():
+            order = budget.lru_order(
+                self.shell.user_ns, self.tracker.last, self.policy(), self._cell_number
+            )
+            ns = self.shell.user_ns
+
+            def page_out(buffers: list[tuple[int, int]]) -> int:
+                return self.pager.page_out(buffers).bytes
+
+            names, nbytes = budget.page_until(ns, order, page_out, self.probe.pressure, target)
+            for name in names:
+                self.paged[name] = (id(ns[name]), self.pager.paged_in(cpu_buffers(ns[name])))
+                if name not in paged:
+                    paged.append(name)
+        after = self.probe.pressure()
+        self.log.info(
+            "greed: memory budget: pressure %.2f -> %.2f, paged %s (%s)",
+            before,
+            after,
+            ", ".join(names) or "nothing more",
+            human_bytes(nbytes),
+        )
+        return {"pressureBefore": before, "pressureAfter": after, "bytes": nbytes}
+
+    def _paged_bytes_of_value(self, value: t.Any) -> int:
+        return self.pager.paged_in(cpu_buffers(value))
+
     def paged_names(self) -> dict[str, int]:
         """Names whose value had memory paged out, still bound to that value."""
         ns = self.shell.user_ns
@@ -491,7 +580,7 @@ class Engine:
     def paged_bytes_of(self, name: str) -> int:
         """Bytes of *name*'s value that lie in paged-out memory now."""
         value = self.shell.user_ns.get(name)
-        return self.pager.paged_in(cpu_buffers(value)) if value is not None else 0
+        return self._paged_bytes_of_value(value) if value is not None else 0
 
     def page_in(self, names: t.Iterable[str]) -> int:
         """Read the paged memory of these names back into RAM now (``%greed restore``)."""
@@ -624,10 +713,20 @@ class Engine:
 
     def _paging_stats(self) -> dict[str, t.Any]:
         names, omitted = capped(self.paged_names())
+        paged_bytes = self.pager.paged_bytes()
+        c = self.config
         return {
+            "memoryBudget": {
+                "limitBytes": self.probe.effective_limit(),
+                "unreclaimableBytes": self.probe.unreclaimable(),
+                "pagedBytes": paged_bytes,
+                "threshold": c.memory_threshold,
+                "lowWatermark": self._low_watermark(),
+                "held": self.budget_refusal is None,
+            },
             "paged": names,
             "pagedOmitted": omitted,
-            "pagedBytes": self.pager.paged_bytes(),
+            "pagedBytes": paged_bytes,
             "pagingDirectory": self.pager.where,
             "pagingNotice": self.pager.notice or self.paging_paused or self.pager.failure,
         }

@@ -99,8 +99,18 @@ class GreedKernel(IPythonKernel):
 
     memory_limit = Integer(
         0,
-        help="Effective memory limit in bytes for the pressure trigger. 0 means: the "
-        "cgroup limit when lower than physical RAM, else physical RAM.",
+        help="The memory budget in bytes. 0 means: the cgroup limit when lower than "
+        "physical RAM, else physical RAM. Pressure is the kernel's (and its children's) "
+        "RssAnon + RssShmem over this limit: memory the OS cannot reclaim, which is what "
+        "gets a kernel killed. Above memory_threshold a cleanup pages out stale values, "
+        "then the least recently used ones, until pressure is below memory_low_watermark.",
+    ).tag(config=True)
+
+    memory_low_watermark = Float(
+        0.7,
+        help="Where a memory-pressure cleanup stops paging out (fraction of memory_limit, "
+        "at most memory_threshold). The gap between the two is the hysteresis that keeps "
+        "the budget from paging at every cell.",
     ).tag(config=True)
 
     pressure_cooldown = Integer(
@@ -168,11 +178,12 @@ class GreedKernel(IPythonKernel):
         "without a restart. A line under the traceback says what was reclaimed.",
     ).tag(config=True)
 
-    @validate("memory_threshold")
+    @validate("memory_threshold", "memory_low_watermark")
     def _check_threshold(self, proposal: t.Any) -> float:
         value = proposal["value"]
         if not 0.0 <= value <= 1.0:
-            raise TraitError(f"memory_threshold must be between 0 and 1, got {value!r}")
+            name = proposal["trait"].name
+            raise TraitError(f"{name} must be between 0 and 1, got {value!r}")
         return value
 
     @validate(

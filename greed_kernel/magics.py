@@ -63,6 +63,17 @@ def table(headers: list[str], rows: list[list[t.Any]], title: str = "") -> dict[
     }
 
 
+def _budget_line(b: dict[str, t.Any]) -> str:
+    limit = b.get("limitBytes") or 0
+    used = b.get("unreclaimableBytes") or 0
+    share = f" ({used / limit:.0%})" if limit else ""
+    return (
+        f"{human_bytes(used)} of {human_bytes(limit)} not reclaimable{share}; "
+        f"{human_bytes(b.get('pagedBytes') or 0)} paged out; "
+        + ("held" if b.get("held", True) else "NOT held: see %greed status")
+    )
+
+
 def _ago(seconds: float | None, cell: int | None) -> str:
     if seconds is None:
         return "never"
@@ -252,7 +263,9 @@ class GreedMagics(Magics):
         stats = self.engine.snapshot()
         rows = []
         for key, value in stats.items():
-            if key == "preservedVariables":
+            if key == "memoryBudget":
+                key, value = "memory:budget", _budget_line(value)
+            elif key == "preservedVariables":
                 value = ", ".join(value) or "(none)"
             elif key in ("rssBytes", "memoryLimitBytes"):
                 value = f"{human_bytes(value)} ({value})"
@@ -282,6 +295,30 @@ class GreedMagics(Magics):
         rows += [["cleanups", e.stats.cleanup_count], ["optimisations", e.stats.optimize_count]]
         rows.append(["paged out now", human_bytes(e.pager.paged_bytes())])
         rows.append(["paging directory", e.pager.where or "(chosen at the first page-out)"])
+        refusal = e.budget_refusal
+        if refusal is not None:
+            rows.append(
+                [
+                    "memory budget not held",
+                    f"since cell {refusal['executionCount']}: {refusal['pressure']:.0%} of "
+                    f"{human_bytes(refusal['limitBytes'])}; largest in RAM: "
+                    + ", ".join(
+                        f"{h['name']} {human_bytes(h['bytes'])}" for h in refusal["holders"]
+                    ),
+                ]
+            )
+        budget_reports = [
+            r for r in e.stats.reports if r["kind"] == "cleanup" and r["trigger"] == "memory"
+        ][-3:]
+        for r in budget_reports:
+            rows.append(
+                [
+                    "budget cleanup",
+                    f"cell {r['executionCount']}: pressure {r.get('pressureBefore', 0):.0%} -> "
+                    f"{r.get('pressureAfter', 0):.0%}, paged {human_bytes(r.get('pagedBytes', 0))}"
+                    f" ({', '.join(r.get('paged') or []) or 'nothing'})",
+                ]
+            )
         for label, text in (
             ("paging notice", e.pager.notice),
             ("paging paused", e.paging_paused),

@@ -225,10 +225,55 @@ def _statm_rss() -> int | None:
         return None
 
 
-def _open_child(pid: int) -> int | psutil.Process | None:
-    """A handle to read a child's RSS with: an fd of its statm, else a psutil.Process."""
+_status_lock = threading.Lock()
+_status_fd = -1
+_status_pid = -1
+
+
+def _status_memory(fd: int) -> tuple[int, int]:
+    """(VmRSS, RssAnon + RssShmem) in bytes from an open /proc/PID/status."""
+    text = os.pread(fd, 4096, 0)
+    rss = unreclaimable = 0
+    for key in (b"VmRSS:", b"RssAnon:", b"RssShmem:"):
+        i = text.find(key)
+        if i < 0:
+            continue
+        kib = int(text[i + len(key) : text.index(b"k", i)])
+        if key == b"VmRSS:":
+            rss = kib * 1024
+        else:
+            unreclaimable += kib * 1024
+    return rss, unreclaimable
+
+
+def _own_unreclaimable() -> int | None:
+    """Our RssAnon + RssShmem from a kept-open /proc/self/status; None where unavailable."""
+    global _status_fd, _status_pid
+    pid = os.getpid()
+    if _status_pid != pid:
+        with _status_lock:
+            if _status_pid != pid:
+                old = _status_fd
+                try:
+                    new = os.open("/proc/self/status", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                except OSError:
+                    new = -1
+                if old >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(old)
+                _status_fd, _status_pid = new, pid
+    if _status_fd < 0:
+        return None
     try:
-        return os.open(f"/proc/{pid}/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return _status_memory(_status_fd)[1]
+    except (OSError, ValueError):
+        return None
+
+
+def _open_child(pid: int) -> int | psutil.Process | None:
+    """A handle to read a child's memory with: an fd of its status, else a psutil.Process."""
+    try:
+        return os.open(f"/proc/{pid}/status", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         if os.path.isdir("/proc/self"):
             return None  # /proc works: the child is already gone
@@ -308,23 +353,41 @@ class MemoryProbe:
                 own = int(psutil.Process().memory_info().rss)
             except Exception:
                 own = 0
-        return own + self._children_rss()
+        return own + self._children_memory()[0]
 
-    def _children_rss(self) -> int:
+    def unreclaimable(self) -> int:
+        """Memory only swap could take away: RssAnon + RssShmem of this process and its
+        children, in bytes. Paged-out memory and the page cache are not in it: the OS
+        drops those pages under pressure and reads them back. Never raises."""
+        own = _own_unreclaimable()
+        if own is None:
+            try:
+                info = psutil.Process().memory_full_info()
+                own = int(info.uss)
+            except Exception:
+                own = 0
+        return own + self._children_memory()[1]
+
+    def _children_memory(self) -> tuple[int, int]:
+        """(RSS, RssAnon + RssShmem) of the children, summed."""
         now = time.monotonic()
         pid = os.getpid()
         if pid != self._children_pid or now - self._children_at >= self.children_refresh_s:
             self._refresh_children(pid, now)
-        total = 0
+        total = anon = 0
         gone = None
-        for child_pid, handle in self._children.items():
+        for child_pid, handle in list(self._children.items()):
             try:
                 if type(handle) is int:
                     # The fd names that very process: once it is reaped, reads fail
                     # (ESRCH) even if its pid has been reused.
-                    total += int(os.pread(handle, 128, 0).split(None, 2)[1]) * _PAGE_SIZE
+                    rss, unreclaimable = _status_memory(handle)
+                    total += rss
+                    anon += unreclaimable
                 else:
-                    total += handle.memory_info().rss
+                    rss = handle.memory_info().rss
+                    total += rss
+                    anon += rss
             except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
                 if gone is None:
                     gone = []
@@ -334,7 +397,7 @@ class MemoryProbe:
         if gone:
             for child_pid in gone:
                 _close_handle(self._children.pop(child_pid, None))
-        return total
+        return total, anon
 
     def _refresh_children(self, pid: int, now: float) -> None:
         pids = _proc_descendants(pid)
@@ -392,7 +455,8 @@ class MemoryProbe:
     # -- pressure --------------------------------------------------------------
 
     def pressure(self) -> float:
-        """The highest fraction of a limit in use: RSS of the limit, reserved of each GPU.
+        """The highest fraction of a limit in use: memory the OS cannot reclaim
+        (:meth:`unreclaimable`) of the limit, reserved of each GPU.
 
         In [0, 1], never NaN, never raises.
         """
@@ -400,7 +464,7 @@ class MemoryProbe:
         try:
             limit = self.effective_limit()
             if limit > 0:
-                ratios.append(self.rss() / limit)
+                ratios.append(self.unreclaimable() / limit)
         except Exception:
             log.debug("reading RSS pressure failed", exc_info=True)
         try:

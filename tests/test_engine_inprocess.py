@@ -139,3 +139,25 @@ def test_a_user_thread_pauses_paging(engine: Engine) -> None:
     run(engine, "stop.set()\nworker.join()")
     report = engine.cleanup("manual")
     assert "big" in report["paged"] and engine.paging_paused == ""
+
+
+def test_a_budget_that_cannot_be_held_is_explained_once_per_episode(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events: list[dict[str, t.Any]] = []
+    engine.publish = events.append
+    run(engine, "junk = bytearray(64 << 20)")  # plain Python memory: never paged
+    used = engine.probe.unreclaimable()
+    engine.config.memory_limit = int(used / 0.9)  # pressure 0.9, above the 0.8 threshold
+    capsys.readouterr()
+    run(engine, "x = 1")
+    err = capsys.readouterr().err
+    assert "nothing more can be paged out" in err and "junk (64 MiB, bytearray)" in err
+    (event,) = [e for e in events if e["event"] == "memory:pressure" and "holders" in e]
+    assert event["holders"][0]["name"] == "junk"
+    assert engine.budget_refusal is not None
+    run(engine, "y = 2")  # the same episode: no second line
+    assert "nothing more can be paged out" not in capsys.readouterr().err
+    engine.config.memory_limit = used * 4  # pressure far below the watermark: episode over
+    run(engine, "z = 3")
+    assert engine.budget_refusal is None

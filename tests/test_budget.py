@@ -1,0 +1,58 @@
+"""The budget's choices (greed_kernel/budget.py), on plain dicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from greed_kernel import budget
+from greed_kernel.policy import Policy
+from greed_kernel.tracker import Access
+
+np = pytest.importorskip("numpy")
+
+
+def policy() -> Policy:
+    return Policy(preserve=["kept"], temporary_patterns=[], recent_window=300, evict_min_bytes=1)
+
+
+def test_lru_order_puts_old_values_first_and_the_last_cells_names_last() -> None:
+    ns = {"old": 1, "never": 2, "recent": 3, "just_now": 4, "kept": 5, "np": np, "f": len}
+    last = {
+        "old": Access(10.0, 1),
+        "recent": Access(50.0, 5),
+        "just_now": Access(60.0, 7),
+        "kept": Access(20.0, 2),
+    }
+    order = budget.lru_order(ns, last, policy(), just_ran=7)
+    # never touched first; listed names are paged too (paging loses nothing); modules
+    # and functions are not values
+    assert order == ["never", "old", "kept", "recent", "just_now"]
+
+
+def test_page_until_stops_at_the_target_chunk_by_chunk() -> None:
+    blocks = [np.ones(1 << 20) for _ in range(6)]  # 8 MiB each
+    ns = {"blocks": blocks}
+    pressure = [0.95]
+    paged: list[int] = []
+
+    def page_out(buffers: list[tuple[int, int]]) -> int:
+        paged.extend(ptr for ptr, _ in buffers)
+        pressure[0] -= 0.1 * len(buffers)
+        return sum(n for _, n in buffers)
+
+    names, nbytes = budget.page_until(
+        ns, ["blocks"], page_out, lambda: pressure[0], target=0.7, chunk_bytes=16 << 20
+    )
+    assert names == ["blocks"]
+    # two blocks a chunk, oldest first, and no further than needed
+    assert paged == [b.ctypes.data for b in blocks[:4]]
+    assert pressure[0] <= 0.7 and nbytes == 4 * (8 << 20)
+
+
+def test_holders_name_what_stays_in_ram_and_why() -> None:
+    ns = {"arr": np.ones(1 << 20), "raw": bytearray(16 << 20), "kept": [1]}
+    rows = budget.holders(ns, policy(), paged_bytes=lambda v: 0)
+    assert [r["name"] for r in rows][:2] == ["raw", "arr"]
+    assert rows[0]["why"].startswith("plain Python objects")
+    line = budget.refusal_line(0.93, 1 << 30, rows)
+    assert "93% of the 1.0 GiB budget" in line and "raw (16 MiB, bytearray)" in line
