@@ -279,8 +279,10 @@ class Pager:
     def _open(self) -> int:
         """A new file with no name in the directory (or a name unlinked at once)."""
         directory = self.directory()
+        tmpfile = getattr(os, "O_TMPFILE", 0)
         try:
-            return os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
+            if tmpfile:
+                return os.open(directory, tmpfile | os.O_RDWR, 0o600)
         except OSError as e:
             if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
                 raise
@@ -306,7 +308,11 @@ class Pager:
                 ranges.append(r)
         if not ranges:
             return result
-        areas = read_maps()
+        try:
+            areas = read_maps()
+        except OSError:  # no /proc: not Linux
+            result.skip("paging needs Linux", sum(hi - lo for lo, hi in ranges))
+            return result
         starts = [a.start for a in areas]
         todo = []
         for lo, hi in merge_ranges(ranges):
