@@ -72,7 +72,7 @@ test-matrix:
 	MATRIX_PYTHONS="$(MATRIX_PYTHONS)" PYTEST_MARKERS="($(FAST_TIERS)) or smoke" \
 		bash scripts/test_matrix.sh
 
-labext-check:
+labext-check: install
 	@test -f scripts/check_labextension.sh || { \
 		echo "labext-check: scripts/check_labextension.sh is missing" >&2; exit 1; }
 	bash scripts/check_labextension.sh

@@ -3,10 +3,12 @@
 #
 # For each version in MATRIX_PYTHONS (e.g. "3.10 3.12 3.13"): find the interpreter
 # (pythonX.Y on PATH, else the newest X.Y.* under `pyenv root`/versions), make
-# .venv-X.Y with it, install the package with its `test` extra (never torch: tests
-# that need it skip), write nothing outside the checkout, and run pytest with the
-# markers in PYTEST_MARKERS. A version below the project's requires-python, or one
-# not found, is skipped with a note. Exit status 1 if any interpreter's run failed.
+# .venv-X.Y with it (reused while pyproject.toml is unchanged), install the package
+# with its `test` extra (never torch: tests that need it skip, saying so), and run
+# pytest with the markers in PYTEST_MARKERS. The venvs are installed all at once, then
+# the tests run one interpreter after the other. A version below the project's
+# requires-python, or one not found, is skipped with a note. Exit status 1 if any
+# interpreter's install or tests failed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -34,8 +36,23 @@ below() {
     [[ "$1" != "$2" && "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" == "$1" ]]
 }
 
-declare -a SUMMARY=()
-status=0
+# Install (or reuse) the venv of version $1 with interpreter $2; its output goes to
+# $venv.log. Exit status 0 when the venv is ready.
+install() {
+    local version=$1 python=$2 venv=".venv-$1"
+    if [[ -f "$venv/.installed" && ! pyproject.toml -nt "$venv/.installed" ]]; then
+        return 0
+    fi
+    rm -rf "$venv"
+    "$python" -m venv "$venv" &&
+        "$venv/bin/python" -m pip install --disable-pip-version-check -e ".[test]" &&
+        touch "$venv/.installed"
+}
+
+# First pass: pick the interpreters, and install every venv at once in the background
+# (pip waits on the network and the disk more than on a core).
+declare -a SUMMARY=() RUN=()
+declare -A PYTHON=() PID=() STARTED=()
 for version in $VERSIONS; do
     if [[ -n "$FLOOR" ]] && below "$version" "$FLOOR"; then
         echo "test-matrix: Python $version skipped: below requires-python >=$FLOOR"
@@ -48,32 +65,40 @@ for version in $VERSIONS; do
         SUMMARY+=("$version  skipped (interpreter not found)")
         continue
     fi
+    echo "test-matrix: Python $version ($python): installing .venv-$version (log: .venv-$version.log)"
+    PYTHON[$version]=$python
+    STARTED[$version]=$SECONDS
+    install "$version" "$python" >".venv-$version.log" 2>&1 &
+    PID[$version]=$!
+    RUN+=("$version")
+done
+
+# Second pass: each interpreter's tests, one after the other.
+status=0
+for version in "${RUN[@]}"; do
     venv=".venv-$version"
-    start=$SECONDS
-    echo "test-matrix: Python $version ($python) in $venv"
-    if [[ ! -f "$venv/.installed" || pyproject.toml -nt "$venv/.installed" ]]; then
-        rm -rf "$venv"
-        if ! { "$python" -m venv "$venv" &&
-            "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[test]" &&
-            touch "$venv/.installed"; }; then
-            echo "test-matrix: Python $version: installing failed" >&2
-            SUMMARY+=("$version  FAILED to install ($((SECONDS - start)) s)")
-            status=1
-            continue
-        fi
+    if ! wait "${PID[$version]}"; then
+        tail -n 30 "$venv.log" >&2
+        echo "test-matrix: Python $version: installing failed (above: the end of $venv.log)" >&2
+        SUMMARY+=("$version  FAILED to install")
+        status=1
+        continue
     fi
-    installed=$((SECONDS - start))
+    installed=$((SECONDS - STARTED[$version]))
+    start=$SECONDS
+    echo
+    echo "test-matrix: Python $version: pytest -m \"$MARKERS\""
     if "$venv/bin/python" -m pytest -q -m "$MARKERS"; then
         result=passed
     else
         result=FAILED
         status=1
     fi
-    SUMMARY+=("$version  $result (install $installed s, total $((SECONDS - start)) s)")
+    SUMMARY+=("$version  $result (venv ready after $installed s; tests $((SECONDS - start)) s)")
 done
 
 echo
-echo "test-matrix (markers: $MARKERS):"
+echo "test-matrix (markers: $MARKERS), $SECONDS s in all:"
 for line in "${SUMMARY[@]}"; do
     echo "  Python $line"
 done
