@@ -273,6 +273,18 @@ def mib(n: float | None) -> str:
     return "-" if n is None else f"{n / MiB:,.0f} MiB"
 
 
+def wrap_items(items: list[str], width: int = 88) -> str:
+    """``items`` joined by '; ', broken into lines between items only."""
+    lines = [items[0]]
+    for item in items[1:]:
+        if len(lines[-1]) + 2 + len(item) + 1 > width:
+            lines[-1] += ";"
+            lines.append(item)
+        else:
+            lines[-1] += "; " + item
+    return "\n".join(lines)
+
+
 def table(rows: list[tuple[str, str, str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = []
@@ -382,13 +394,16 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     verdict = "identical" if identical else "DIFFERENT"
     print(f"\nchecksums of the {n_values} values the session computed: {verdict}")
-    print(
-        f"greed: {done['cleanups']} cleanups ({', '.join(map(str, done['triggers']))}); "
-        f"RSS freed {mib(done['freedBytes'])}; output-cache entries released "
-        f"{done['outputsReleased']}; stored errors released {done['errorsReleased']}; "
-        f"temporaries deleted {len([n for n in done['deleted'] if n.startswith('_temp_')])}; "
-        f"values paged out {len(done['paged'])} ({mib(done['pagedBytes'])})"
-    )
+    temporaries = [n for n in done["deleted"] if n.startswith("_temp_")]
+    items = [
+        f"greed: {done['cleanups']} cleanups ({', '.join(map(str, done['triggers']))})",
+        f"RSS freed {mib(done['freedBytes'])}",
+        f"output-cache entries released {done['outputsReleased']}",
+        f"stored errors released {done['errorsReleased']}",
+        f"temporaries deleted {len(temporaries)}",
+        f"values paged out {len(done['paged'])} ({mib(done['pagedBytes'])})",
+    ]
+    print(wrap_items(items))
     print(f"last cleanup report: {json.dumps(done['last'])}")
     failures = [f"{k.name}: {f}" for k in kernels for f in k.failures]
     for failure in failures:
