@@ -91,7 +91,8 @@ bench: install
 	$(PY) -m benchmarks $(BENCH_ARGS)
 	$(PY) -m benchmarks.tracking
 
-# The extension's committed build; CI uses it as it is and never runs this.
+# Rebuild the extension into greed_kernel/labextension (commit the result). CI never runs
+# this: its `make labext-check` rebuilds and fails when the committed build differs.
 labext: install
 	cd labextension && $(JLPM) install --immutable && $(JLPM) build:prod && $(JLPM) test --ci
 
