@@ -1,13 +1,15 @@
 """``python -m benchmarks``: Greed against the stock python3 kernel, side by side.
 
-    python -m benchmarks                      # the full run (about 5 minutes on 2 cores)
-    python -m benchmarks --quick --out /tmp/b # a smoke run (about a minute)
+    python -m benchmarks                      # the full run (about 10 minutes on 2 cores)
+    python -m benchmarks --quick --out /tmp/b # a smoke run (about two minutes)
     python -m benchmarks --only soak --cells 300
+    python -m benchmarks --only paging,budget
 
 Writes, under --out (default docs/benchmarks): soak.csv, trivial.csv,
-housekeeping.csv, startup.csv (the series), summary.json (every result, the
-headline ratios with their targets, the machine and versions), summary.md (the
-headline table) and soak_rss.png, soak_latency.png. Prints the headline table.
+housekeeping.csv, startup.csv, paging.csv, budget.csv (the series),
+summary.json (every result, the headline ratios with their targets, the
+machine and versions), summary.md (the headline table) and soak_rss.png,
+soak_latency.png, budget_rss.png. Prints the headline table.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from . import report, suites
 from .harness import Sandbox
 
-SUITES = ("soak", "trivial", "housekeeping", "startup")
+SUITES = ("soak", "trivial", "housekeeping", "startup", "paging", "budget")
 #: The soak compresses hours of notebook into minutes; see --paced-window.
 DEFAULT_PACED_WINDOW = 3.0
 
@@ -52,6 +54,30 @@ def _parser() -> argparse.ArgumentParser:
         f"0 skips it (default {DEFAULT_PACED_WINDOW:g})",
     )
     p.add_argument(
+        "--soak-budget",
+        default="auto",
+        metavar="BYTES|auto|0",
+        help="also soak a 'greed-budget' kernel with --GreedKernel.memory_limit=BYTES; auto: "
+        "half python3's peak anonymous RSS (RssAnon + RssShmem) in the soak of the "
+        "summary.json already under --out (skipped when there is none); 0 skips it",
+    )
+    p.add_argument(
+        "--paging-mib", type=int, default=None, help="size paged out (default 512; quick 16)"
+    )
+    p.add_argument(
+        "--budget-blocks", type=int, default=None, help="budget session blocks (48; quick 6)"
+    )
+    p.add_argument(
+        "--budget-block-mib", type=int, default=None, help="MiB per block (64; quick 16)"
+    )
+    p.add_argument(
+        "--budget-limit",
+        type=int,
+        default=None,
+        help=f"greed's memory_limit in the budget session (default {suites.BUDGET_LIMIT}; "
+        "quick: derived from python3's memory after the setup cell)",
+    )
+    p.add_argument(
         "--report-only",
         action="store_true",
         help="measure nothing: rewrite the summary, table and plots from the "
@@ -78,9 +104,14 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     reps = args.reps if args.reps is not None else (2 if quick else 5)
     namespace_sizes = (100, 1_000) if quick else (100, 1_000, 10_000)
     object_counts = (20_000, 50_000) if quick else (300_000, 500_000, 1_000_000, 2_000_000)
+    paging_mib = args.paging_mib or (16 if quick else 512)
+    blocks = args.budget_blocks or (6 if quick else 48)
+    block_mib = args.budget_block_mib or (16 if quick else 64)
+    budget_limit = args.budget_limit or (None if quick else suites.BUDGET_LIMIT)
     out = Path(args.out)
     if args.report_only:
         return _report_only(out)
+    soak_budget = _soak_budget(args.soak_budget, out)
     out.mkdir(parents=True, exist_ok=True)
 
     env = report.environment()
@@ -104,8 +135,18 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                         (f"--GreedKernel.recent_window={args.paced_window:g}",),
                     )
                 )
+            if soak_budget[0]:
+                variants.append(
+                    suites.Variant(
+                        "greed-budget",
+                        "greed",
+                        (f"--GreedKernel.memory_limit={soak_budget[0]}",),
+                    )
+                )
             print(f"soak: {cells} cells on {', '.join(v.label for v in variants)}")
             rows, results["soak"] = suites.soak(sandbox, variants, cells, args.seed)
+            if soak_budget[0]:
+                results["soak"]["kernels"]["greed-budget"]["memory_limit_source"] = soak_budget[1]
             report.write_csv(out / "soak.csv", rows)
             report.plot_soak(out, rows, results["soak"])
         if "trivial" in only:
@@ -122,6 +163,15 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             print(f"start-up: {reps} starts of each kernel")
             rows, results["startup"] = suites.startup(sandbox, reps)
             report.write_csv(out / "startup.csv", rows)
+        if "paging" in only:
+            print(f"paging: {paging_mib} MiB, {reps} times, in a fresh process")
+            rows, results["paging"] = suites.paging(sandbox, paging_mib, reps)
+            report.write_csv(out / "paging.csv", rows)
+        if "budget" in only:
+            print(f"budget: {blocks} blocks of {block_mib} MiB under a memory limit")
+            rows, results["budget"] = suites.budget(sandbox, blocks, block_mib, budget_limit)
+            report.write_csv(out / "budget.csv", rows)
+            report.plot_budget(out, rows, results["budget"])
     env.update(report.environment() | {"loadavg_start": env["loadavg_start"]})
     source_after = report.greed_source()
     env["greed_kernel_source"]["changed_during_run"] = source_after != env["greed_kernel_source"]
@@ -135,6 +185,26 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     _write(out, quick, note, env, results)
     print(f"\nwrote {out}{os.sep} in {time.monotonic() - t0:.0f} s")
     return 0
+
+
+def _soak_budget(option: str, out: Path) -> tuple[int, str]:
+    """greed-budget's memory_limit for the soak, and where it comes from (0: none)."""
+    import json
+
+    if option != "auto":
+        value = int(option)
+        return value, "given on the command line" if value else ""
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        p3 = summary["results"]["soak"]["kernels"]["python3"]
+    except (OSError, ValueError, KeyError):
+        return 0, ""
+    if p3.get("anonymous_peak"):
+        return p3["anonymous_peak"] // 2, (
+            "half python3's peak RssAnon + RssShmem in the soak of the previous run "
+            f"({summary['environment'].get('time', '?')})"
+        )
+    return 0, ""
 
 
 def _write(
@@ -167,19 +237,26 @@ def _report_only(out: Path) -> int:
     results = summary["results"]
     if "soak" in results and (out / "soak.csv").is_file():
         with open(out / "soak.csv", newline="", encoding="utf-8") as f:
-            rows = [
-                {
-                    **r,
-                    "cell": int(r["cell"]),
-                    "latency_ms": float(r["latency_ms"]),
-                    "rss_bytes": int(r["rss_bytes"]),
-                }
-                for r in csv.DictReader(f)
-            ]
+            rows = [_numbers(r) for r in csv.DictReader(f)]
         report.plot_soak(out, rows, results["soak"])
+    if "budget" in results and (out / "budget.csv").is_file():
+        with open(out / "budget.csv", newline="", encoding="utf-8") as f:
+            rows = [_numbers(r) for r in csv.DictReader(f)]
+        report.plot_budget(out, rows, results["budget"])
     _write(out, summary["quick"], summary["note"], summary["environment"], results)
     print(f"\nrewrote {out}{os.sep} from its summary.json and soak.csv")
     return 0
+
+
+def _numbers(row: dict[str, str]) -> dict[str, t.Any]:
+    """A CSV row with its numeric columns (cells, bytes, milliseconds) as numbers."""
+    out: dict[str, t.Any] = dict(row)
+    for key, value in row.items():
+        if key == "cell" or key.endswith("_bytes"):
+            out[key] = int(value) if value not in ("", None) else value
+        elif key.endswith("_ms") or key.endswith("_ratio"):
+            out[key] = float(value) if value not in ("", None) else value
+    return out
 
 
 if __name__ == "__main__":

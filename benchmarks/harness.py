@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
@@ -42,6 +43,23 @@ _SANDBOX_DIRS = {
     "IPYTHONDIR": "ipython",
     "MPLCONFIGDIR": "mpl",
 }
+
+
+#: The kinds of resident memory that :meth:`Kernel.memory` reports.
+MEMORY_KINDS = ("rss", "anon", "file", "shmem")
+_STATUS_FIELDS = {b"VmRSS:": "rss", b"RssAnon:": "anon", b"RssFile:": "file", b"RssShmem:": "shmem"}
+
+
+def proc_status_memory(pid: int | str) -> dict[str, int]:
+    """VmRSS, RssAnon, RssFile and RssShmem of one process, in bytes (Linux)."""
+    out = dict.fromkeys(MEMORY_KINDS, 0)
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            parts = line.split()
+            kind = _STATUS_FIELDS.get(parts[0]) if parts else None
+            if kind is not None:
+                out[kind] = int(parts[1]) * 1024  # the file says kB
+    return out
 
 
 class Sandbox:
@@ -189,6 +207,12 @@ class Kernel:
             self._log.close()
             self._log = None
 
+    def kill(self) -> None:
+        """SIGKILL the kernel and its children at once, as the OOM killer would."""
+        for p in reversed(self._processes()):
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the kernel's stdout/stderr (for error messages)."""
         try:
@@ -203,11 +227,11 @@ class Kernel:
         self.shutdown()
 
     # -- memory -----------------------------------------------------------------------
-    def rss(self) -> int:
-        """RSS of the kernel process plus its children (the list refreshed every second)."""
+    def _processes(self) -> list[psutil.Process]:
+        """The kernel and its children (the list refreshed every second)."""
         proc = self._proc
         if proc is None:
-            return 0
+            return []
         now = time.monotonic()
         if now - self._children_at >= 1.0:
             try:
@@ -215,11 +239,31 @@ class Kernel:
             except psutil.Error:
                 self._children = []
             self._children_at = now
-        total = proc.memory_info().rss
-        for child in self._children:
-            with contextlib.suppress(psutil.Error):
-                total += child.memory_info().rss
+        return [proc, *self._children]
+
+    def memory(self) -> dict[str, int]:
+        """Resident memory of the kernel plus its children, in bytes, by kind.
+
+        From /proc/PID/status: ``rss`` (VmRSS, the total), ``anon`` (RssAnon: private
+        anonymous memory, what paging moves out), ``file`` (RssFile: file-backed
+        pages mapped in, including pages of paged-out memory once read back) and
+        ``shmem`` (RssShmem). rss = anon + file + shmem.
+        """
+        total = dict.fromkeys(MEMORY_KINDS, 0)
+        for p in self._processes():
+            with contextlib.suppress(OSError, ValueError):
+                for kind, value in proc_status_memory(p.pid).items():
+                    total[kind] += value
         return total
+
+    def rss(self) -> int:
+        """Total RSS of the kernel process plus its children."""
+        return self.memory()["rss"]
+
+    def anon(self) -> int:
+        """Anonymous resident memory (RssAnon + RssShmem) of the kernel and its children."""
+        m = self.memory()
+        return m["anon"] + m["shmem"]
 
     # -- execution --------------------------------------------------------------------
     def run(
@@ -306,3 +350,41 @@ class Kernel:
                 )
             out[key] = value["data"]["text/plain"]
         return out
+
+
+class Watchdog:
+    """Kill a kernel as soon as its anonymous RSS (RssAnon + RssShmem, with its
+    children) passes ``limit`` bytes, checked every ``interval`` seconds from a
+    thread, as an OOM killer would with a memory limit on that memory.
+
+    ``killed`` is then ``(bytes seen, seconds since start)``; ``peak`` is the most
+    anonymous memory seen.
+    """
+
+    def __init__(self, kernel: Kernel, limit: int, interval: float = 0.02) -> None:
+        self.kernel = kernel
+        self.limit = limit
+        self.interval = interval
+        self.killed: tuple[int, float] | None = None
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
+
+    def _watch(self) -> None:
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            anon = self.kernel.anon()
+            self.peak = max(self.peak, anon)
+            if anon > self.limit:
+                self.killed = (anon, time.monotonic() - t0)
+                self.kernel.kill()
+                return
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

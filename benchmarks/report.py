@@ -17,32 +17,68 @@ import psutil
 
 MiB = 1024 * 1024
 
-#: The headline metrics; each is met when its value is <= its target.
-TARGETS: dict[str, tuple[str, str, float]] = {  # key: (label, unit, target)
-    "rss_growth_ratio": ("RSS growth over the soak, greed / python3", "x", 0.10),
-    "peak_rss_ratio": ("Peak RSS in the soak, greed / python3", "x", 0.25),
+#: The headline metrics; each is met when its value is <= its target (None: no
+#: target, the value is reported only). RssAnon is private anonymous memory (what
+#: paging moves out); total RSS adds RssFile (file pages mapped in, paged memory
+#: once read back included) and RssShmem; "anonymous RSS" in the budget rows is
+#: RssAnon + RssShmem, what the memory budget counts.
+TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, target)
+    "anon_growth_ratio": ("RssAnon growth over the soak, greed / python3", "x", 0.10),
+    "rss_growth_ratio": ("Total RSS growth over the soak, greed / python3", "x", 0.10),
+    "anon_peak_ratio": ("Peak RssAnon in the soak, greed / python3", "x", 0.25),
+    "peak_rss_ratio": ("Peak total RSS in the soak, greed / python3", "x", 0.25),
     "latency_ratio": ("Median soak cell latency, greed / python3", "x", 1.03),
     "latency_paired_ratio": ("Median per-cell latency ratio (paired), greed / python3", "x", 1.03),
     "latency_drift": ("Greed soak latency, last 50 / first 50 cells", "x", 1.05),
     "latency_drift_relative": ("The same, divided by python3's last 50 / first 50", "x", 1.05),
-    "rss_growth_ratio_paced": ("RSS growth, greed (paced) / python3", "x", 0.10),
-    "peak_rss_ratio_paced": ("Peak RSS, greed (paced) / python3", "x", 0.25),
+    "anon_growth_ratio_paced": ("RssAnon growth, greed (paced) / python3", "x", 0.10),
+    "rss_growth_ratio_paced": ("Total RSS growth, greed (paced) / python3", "x", 0.10),
+    "anon_peak_ratio_paced": ("Peak RssAnon, greed (paced) / python3", "x", 0.25),
+    "peak_rss_ratio_paced": ("Peak total RSS, greed (paced) / python3", "x", 0.25),
     "latency_ratio_paced": ("Median soak cell latency, greed (paced) / python3", "x", 1.03),
     "latency_paired_ratio_paced": ("Median per-cell latency ratio (paired), paced", "x", 1.03),
     "latency_drift_paced": ("Greed (paced) soak latency, last 50 / first 50", "x", 1.05),
+    "budget_soak_anon_ratio": (
+        "Soak under memory_limit (greed-budget): peak anonymous RSS / limit",
+        "x",
+        1.10,
+    ),
+    "latency_paired_ratio_budget": ("Median per-cell latency ratio (paired), budget", "x", None),
     "trivial_added_ms": ("Added time per trivial cell (median difference)", "ms", 0.1),
     "startup_ratio": ("Start-up time, greed / python3 (median)", "x", 1.1),
     "cleanup_ms": ("Cleanup at ~500k new objects, first run after creating them", "ms", 20.0),
     "cleanup_next_ms": ("Cleanup at ~500k objects, subsequent runs", "ms", 20.0),
     "optimize_ms": ("Optimisation at ~500k new objects, first run", "ms", 30.0),
     "optimize_next_ms": ("Optimisation at ~500k objects, subsequent runs", "ms", 30.0),
+    "paging_write_ratio": ("Paging a tensor out (page_out) / raw write + fdatasync", "x", 2.0),
+    "paging_read_ratio_warm": (
+        "First use after paging / raw read of the same bytes (page cache warm)",
+        "x",
+        2.0,
+    ),
+    "paging_read_ratio_cold": (
+        "First use after paging / raw read (cold: pages dropped from the cache)",
+        "x",
+        2.0,
+    ),
+    "budget_anon_ratio": (
+        "Budget session: greed's peak anonymous RSS after a cell / memory_limit",
+        "x",
+        1.10,
+    ),
+    "budget_wall_ratio": ("Budget session wall time, greed / python3", "x", None),
 }
 #: Yes/no checks shown with the headline.
 CHECKS = {
     "identical_result": "Final training state bit-identical, greed vs python3",
     "identical_result_paced": "Final training state bit-identical, greed (paced) vs python3",
+    "identical_result_budget": "Final training state bit-identical, greed (budget) vs python3",
     "state_preserved": "model, optimizer, data, losses present in greed at the end",
     "expected_statuses": "Every soak cell replied as expected (ok / error) in every kernel",
+    "paging_identical": "Paged tensors read back bit-identical",
+    "budget_identical": "Budget session: every block's checksum equals python3's",
+    "budget_python3_killed": "Budget session, watchdog at the limit: python3 killed",
+    "budget_greed_intact": "Budget session, watchdog at the limit: greed finished, blocks intact",
 }
 
 
@@ -147,17 +183,29 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
     if soak:
         ks = soak["kernels"]
         p3 = ks["python3"]
-        for label, suffix in (("greed", ""), ("greed-paced", "_paced")):
+        variants = (("greed", ""), ("greed-paced", "_paced"), ("greed-budget", "_budget"))
+        for label, suffix in variants:
             g = ks.get(label)
             if g is None:
                 continue
-            values["rss_growth_ratio" + suffix] = _div(g["rss_growth"], p3["rss_growth"])
-            values["peak_rss_ratio" + suffix] = _div(g["rss_peak"], p3["rss_peak"])
-            values["latency_ratio" + suffix] = _div(g["latency_median_ms"], p3["latency_median_ms"])
+            if suffix != "_budget":
+                values["anon_growth_ratio" + suffix] = _div(
+                    g.get("anon_growth"), p3.get("anon_growth")
+                )
+                values["rss_growth_ratio" + suffix] = _div(g["rss_growth"], p3["rss_growth"])
+                values["anon_peak_ratio" + suffix] = _div(g.get("anon_peak"), p3.get("anon_peak"))
+                values["peak_rss_ratio" + suffix] = _div(g["rss_peak"], p3["rss_peak"])
+                values["latency_ratio" + suffix] = _div(
+                    g["latency_median_ms"], p3["latency_median_ms"]
+                )
+                values["latency_drift" + suffix] = _div(
+                    g["latency_last_window_ms"], g["latency_first_window_ms"]
+                )
+            else:
+                values["budget_soak_anon_ratio"] = _div(
+                    g.get("anonymous_peak"), g.get("memory_limit")
+                )
             values["latency_paired_ratio" + suffix] = g.get("latency_paired_ratio_median")
-            values["latency_drift" + suffix] = _div(
-                g["latency_last_window_ms"], g["latency_first_window_ms"]
-            )
             if not suffix:  # python3 ran the same cells at the same time: its drift is the load's
                 values["latency_drift_relative"] = _div(
                     values["latency_drift"],
@@ -168,6 +216,8 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
         checks["expected_statuses"] = all(k["status_mismatches"] == 0 for k in ks.values())
         if ks.get("greed-paced"):
             notes["paced"] = " ".join(ks["greed-paced"]["args"])
+        if ks.get("greed-budget"):
+            notes["budget_soak"] = " ".join(ks["greed-budget"]["args"])
     trivial = results.get("trivial")
     if trivial:
         values["trivial_added_ms"] = trivial["added_ms_median"]
@@ -183,6 +233,25 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
             values["optimize_ms"] = e["optimize_first_ms"]
             values["optimize_next_ms"] = e["optimize_next_ms"]
             notes["objects"] = f"{e['size']:,} objects created"
+    pg = results.get("paging")
+    if pg:
+        values["paging_write_ratio"] = pg["write_ratio"]
+        values["paging_read_ratio_warm"] = pg["read_ratio_warm"]
+        values["paging_read_ratio_cold"] = pg["read_ratio_cold"]
+        checks["paging_identical"] = pg["identical"]
+        notes["paging"] = f"{pg['mib']} MiB, median of {pg['reps']}"
+    bd = results.get("budget")
+    if bd:
+        plain, dog = bd["plain"], bd["watchdog"]
+        values["budget_anon_ratio"] = plain["greed"]["anon_peak_ratio"]
+        values["budget_wall_ratio"] = bd["wall_ratio"]
+        checks["budget_identical"] = plain["greed"]["final_identical_to_python3"] is True
+        checks["budget_python3_killed"] = dog["python3"]["killed"]
+        checks["budget_greed_intact"] = bd["greed_intact"]
+        notes["budget"] = (
+            f"{bd['blocks']} blocks of {bd['block_bytes'] / MiB:g} MiB, "
+            f"memory_limit {bd['limit'] / MiB:.0f} MiB"
+        )
     rows = {}
     for key, (label, unit, target) in TARGETS.items():
         if key not in values:
@@ -193,8 +262,8 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
             "value": value,
             "unit": unit,
             "target": target,
-            "op": "<=",
-            "met": None if value is None else value <= target,
+            "op": "<=" if target is not None else "",
+            "met": None if value is None or target is None else value <= target,
         }
     return {
         "metrics": rows,
@@ -232,19 +301,44 @@ def plot_soak(out: Path, rows: list[dict[str, t.Any]], results: dict[str, t.Any]
     title = f"Soak: {results['cells']:,}-cell PyTorch notebook (seed {results['seed']})"
     written = []
 
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=90)
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8, 6.4), dpi=90, sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
     for label in labels:
         rs = series[label]
-        base = results["kernels"][label]["rss_after_setup"]
+        k = results["kernels"][label]
+        base = k.get("memory_after_setup") or {"anon": k["rss_after_setup"], "file": 0}
         xs = [0] + [r["cell"] for r in rs]
-        ys = [base / MiB] + [r["rss_bytes"] / MiB for r in rs]
-        ax.plot(xs, ys, label=_legend(label, results), color=_COLORS.get(label), lw=1.4)
-    ax.set_xlabel("execution number (soak cell)")
-    ax.set_ylabel("kernel RSS incl. children (MiB)")
-    ax.set_title(title, fontsize=10)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+        color = _COLORS.get(label)
+        top.plot(
+            xs,
+            [base["anon"] / MiB] + [r["rss_anon_bytes"] / MiB for r in rs],
+            label=_legend(label, results),
+            color=color,
+            lw=1.4,
+        )
+        bottom.plot(
+            xs, [base["file"] / MiB] + [r["rss_file_bytes"] / MiB for r in rs], color=color, lw=1.2
+        )
+        if k.get("memory_limit"):
+            top.axhline(k["memory_limit"] / MiB, color=color, ls="--", lw=0.9)
+            top.annotate(
+                f"{label}'s memory_limit",
+                (xs[-1], k["memory_limit"] / MiB),
+                fontsize=7,
+                color=color,
+                ha="right",
+                va="bottom",
+            )
+    top.set_ylabel("RssAnon (MiB)")
+    top.set_title(title + "; kernel and its children", fontsize=10)
+    top.set_ylim(bottom=0)
+    top.grid(alpha=0.3)
+    top.legend(fontsize=8, loc="upper left")
+    bottom.set_ylabel("RssFile (MiB)")
+    bottom.set_xlabel("execution number (soak cell)")
+    bottom.set_ylim(bottom=0)
+    bottom.grid(alpha=0.3)
     fig.tight_layout()
     path = out / "soak_rss.png"
     fig.savefig(path)
@@ -273,14 +367,95 @@ def plot_soak(out: Path, rows: list[dict[str, t.Any]], results: dict[str, t.Any]
     return written
 
 
+_BUDGET_COLORS = {"python3": "#d62728", "greed": "#1f77b4"}
+
+
+def plot_budget(out: Path, rows: list[dict[str, t.Any]], results: dict[str, t.Any]) -> Path:
+    """budget_rss.png: anonymous RSS after each cell of the budget session."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    limit = results["limit"] / MiB
+    fig, ax = plt.subplots(figsize=(8, 4.6), dpi=90)
+    for label, color in _BUDGET_COLORS.items():
+        rs = [r for r in rows if r["session"] == "plain" and r["kernel"] == label]
+        xs = [r["cell"] for r in rs]
+        anon = [(r["rss_anon_bytes"] + r["rss_shmem_bytes"]) / MiB for r in rs]
+        ax.plot(xs, anon, color=color, lw=1.5, marker=".", ms=3, label=f"{label}: RssAnon+RssShmem")
+        if label == "greed":
+            ax.plot(
+                xs,
+                [r["rss_file_bytes"] / MiB for r in rs],
+                color=color,
+                lw=1.0,
+                ls=":",
+                label="greed: RssFile (libraries; paged memory once read back)",
+            )
+            paged = [(x, a) for x, a, r in zip(xs, anon, rs, strict=True) if r["trigger"]]
+            if paged:
+                ax.scatter(
+                    *zip(*paged, strict=True),
+                    s=14,
+                    facecolors="none",
+                    edgecolors=color,
+                    label="greed: a budget cleanup ran after the cell",
+                )
+    ax.axhline(limit, color="black", lw=1.0, label=f"memory_limit {limit:.0f} MiB")
+    ax.axhline(limit * 1.1, color="black", lw=0.8, ls="--", label="limit + 10%")
+    p3 = results["plain"]["python3"]
+    first = p3.get("first_cell_over_limit")
+    if first is not None:
+        ax.axvline(first, color=_BUDGET_COLORS["python3"], lw=0.8, ls="--")
+        ax.annotate(
+            f" python3 over the limit\n after cell {first}: an OOM killer stops it",
+            (first, limit * 0.15),
+            fontsize=8,
+            color=_BUDGET_COLORS["python3"],
+        )
+    killed = results["watchdog"]["python3"]
+    if killed.get("killed"):
+        ax.annotate(
+            f" watchdog run: python3 killed in cell {killed.get('killed_at_cell')}",
+            (killed.get("killed_at_cell"), limit * 0.05),
+            fontsize=8,
+            color=_BUDGET_COLORS["python3"],
+        )
+    ax.set_xlabel("cell (cell i creates block i and reads blocks i-1, i-2; last: checks all)")
+    ax.set_ylabel("anonymous RSS after the cell (MiB)")
+    ax.set_title(
+        f"Memory budget: {results['blocks']} blocks of {results['block_bytes'] / MiB:g} MiB, "
+        "kernel and its children",
+        fontsize=10,
+    )
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    path = out / "budget_rss.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _legend(label: str, results: dict[str, t.Any]) -> str:
     args = results["kernels"][label].get("args") or []
     if label == "python3":
         return "python3 (stock ipykernel)"
     if not args:
         return f"{label} (default traits)"
-    shown = ", ".join(a.removeprefix("--GreedKernel.").replace("=", " = ") for a in args)
+    shown = ", ".join(
+        _arg(a.removeprefix("--GreedKernel.")) for a in args if "memory_limit" not in a
+    )
+    if any("memory_limit" in a for a in args):
+        limit = results["kernels"][label].get("memory_limit") or 0
+        shown = ", ".join(filter(None, [shown, f"memory_limit {limit / MiB:.0f} MiB"]))
     return f"{label} ({shown} s)" if "recent_window" in shown else f"{label} ({shown})"
+
+
+def _arg(arg: str) -> str:
+    return arg.replace("=", " = ")
 
 
 def _rolling_median(values: list[float], window: int) -> list[float]:
@@ -299,16 +474,23 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.3f}"
 
 
+def _target(m: dict[str, t.Any]) -> str:
+    if m["target"] is None:
+        return "(reported)"
+    return f"<= {m['target']:g}" + (" ms" if m["unit"] == "ms" else "")
+
+
 def table(head: dict[str, t.Any]) -> str:
     """The headline as a plain-text table: measured, target, met or missed."""
     lines = []
     rows = [("Metric", "Measured", "Target", "Result")]
     for m in head["metrics"].values():
         result = "n/a" if m["met"] is None else ("met" if m["met"] else "MISSED")
-        target = f"<= {m['target']:g}" + (" ms" if m["unit"] == "ms" else "")
+        target = _target(m)
         rows.append((m["label"], _fmt(m["value"], m["unit"]), target, result))
     for c in head["checks"].values():
-        rows.append((c["label"], "yes" if c["ok"] else "NO", "yes", "met" if c["ok"] else "MISSED"))
+        ok = c["ok"]
+        rows.append((c["label"], _yes(ok), "yes", "n/a" if ok is None else _met(ok, "MISSED")))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for i, r in enumerate(rows):
         lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
@@ -328,11 +510,23 @@ def details(results: dict[str, t.Any]) -> str:
         )
         for label, k in soak["kernels"].items():
             line = (
-                f"  {label:<12} RSS {k['rss_start'] / MiB:.0f} -> {k['rss_end'] / MiB:.0f} MiB "
-                f"(growth {k['rss_growth'] / MiB:+.0f}, peak {k['rss_peak'] / MiB:.0f}); latency "
-                f"median {k['latency_median_ms']:.1f} ms, p90 {k['latency_p90_ms']:.1f}, max "
-                f"{k['latency_max_ms']:.0f}; first/last {k['latency_window']} "
-                f"{k['latency_first_window_ms']:.1f}/"
+                f"  {label:<12} RssAnon {_mib(k.get('anon_start'))} -> {_mib(k.get('anon_end'))} "
+                f"MiB (growth {_mib(k.get('anon_growth'), '+')}, peak {_mib(k.get('anon_peak'))})"
+                f"; RssFile {_mib(k.get('file_start'))} -> {_mib(k.get('file_end'))} (peak "
+                f"{_mib(k.get('file_peak'))}); RssShmem peak {_mib(k.get('shmem_peak'))}; total "
+                f"RSS {k['rss_start'] / MiB:.0f} -> {k['rss_end'] / MiB:.0f} (growth "
+                f"{k['rss_growth'] / MiB:+.0f}, peak {k['rss_peak'] / MiB:.0f})"
+            )
+            if k.get("memory_limit"):
+                line += (
+                    f"; memory_limit {k['memory_limit'] / MiB:.0f} MiB, peak RssAnon+RssShmem "
+                    f"{_mib(k.get('anonymous_peak'))} MiB"
+                )
+            out.append(line)
+            line = (
+                f"  {'':<12} latency median {k['latency_median_ms']:.1f} ms, p90 "
+                f"{k['latency_p90_ms']:.1f}, max {k['latency_max_ms']:.0f}; first/last "
+                f"{k['latency_window']} {k['latency_first_window_ms']:.1f}/"
                 f"{k['latency_last_window_ms']:.1f} ms; errors {k['errors']} "
                 f"(unexpected {k['status_mismatches']})"
             )
@@ -351,9 +545,10 @@ def details(results: dict[str, t.Any]) -> str:
                     f"  {'':<12} {g['cleanupCount']} cleanups, {g['optimizeCount']} "
                     f"optimisations (last ones: cleanup median {_ms(g['cleanup_median_ms'])}, "
                     f"max {_ms(g['cleanup_max_ms'])}; optimise median "
-                    f"{_ms(g['optimize_median_ms'])}, max {_ms(g['optimize_max_ms'])}); spilled "
-                    f"{(g['spilledBytes'] or 0) / MiB:.0f} MiB, restored {g['restoredCount']}"
-                    + extra
+                    f"{_ms(g['optimize_median_ms'])}, max {_ms(g['optimize_max_ms'])}); paged "
+                    f"out at the end {(g.get('pagedBytes') or 0) / MiB:.0f} MiB of "
+                    f"{g.get('pagedNames', 0)} names, "
+                    f"{(g.get('pagedTotal') or 0) / MiB:.0f} MiB paged out in all" + extra
                 )
     trivial = results.get("trivial")
     if trivial:
@@ -371,6 +566,10 @@ def details(results: dict[str, t.Any]) -> str:
             f"Cleanup / optimisation (median ms; first: {hk['first_reps']} runs on new objects, "
             f"next: {hk['reps']} runs after):"
         )
+        out.append(
+            "  (gc_freeze is off by default now: every cleanup and optimisation does a full "
+            "gc.collect(2), first and next runs alike)"
+        )
         out.append("  sweep      size       gc objects  cleanup first/next  optimise first/next")
         for sweep in ("namespace", "objects"):
             for e in hk[sweep]:
@@ -379,6 +578,50 @@ def details(results: dict[str, t.Any]) -> str:
                     f"{e['cleanup_first_ms']:>8.1f} / {e['cleanup_next_ms']:<8.1f}  "
                     f"{e['optimize_first_ms']:>8.1f} / {e['optimize_next_ms']:.1f}"
                 )
+    pg = results.get("paging")
+    if pg:
+        m = pg["median"]
+        out.append(
+            f"Paging ({pg['mib']} MiB tensor, median of {pg['reps']}, in a fresh process; "
+            f"paging directory on {pg['directory_filesystem']}): page_out "
+            f"{_s(m['page_out_s'])} vs raw write + fdatasync {_s(m['raw_write_s'])} "
+            f"(ratio {_x(pg['write_ratio'])}); first use (sum) after paging, warm page cache "
+            f"{_s(m['paged_sum_warm_s'])} vs raw read {_s(m['raw_read_warm_s'])} (ratio "
+            f"{_x(pg['read_ratio_warm'])}) vs the same sum on resident memory "
+            f"{_s(m['resident_sum_s'])}; cold (pages dropped, {_mib(m['paged_sum_cold_io'])} "
+            f"MiB read from disk) {_s(m['paged_sum_cold_s'])} vs raw read "
+            f"{_s(m['raw_read_cold_s'])} (ratio {_x(pg['read_ratio_cold'])}); "
+            f"bit-identical: {'yes' if pg['identical'] else 'NO'}"
+        )
+    bd = results.get("budget")
+    if bd:
+        out.append(
+            f"Memory budget: {bd['blocks']} blocks of {bd['block_bytes'] / MiB:g} MiB, "
+            f"{bd['cells']} cells, greed --GreedKernel.memory_limit={bd['limit']} "
+            f"({bd['limit'] / MiB:.0f} MiB; {bd.get('limit_source', 'fixed')}); anonymous RSS "
+            "= RssAnon + RssShmem of the kernel and its children, after each cell"
+        )
+        for session in ("plain", "watchdog"):
+            for label, r in bd[session].items():
+                line = (
+                    f"  {session:<8} {label:<8} "
+                    + (
+                        f"killed in cell {r.get('killed_at_cell')} at "
+                        f"{_mib(r.get('killed_anon'))} MiB; "
+                        if r["killed"]
+                        else f"all {r['completed_cells']} cells; "
+                    )
+                    + f"peak anonymous RSS after a cell {_mib(r['anon_peak_after_cell'])} MiB "
+                    f"({_x(r['anon_peak_ratio'])} of the limit), first over the limit after "
+                    f"cell {r['first_cell_over_limit']}; wall {r['wall_s']:.1f} s; "
+                    f"budget cleanups {r['memory_cleanups']}; final checksums equal python3's: "
+                    f"{_yes(r['final_identical_to_python3'])}; outputs differing "
+                    f"{r['outputs_differing_from_python3']}"
+                )
+                if r.get("watchdog_peak") is not None:
+                    line += f"; watchdog saw at most {_mib(r['watchdog_peak'])} MiB"
+                out.append(line)
+        out.append(f"  wall time ratio greed / python3 (plain session): {_x(bd['wall_ratio'])}")
     start = results.get("startup")
     if start:
         ks = start["kernels"]
@@ -389,8 +632,28 @@ def details(results: dict[str, t.Any]) -> str:
     return "\n".join(out)
 
 
+def _yes(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("yes" if ok else "no")
+
+
+def _met(ok: bool, missed: str) -> str:
+    return "met" if ok else missed
+
+
 def _load(values: list[float] | None) -> str:
     return "n/a" if not values else " / ".join(f"{v:.2f}" for v in values)
+
+
+def _mib(value: float | None, sign: str = "") -> str:
+    return "n/a" if value is None else f"{value / MiB:{sign}.0f}"
+
+
+def _s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f} s"
+
+
+def _x(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _ms(value: float | None) -> str:
@@ -410,13 +673,12 @@ def markdown(head: dict[str, t.Any], env: dict[str, t.Any], note: str, detail: s
     ]
     for r in head["metrics"].values():
         result = "n/a" if r["met"] is None else ("met" if r["met"] else "**missed**")
-        target = f"<= {r['target']:g}" + (" ms" if r["unit"] == "ms" else "")
+        target = _target(r)
         out.append(f"| {r['label']} | {_fmt(r['value'], r['unit'])} | {target} | {result} |")
     for c in head["checks"].values():
-        out.append(
-            f"| {c['label']} | {'yes' if c['ok'] else 'no'} | yes | "
-            f"{'met' if c['ok'] else '**missed**'} |"
-        )
+        ok = c["ok"]
+        result = "n/a" if ok is None else _met(ok, "**missed**")
+        out.append(f"| {c['label']} | {_yes(ok)} | yes | {result} |")
     out += [
         "",
         f"Machine: {m['cores']} cores, {m['ram_bytes'] / 2**30:.1f} GiB RAM, {m['cpu_model']}; "

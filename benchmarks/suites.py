@@ -17,10 +17,13 @@ import contextlib
 import hashlib
 import json
 import statistics
+import subprocess
+import sys
 import time
 import typing as t
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .harness import Kernel, Sandbox
 from .workload import (
@@ -100,21 +103,22 @@ def soak(
     rows: list[dict[str, t.Any]] = []
     results: dict[str, t.Any] = {"cells": cells, "seed": seed, "kernels": {}}
     with started(sandbox, variants) as kernels:
-        base: dict[str, int] = {}
+        base: dict[str, dict[str, int]] = {}
         for k in kernels:
             run = k.must_run(setup_code(seed))
-            base[k.label] = k.rss()
+            base[k.label] = k.memory()
             results["kernels"][k.label] = {
                 "args": list(next(v.args for v in variants if v.label == k.label)),
                 "setup_s": run.latency_s,
-                "rss_after_setup": base[k.label],
+                "rss_after_setup": base[k.label]["rss"],
+                "memory_after_setup": base[k.label],
             }
         outputs: dict[str, list[str]] = {k.label: [] for k in kernels}
         t0 = time.monotonic()
         for cell in workload:
             for k in _rotated(kernels, cell.index):
                 run = k.run(cell.code)
-                rss = k.rss()
+                mem = k.memory()
                 outputs[k.label].append(_digest(run.result) + "/" + (run.error or ""))
                 rows.append(
                     {
@@ -125,14 +129,19 @@ def soak(
                         "status": run.status,
                         "error": run.error or "",
                         "latency_ms": round(run.latency_s * 1000.0, 4),
-                        "rss_bytes": rss,
+                        "rss_bytes": mem["rss"],
+                        "rss_anon_bytes": mem["anon"],
+                        "rss_file_bytes": mem["file"],
+                        "rss_shmem_bytes": mem["shmem"],
                     }
                 )
             if cell.index % 100 == 0 or cell.index == cells:
                 progress(
-                    f"  soak: {cell.index}/{cells} cells, {time.monotonic() - t0:.0f} s; RSS "
+                    f"  soak: {cell.index}/{cells} cells, {time.monotonic() - t0:.0f} s; "
+                    "RssAnon / RssFile: "
                     + ", ".join(
-                        f"{r['kernel']} {r['rss_bytes'] / MiB:.0f} MiB"
+                        f"{r['kernel']} {r['rss_anon_bytes'] / MiB:.0f} / "
+                        f"{r['rss_file_bytes'] / MiB:.0f} MiB"
                         for r in rows[-len(kernels) :]
                     )
                 )
@@ -159,6 +168,8 @@ def soak(
                 results["kernels"][v.label]["recent_window_cells"] = (
                     window * results["kernel_cells_per_s"]
                 )
+            if arg.startswith("--GreedKernel.memory_limit="):
+                results["kernels"][v.label]["memory_limit"] = int(arg.split("=", 1)[1])
     ref = variants[0].label
     for label, r in results["kernels"].items():
         mine = [row for row in rows if row["kernel"] == label]
@@ -182,18 +193,38 @@ def soak(
     return rows, results
 
 
-def _series_stats(rows: list[dict[str, t.Any]], rss_base: int) -> dict[str, t.Any]:
+#: Memory series of the soak: the key prefix in the results, the CSV column and the
+#: kind in :meth:`Kernel.memory` (``anon_*`` is RssAnon alone, shmem is separate).
+MEMORY_SERIES = (
+    ("rss", "rss_bytes", "rss"),
+    ("anon", "rss_anon_bytes", "anon"),
+    ("file", "rss_file_bytes", "file"),
+    ("shmem", "rss_shmem_bytes", "shmem"),
+)
+
+
+def _series_stats(rows: list[dict[str, t.Any]], base: dict[str, int]) -> dict[str, t.Any]:
     lat = [r["latency_ms"] for r in rows]
-    rss = [r["rss_bytes"] for r in rows]
     by_kind: dict[str, list[float]] = {}
     for r in rows:
         by_kind.setdefault(r["kind"], []).append(r["latency_ms"])
     window = min(50, max(1, len(lat) // 2))
+    memory: dict[str, t.Any] = {}
+    for prefix, column, kind in MEMORY_SERIES:
+        series = [r[column] for r in rows]
+        memory[f"{prefix}_start"] = base[kind]
+        memory[f"{prefix}_end"] = series[-1]
+        memory[f"{prefix}_peak"] = max([base[kind], *series])
+        memory[f"{prefix}_growth"] = series[-1] - base[kind]
+    # "anonymous": RssAnon + RssShmem, what a memory budget counts
+    anonymous = [r["rss_anon_bytes"] + r["rss_shmem_bytes"] for r in rows]
+    start = base["anon"] + base["shmem"]
+    memory["anonymous_start"] = start
+    memory["anonymous_end"] = anonymous[-1]
+    memory["anonymous_peak"] = max([start, *anonymous])
+    memory["anonymous_growth"] = anonymous[-1] - start
     return {
-        "rss_start": rss_base,
-        "rss_end": rss[-1],
-        "rss_peak": max([rss_base, *rss]),
-        "rss_growth": rss[-1] - rss_base,
+        **memory,
         "latency_median_ms": _median(lat),
         "latency_mean_ms": statistics.fmean(lat),
         "latency_p90_ms": statistics.quantiles(lat, n=10)[-1] if len(lat) > 1 else lat[0],
@@ -209,23 +240,29 @@ def _series_stats(rows: list[dict[str, t.Any]], rss_base: int) -> dict[str, t.An
 
 _STATS_EXPR = (
     "__import__('json').dumps({'snapshot': get_ipython().kernel.greed.snapshot(), "
+    "'pagedTotal': getattr(get_ipython().kernel.greed.pager, 'paged_total', None), "
     "'reports': [{k: r.get(k) for k in ('kind', 'trigger', 'executionCount', 'durationMs', "
-    "'freedBytes', 'gcCollected', 'spilledBytes', 'outputsReleased', 'gradsCleared')} "
+    "'freedBytes', 'gcCollected', 'pagedBytes', 'pressureBefore', 'pressureAfter', "
+    "'outputsReleased', 'gradsCleared')} "
     "for r in get_ipython().kernel.greed.stats.reports]})"
 )
 _SNAPSHOT_KEYS = (
     "executionCount",
     "cleanupCount",
     "optimizeCount",
-    "spilledBytes",
-    "restoredCount",
-    "restoredBytes",
+    "pagedBytes",
+    "pagingDirectory",
+    "pagingNotice",
     "rssBytes",
 )
 
 
 def _greed_stats(k: Kernel) -> dict[str, t.Any]:
-    """Greed's own counters, and its last reports (at most 20, the kernel keeps no more)."""
+    """Greed's own counters, and its last reports (at most 20, the kernel keeps no more).
+
+    ``pagedBytes`` is what is paged out now (mapped from greed's files);
+    ``pagedTotal`` every byte ever paged out; ``paged`` the names paged now.
+    """
     try:
         raw = json.loads(ast.literal_eval(k.evaluate(s=_STATS_EXPR)["s"]))
     except Exception as e:
@@ -233,11 +270,16 @@ def _greed_stats(k: Kernel) -> dict[str, t.Any]:
     snap = raw["snapshot"]
     reports = raw["reports"]
     out: dict[str, t.Any] = {key: snap.get(key) for key in _SNAPSHOT_KEYS}
+    out["pagedNames"] = len(snap.get("paged") or []) + (snap.get("pagedOmitted") or 0)
+    out["pagedTotal"] = raw.get("pagedTotal")
     for kind in ("cleanup", "optimize"):
         ms = [r["durationMs"] for r in reports if r["kind"] == kind and r["trigger"] == "periodic"]
         out[f"{kind}_reports_seen"] = len(ms)
         out[f"{kind}_median_ms"] = _median(ms)
         out[f"{kind}_max_ms"] = max(ms) if ms else None
+    memory = [r for r in reports if r["kind"] == "cleanup" and r["trigger"] == "memory"]
+    out["memory_cleanups_seen"] = len(memory)
+    out["memory_cleanup_median_ms"] = _median([r["durationMs"] for r in memory])
     out["reports"] = reports
     return out
 
@@ -328,12 +370,14 @@ def housekeeping(
 ) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
     """Time ``greed.cleanup()`` and ``greed.optimize()`` (their reports' durationMs).
 
-    In a greed kernel that imported torch and numpy (its heap then frozen by a
-    cleanup), for each size and each operation: create the variables or objects
-    (a user cell), run the operation once ("first": the new objects are not
-    frozen yet; the operation collects, then gc.freeze()s the survivors), delete
-    them and settle (an untimed cleanup); ``first_reps`` times. After the last
-    first run, ``reps`` more runs time the steady state ("next").
+    In a greed kernel that imported torch and numpy, for each size and each
+    operation: create the variables or objects (a user cell), run the operation
+    once ("first": right after the creation), delete them and settle (an untimed
+    cleanup); ``first_reps`` times. After the last first run, ``reps`` more runs
+    time the steady state ("next"). With ``GreedKernel.gc_freeze`` off (the
+    default now) every cleanup and optimisation does a full ``gc.collect(2)``
+    over every tracked object, so first and next runs cost about the same; the
+    ``frozen_objects`` column shows the permanent generation (0 unless frozen).
     """
     rows: list[dict[str, t.Any]] = []
     results: dict[str, t.Any] = {
@@ -344,8 +388,8 @@ def housekeeping(
     }
     with started(sandbox, (GREED,)) as (k,):
         k.must_run("import gc\nimport numpy as np\nimport torch\ntorch.set_num_threads(1)")
-        k.must_run("%greed preserve bench_objs")  # a long-lived structure, never spilled
-        _op(k, "cleanup")  # settle: collect, then freeze what the imports left
+        k.must_run("%greed preserve bench_objs")  # a long-lived structure, never paged
+        _op(k, "cleanup")  # settle: collect what the imports left
         sweeps = [
             ("namespace", n, NAMESPACE_CREATE.format(n=n), NAMESPACE_DELETE)
             for n in namespace_sizes
@@ -394,8 +438,9 @@ def housekeeping(
                     )
             results[sweep].append(entry)
             progress(
-                f"  housekeeping: {sweep} {size:,} ({entry['tracked_objects']:,} unfrozen gc "
-                f"objects): cleanup first {entry['cleanup_first_ms']:.1f} ms, next "
+                f"  housekeeping: {sweep} {size:,} ({entry['tracked_objects']:,} gc objects, "
+                f"{entry['frozen_objects']:,} frozen): cleanup first "
+                f"{entry['cleanup_first_ms']:.1f} ms, next "
                 f"{entry['cleanup_next_ms']:.1f} ms; optimize first "
                 f"{entry['optimize_first_ms']:.1f} ms, next {entry['optimize_next_ms']:.1f} ms"
             )
@@ -434,3 +479,264 @@ def startup(
         f"{results['kernels']['greed']['median_s']:.2f} s (median of {reps})"
     )
     return rows, results
+
+
+# -- 5. paging ---------------------------------------------------------------------------------
+def paging(
+    sandbox: Sandbox, mib: int, reps: int, progress: Progress = print
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """``python -m benchmarks.paging`` in a fresh process: page_out and first use
+    after paging against raw writes and reads of the same bytes (see its docstring)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.paging", "--mib", str(mib), "--reps", str(reps)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=sandbox.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmarks.paging failed:\n{proc.stderr[-3000:]}")
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = results.pop("rows")
+    csv_rows = [
+        {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()} for r in rows
+    ]
+    m = results["median"]
+    progress(
+        f"  paging {mib} MiB x {reps}: page_out {m['page_out_s']:.3f} s vs raw write "
+        f"{m['raw_write_s']:.3f} s; first use warm {m['paged_sum_warm_s']:.3f} s vs raw read "
+        f"{m['raw_read_warm_s']:.3f} s (resident sum {m['resident_sum_s']:.3f} s); cold "
+        f"{m['paged_sum_cold_s']:.3f} s vs {m['raw_read_cold_s']:.3f} s"
+    )
+    return csv_rows, results
+
+
+# -- 6. memory budget ----------------------------------------------------------------------
+BUDGET_LIMIT = 1536 * MiB  # 1.5 GiB: --GreedKernel.memory_limit=1610612736
+
+_BUDGET_SETUP = """\
+import hashlib
+import torch
+
+torch.set_num_threads(1)
+BLOCK_ITEMS = {items}
+
+
+def make_block(i):
+    block = torch.arange(BLOCK_ITEMS, dtype=torch.int64)
+    return block.mul_(2 * i + 1)  # in place: one allocation per block
+
+
+def read_block(block):
+    return int(block.sum())  # reads every byte
+
+
+def digest(block):
+    return hashlib.sha256(memoryview(block.numpy())).hexdigest()[:16]
+"""
+
+#: After each cell, in greed: its counters and its last report (a budget cleanup
+#: has trigger "memory", pressureBefore and pressureAfter).
+_BUDGET_EXPR = (
+    "(lambda g: __import__('json').dumps({'execution': g.stats.execution_count, 'last': "
+    "[{k: r.get(k) for k in ('trigger', 'executionCount', 'durationMs', 'pressureBefore', "
+    "'pressureAfter', 'pagedBytes')} for r in g.stats.reports if r['kind'] == 'cleanup'][-1:]"
+    "}))(get_ipython().kernel.greed)"
+)
+
+
+def budget_cells(blocks: int) -> list[tuple[str, str]]:
+    """The session: (kind, code). Cell i creates block i and reads blocks i-1 and
+    i-2 (each block is read in the two cells after the one creating it); the last
+    cell checks every block (a SHA-256 of its bytes)."""
+    cells = []
+    for i in range(1, blocks + 3):
+        lines = [f"block_{i} = make_block({i})"] if i <= blocks else []
+        reads = [j for j in (i - 1, i - 2) if 1 <= j <= blocks]
+        lines.append("(" + "".join(f"read_block(block_{j}), " for j in reads) + ")")
+        cells.append(("create" if i <= blocks else "read", "\n".join(lines)))
+    cells.append(("check", f"[digest(globals()[f'block_{{i}}']) for i in range(1, {blocks + 1})]"))
+    return cells
+
+
+def _budget_session(
+    kernels: list[Kernel],
+    cells: list[tuple[str, str]],
+    limit: int,
+    session: str,
+    watchdog: bool,
+    progress: Progress,
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """Run the cells on every kernel, interleaved; with ``watchdog``, each kernel is
+    killed as soon as its anonymous RSS passes ``limit``."""
+    from .harness import KernelError, Watchdog
+
+    rows: list[dict[str, t.Any]] = []
+    dogs = {k.label: Watchdog(k, limit) for k in kernels} if watchdog else {}
+    alive = list(kernels)
+    out: dict[str, t.Any] = {
+        k.label: {"killed": False, "outputs": [], "wall_s": 0.0, "completed_cells": 0}
+        for k in kernels
+    }
+    with contextlib.ExitStack() as stack:
+        for dog in dogs.values():
+            stack.enter_context(dog)
+        for index, (kind, code) in enumerate(cells, start=1):
+            for k in _rotated(list(alive), index):
+                r = out[k.label]
+                try:
+                    run = k.run(code, timeout=300)
+                except KernelError as e:
+                    dog = dogs.get(k.label)
+                    r["killed"] = True
+                    r["killed_at_cell"] = index
+                    r["killed_anon"] = dog.killed[0] if dog and dog.killed else None
+                    r["error"] = str(e).splitlines()[0]
+                    alive.remove(k)
+                    progress(f"  budget ({session}): {k.label} died in cell {index}")
+                    continue
+                mem = k.memory()
+                r["wall_s"] += run.latency_s
+                r["completed_cells"] = index
+                r["outputs"].append(run.result if run.status == "ok" else f"error {run.error}")
+                row = {
+                    "session": session,
+                    "kernel": k.label,
+                    "cell": index,
+                    "kind": kind,
+                    "status": run.status,
+                    "latency_ms": round(run.latency_s * 1000.0, 3),
+                    "rss_bytes": mem["rss"],
+                    "rss_anon_bytes": mem["anon"],
+                    "rss_file_bytes": mem["file"],
+                    "rss_shmem_bytes": mem["shmem"],
+                    "anon_ratio": round((mem["anon"] + mem["shmem"]) / limit, 4),
+                    "trigger": "",
+                    "pressure_before": "",
+                    "pressure_after": "",
+                    "paged_bytes": "",
+                    "cleanup_ms": "",
+                }
+                if k.spec == "greed":
+                    row.update(_budget_report(k))
+                rows.append(row)
+            if index % 10 == 0 or index == len(cells):
+                progress(
+                    f"  budget ({session}): cell {index}/{len(cells)}; anonymous RSS / limit: "
+                    + ", ".join(
+                        f"{r['kernel']} {r['anon_ratio']:.2f}" for r in rows if r["cell"] == index
+                    )
+                )
+    for k in kernels:
+        r = out[k.label]
+        mine = [row for row in rows if row["kernel"] == k.label]
+        anon = [row["rss_anon_bytes"] + row["rss_shmem_bytes"] for row in mine]
+        r["anon_peak_after_cell"] = max(anon) if anon else None
+        r["anon_peak_ratio"] = max(anon) / limit if anon else None
+        r["watchdog_peak"] = dogs[k.label].peak if k.label in dogs else None
+        r["rss_peak_after_cell"] = max((row["rss_bytes"] for row in mine), default=None)
+        over = [row["cell"] for row in mine if row["anon_ratio"] > 1.0]
+        r["first_cell_over_limit"] = over[0] if over else None
+        r["cells_over_limit"] = len(over)
+        r["cells_over_110pct"] = sum(1 for row in mine if row["anon_ratio"] > 1.10)
+        r["memory_cleanups"] = sum(1 for row in mine if row["trigger"] == "memory")
+        r["final"] = r["outputs"][-1] if r["completed_cells"] == len(cells) else None
+    return rows, out
+
+
+def _budget_report(k: Kernel) -> dict[str, t.Any]:
+    """The cell's budget cleanup, if greed ran one after it."""
+    try:
+        raw = json.loads(ast.literal_eval(k.evaluate(s=_BUDGET_EXPR)["s"]))
+    except Exception:
+        return {}
+    last = (raw.get("last") or [{}])[0]
+    if last.get("trigger") != "memory" or last.get("executionCount") != raw.get("execution"):
+        return {}
+    return {
+        "trigger": "memory",
+        "pressure_before": last.get("pressureBefore"),
+        "pressure_after": last.get("pressureAfter"),
+        "paged_bytes": last.get("pagedBytes"),
+        "cleanup_ms": last.get("durationMs"),
+    }
+
+
+def budget(
+    sandbox: Sandbox,
+    blocks: int,
+    block_mib: int,
+    limit: int | None,
+    progress: Progress = print,
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """A session of ``blocks`` blocks of ``block_mib`` MiB under a memory limit.
+
+    greed runs with ``--GreedKernel.memory_limit=limit``; python3 as it is. Twice:
+    a plain session (both run every cell; anonymous RSS recorded after each) and a
+    session with a watchdog that SIGKILLs a kernel whose anonymous RSS (RssAnon +
+    RssShmem, with its children) passes the limit, sampled every 20 ms.
+
+    ``limit`` None (smoke runs): derived from python3's anonymous RSS after the
+    setup cell, so that a tiny session still exercises the budget.
+    """
+    items = block_mib * MiB // 8
+    cells = budget_cells(blocks)
+    setup = _BUDGET_SETUP.format(items=items)
+    results: dict[str, t.Any] = {
+        "blocks": blocks,
+        "block_bytes": block_mib * MiB,
+        "cells": len(cells),
+    }
+    all_rows: list[dict[str, t.Any]] = []
+    for session, watchdog in (("plain", False), ("watchdog", True)):
+        kernels: list[Kernel] = []
+        try:
+            p3 = Kernel(sandbox, "python3", "python3")
+            kernels.append(p3)
+            p3.start()
+            p3.must_run(setup)
+            if limit is None:
+                limit = p3.anon() + blocks * block_mib * MiB // 2
+                results["limit_source"] = (
+                    "python3's anonymous RSS after the setup cell + half the blocks"
+                )
+            results.setdefault("limit", limit)
+            results.setdefault("limit_source", "fixed")
+            g = Kernel(sandbox, "greed", "greed", (f"--GreedKernel.memory_limit={limit}",))
+            kernels.append(g)
+            g.start()
+            g.must_run(setup)
+            base = {k.label: k.memory() for k in kernels}
+            rows, out = _budget_session(kernels, cells, limit, session, watchdog, progress)
+            for label, r in out.items():
+                r["memory_after_setup"] = base[label]
+            if any(not r["killed"] for r in out.values()):
+                for k in kernels:
+                    if k.spec == "greed" and not out[k.label]["killed"]:
+                        out[k.label]["greed_stats"] = _greed_stats(k)
+        finally:
+            for k in kernels:
+                k.shutdown()
+        all_rows += rows
+        results[session] = out
+    plain, dog = results["plain"], results["watchdog"]
+    reference = plain["python3"]["final"]
+    ref_outputs = plain["python3"]["outputs"]
+    for session in (plain, dog):
+        for r in session.values():
+            r["outputs_differing_from_python3"] = sum(
+                1 for a, b in zip(r["outputs"], ref_outputs, strict=False) if a != b
+            )
+    for session in (plain, dog):
+        for r in session.values():
+            r["final_identical_to_python3"] = (
+                None if reference is None or r["final"] is None else r["final"] == reference
+            )
+            r.pop("outputs", None)
+    results["wall_ratio"] = _ratio(plain["greed"]["wall_s"], plain["python3"]["wall_s"])
+    results["python3_killed"] = dog["python3"]["killed"]
+    results["greed_intact"] = (
+        not dog["greed"]["killed"] and dog["greed"]["final_identical_to_python3"] is True
+    )
+    return all_rows, results

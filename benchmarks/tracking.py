@@ -43,17 +43,16 @@ class Settings:
     cleanup_interval = 0
     optimize_interval = 0
     memory_threshold = 0.8
+    memory_low_watermark = 0.7
     memory_limit = 0
     pressure_cooldown = 10
     idle_timeout = 0
     output_cache_keep = 3
-    evict = "spill"
+    evict = "page"
     gc_freeze = False
     oom_recovery = True
     spill_max_bytes = 0
-
-    def spill_directory(self) -> str:
-        return "unused"
+    spill_dir = ""
 
 
 class _Info:

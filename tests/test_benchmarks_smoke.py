@@ -1,5 +1,6 @@
-"""Smoke run of the benchmarks (``python -m benchmarks --quick``): it completes and
-writes every expected file with the expected keys. No timing is asserted."""
+"""Smoke run of the benchmarks (``python -m benchmarks --quick``, every suite at tiny
+sizes): it completes and writes every expected file with the expected keys. No
+timing is asserted; correctness is (paged memory and checksums)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,39 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(480)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 CSV_COLUMNS = {
-    "soak.csv": {"kernel", "cell", "kind", "expect", "status", "latency_ms", "rss_bytes"},
+    "soak.csv": {
+        "kernel",
+        "cell",
+        "kind",
+        "expect",
+        "status",
+        "latency_ms",
+        "rss_bytes",
+        "rss_anon_bytes",
+        "rss_file_bytes",
+        "rss_shmem_bytes",
+    },
     "trivial.csv": {"kernel", "i", "code", "latency_ms"},
     "housekeeping.csv": {"sweep", "size", "op", "phase", "rep", "duration_ms", "tracked_objects"},
     "startup.csv": {"kernel", "rep", "seconds"},
+    "paging.csv": {"rep", "raw_write_s", "page_out_s", "paged_sum_warm_s", "raw_read_warm_s"},
+    "budget.csv": {"session", "kernel", "cell", "rss_anon_bytes", "rss_file_bytes", "anon_ratio"},
 }
 HEADLINE = {
+    "anon_growth_ratio",
+    "anon_growth_ratio_paced",
+    "anon_peak_ratio",
+    "budget_soak_anon_ratio",
+    "paging_write_ratio",
+    "paging_read_ratio_warm",
+    "paging_read_ratio_cold",
+    "budget_anon_ratio",
+    "budget_wall_ratio",
     "rss_growth_ratio",
     "peak_rss_ratio",
     "latency_ratio",
@@ -37,18 +60,41 @@ HEADLINE = {
     "optimize_ms",
     "optimize_next_ms",
 }
-CHECKS = {"identical_result", "identical_result_paced", "state_preserved", "expected_statuses"}
+CHECKS = {
+    "identical_result",
+    "identical_result_paced",
+    "identical_result_budget",
+    "state_preserved",
+    "expected_statuses",
+    "paging_identical",
+    "budget_identical",
+    "budget_python3_killed",
+    "budget_greed_intact",
+}
+KERNELS = {"python3", "greed", "greed-paced", "greed-budget"}
+SOAK_BUDGET = 1 << 30  # greed-budget's memory_limit in the smoke run
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--cells", "20", "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--quick",
+            "--cells",
+            "20",
+            "--soak-budget",
+            str(SOAK_BUDGET),
+            "--out",
+            str(out),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=450,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, proc.stdout
@@ -61,7 +107,7 @@ def test_writes_every_file(quick_run: tuple[Path, str]) -> None:
             rows = list(csv.DictReader(f))
         assert rows, name
         assert columns <= set(rows[0]), (name, rows[0].keys())
-    for name in ("soak_rss.png", "soak_latency.png"):
+    for name in ("soak_rss.png", "soak_latency.png", "budget_rss.png"):
         data = (out / name).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n"), name
         assert len(data) < 500_000, name
@@ -73,7 +119,7 @@ def test_soak_rows_cover_every_kernel_and_cell(quick_run: tuple[Path, str]) -> N
     with open(out / "soak.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     kernels = {r["kernel"] for r in rows}
-    assert kernels == {"python3", "greed", "greed-paced"}
+    assert kernels == KERNELS
     for kernel in kernels:
         assert sorted(int(r["cell"]) for r in rows if r["kernel"] == kernel) == list(range(1, 21))
 
@@ -86,20 +132,30 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
     assert {"machine", "versions", "loadavg", "loadavg_start", "greed_kernel_source"} <= set(env)
     assert {"cores", "ram_bytes", "cpu_model"} <= set(env["machine"])
     assert {"python", "ipykernel", "IPython", "torch"} <= set(env["versions"])
-    assert set(summary["results"]) == {"soak", "trivial", "housekeeping", "startup"}
+    assert set(summary["results"]) == {
+        "soak",
+        "trivial",
+        "housekeeping",
+        "startup",
+        "paging",
+        "budget",
+    }
     metrics = summary["headline"]["metrics"]
     assert set(metrics) >= HEADLINE
     for metric in metrics.values():
         assert {"label", "value", "unit", "target", "op", "met"} <= set(metric)
     assert set(summary["headline"]["checks"]) == CHECKS
     soak = summary["results"]["soak"]["kernels"]
-    assert {"python3", "greed", "greed-paced"} == set(soak)
+    assert set(soak) == KERNELS
     for kernel in soak.values():
-        assert {"rss_start", "rss_end", "rss_peak", "rss_growth", "latency_median_ms"} <= set(
-            kernel
-        )
+        for kind in ("rss", "anon", "file", "shmem", "anonymous"):
+            assert {f"{kind}_start", f"{kind}_end", f"{kind}_peak", f"{kind}_growth"} <= set(kernel)
+        assert kernel["anon_peak"] > 0 and kernel["file_peak"] > 0
+        assert "latency_median_ms" in kernel
         assert {"state_dict_sha256", "param_sum", "last_loss", "steps"} == set(kernel["result"])
     assert "greed_stats" in soak["greed"]
+    assert {"pagedBytes", "pagedTotal", "pagingDirectory"} <= set(soak["greed"]["greed_stats"])
+    assert soak["greed-budget"]["memory_limit"] == SOAK_BUDGET
     housekeeping = summary["results"]["housekeeping"]
     for sweep in ("namespace", "objects"):
         assert housekeeping[sweep]
@@ -110,10 +166,41 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
         assert metric["label"] in stdout
 
 
+def test_paging_reads_back_what_was_paged(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    paging = json.loads((out / "summary.json").read_text(encoding="utf-8"))["results"]["paging"]
+    assert paging["identical"] is True
+    assert paging["median"]["page_out_s"] > 0 and paging["median"]["raw_write_s"] > 0
+    # the cold reads really came from the disk (the cache was dropped)
+    assert paging["median"]["paged_sum_cold_io"] > 0
+
+
+def test_budget_session(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    budget = json.loads((out / "summary.json").read_text(encoding="utf-8"))["results"]["budget"]
+    plain, watchdog = budget["plain"], budget["watchdog"]
+    assert plain["python3"]["completed_cells"] == budget["cells"]
+    assert plain["greed"]["final_identical_to_python3"] is True
+    assert plain["greed"]["outputs_differing_from_python3"] == 0
+    # the smoke limit leaves python3 no chance: the watchdog must kill it
+    assert watchdog["python3"]["killed"] is True
+    if not _kernel_has_budget():
+        pytest.skip("the kernel has no memory budget yet (GreedKernel.memory_low_watermark)")
+    assert budget["greed_intact"] is True
+    assert plain["greed"]["anon_peak_ratio"] <= 1.10
+
+
+def _kernel_has_budget() -> bool:
+    from greed_kernel.kernel import GreedKernel
+
+    return "memory_low_watermark" in GreedKernel.class_trait_names()
+
+
 def test_report_only_rewrites_from_the_data(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
     before = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     (out / "soak_rss.png").unlink()
+    (out / "budget_rss.png").unlink()
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--report-only", "--out", str(out)],
         cwd=ROOT,
@@ -126,3 +213,4 @@ def test_report_only_rewrites_from_the_data(quick_run: tuple[Path, str]) -> None
     assert after["results"] == before["results"]
     assert after["headline"] == before["headline"]
     assert (out / "soak_rss.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / "budget_rss.png").read_bytes().startswith(b"\x89PNG")
