@@ -108,6 +108,8 @@ export class GreedConnections extends GreedModel implements IGreedConnections {
       return;
     }
     this._isDisposed = true;
+    // Stopping clears the timer of the next tick, which dispose() alone leaves behind.
+    void this._poll.stop();
     this._poll.dispose();
     super.dispose(); // disconnects every signal this service connected to
     for (const connection of this._connections.values()) {
