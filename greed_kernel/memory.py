@@ -197,9 +197,22 @@ def _proc_descendants(pid: int, limit: int = 4096) -> set[int] | None:
 
 
 def _statm_rss() -> int | None:
-    """Our RSS from one pread of a kept-open /proc/self/statm; None where unavailable.
+    """Our RSS from one pread of a kept-open /proc/self/statm; None where unavailable."""
+    own = _own_statm()
+    return None if own is None else own[0]
 
-    The fd is reopened after fork: it names the process that opened it.
+
+def _statm(fd: int) -> tuple[int, int]:
+    """(resident, shared) bytes from an open /proc/PID/statm. resident - shared is
+    RssAnon; shared is RssFile + RssShmem."""
+    # "size resident shared text lib data dt", in pages
+    fields = os.pread(fd, 128, 0).split(None, 3)
+    return int(fields[1]) * _PAGE_SIZE, int(fields[2]) * _PAGE_SIZE
+
+
+def _own_statm() -> tuple[int, int] | None:
+    """Our (resident, shared) from one pread of a kept-open /proc/self/statm; None where
+    unavailable. The fd is reopened after fork: it names the process that opened it.
     """
     global _statm_fd, _statm_pid
     pid = os.getpid()
@@ -219,61 +232,27 @@ def _statm_rss() -> int | None:
     if fd < 0:
         return None
     try:
-        # "size resident shared text lib data dt", in pages
-        return int(os.pread(fd, 128, 0).split(None, 2)[1]) * _PAGE_SIZE
+        return _statm(fd)
     except (OSError, ValueError, IndexError):
         return None
 
 
-_status_lock = threading.Lock()
-_status_fd = -1
-_status_pid = -1
-
-
-def _status_memory(fd: int) -> tuple[int, int]:
-    """(VmRSS, RssAnon + RssShmem) in bytes from an open /proc/PID/status."""
-    text = os.pread(fd, 4096, 0)
-    rss = unreclaimable = 0
-    for key in (b"VmRSS:", b"RssAnon:", b"RssShmem:"):
-        i = text.find(key)
-        if i < 0:
-            continue
-        kib = int(text[i + len(key) : text.index(b"k", i)])
-        if key == b"VmRSS:":
-            rss = kib * 1024
-        else:
-            unreclaimable += kib * 1024
-    return rss, unreclaimable
-
-
-def _own_unreclaimable() -> int | None:
-    """Our RssAnon + RssShmem from a kept-open /proc/self/status; None where unavailable."""
-    global _status_fd, _status_pid
-    pid = os.getpid()
-    if _status_pid != pid:
-        with _status_lock:
-            if _status_pid != pid:
-                old = _status_fd
-                try:
-                    new = os.open("/proc/self/status", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                except OSError:
-                    new = -1
-                if old >= 0:
-                    with contextlib.suppress(OSError):
-                        os.close(old)
-                _status_fd, _status_pid = new, pid
-    if _status_fd < 0:
-        return None
+def _shmem(pid: int | str) -> int:
+    """RssShmem of a process in bytes (0 where unknown). /proc/PID/status costs several
+    times a statm read, so the probe reads it only every few seconds."""
     try:
-        return _status_memory(_status_fd)[1]
+        with open(f"/proc/{pid}/status", "rb") as f:
+            text = f.read()
+        i = text.find(b"RssShmem:")
+        return 0 if i < 0 else int(text[i + 9 : text.index(b"k", i)]) * 1024
     except (OSError, ValueError):
-        return None
+        return 0
 
 
 def _open_child(pid: int) -> int | psutil.Process | None:
-    """A handle to read a child's memory with: an fd of its status, else a psutil.Process."""
+    """A handle to read a child's RSS with: an fd of its statm, else a psutil.Process."""
     try:
-        return os.open(f"/proc/{pid}/status", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return os.open(f"/proc/{pid}/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         if os.path.isdir("/proc/self"):
             return None  # /proc works: the child is already gone
@@ -320,6 +299,8 @@ class MemoryProbe:
         self._children_at = -math.inf
         self._children_pid = -1
         self._totals: dict[int, int] = {}  # CUDA device -> total memory, which never changes
+        self._shmem = 0  # RssShmem of the process and its children, as of _shmem_at
+        self._shmem_at = -math.inf
 
     @property
     def limit(self) -> int:
@@ -358,15 +339,25 @@ class MemoryProbe:
     def unreclaimable(self) -> int:
         """Memory only swap could take away: RssAnon + RssShmem of this process and its
         children, in bytes. Paged-out memory and the page cache are not in it: the OS
-        drops those pages under pressure and reads them back. Never raises."""
-        own = _own_unreclaimable()
+        drops those pages under pressure and reads them back. Never raises.
+
+        RssAnon comes from statm (resident - shared) at every call; RssShmem, which
+        only /proc/PID/status has, is re-read every `children_refresh_s`.
+        """
+        own = _own_statm()
         if own is None:
             try:
-                info = psutil.Process().memory_full_info()
-                own = int(info.uss)
+                own_anon = int(psutil.Process().memory_full_info().uss)
             except Exception:
-                own = 0
-        return own + self._children_memory()[1]
+                own_anon = 0
+        else:
+            own_anon = own[0] - own[1]
+        children_anon = self._children_memory()[1]
+        now = time.monotonic()
+        if now - self._shmem_at >= self.children_refresh_s:
+            self._shmem = _shmem("self") + sum(_shmem(pid) for pid in list(self._children))
+            self._shmem_at = now
+        return own_anon + children_anon + self._shmem
 
     def _children_memory(self) -> tuple[int, int]:
         """(RSS, RssAnon + RssShmem) of the children, summed."""
@@ -381,9 +372,9 @@ class MemoryProbe:
                 if type(handle) is int:
                     # The fd names that very process: once it is reaped, reads fail
                     # (ESRCH) even if its pid has been reused.
-                    rss, unreclaimable = _status_memory(handle)
-                    total += rss
-                    anon += unreclaimable
+                    resident, shared = _statm(handle)
+                    total += resident
+                    anon += resident - shared
                 else:
                     rss = handle.memory_info().rss
                     total += rss

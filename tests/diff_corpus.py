@@ -123,6 +123,20 @@ PROGRAMS: dict[str, tuple[bool, list[str]]] = {
             "print(sorted(k for k in globals() if k in ('hidden', 'nothere')))",
             "print('hidden' in dir())",
             "%who ndarray",
+            "print(get_ipython().complete('hidd')[1])",
+            "info = get_ipython().object_inspect('hidden')\n"
+            "print(info['found'], info['type_name'], info['length'])",
+        ],
+    ),
+    "decorated_function_uses_a_global": (
+        False,
+        [
+            f"weights_a = np.random.rand({N})",
+            "import functools\n"
+            "def logged(f):\n    @functools.wraps(f)\n    def inner(*a):\n        return f(*a)\n"
+            "    return inner\n"
+            "@logged\ndef total():\n    return cs(weights_a)",
+            "print(total(), total.__name__)",
         ],
     ),
     "generators_closures_threads": (

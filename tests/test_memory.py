@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import mmap
 import platform
 import subprocess
 import sys
@@ -304,9 +305,9 @@ def test_pressure_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     def boom() -> int:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(probe, "rss", boom)
+    monkeypatch.setattr(probe, "unreclaimable", boom)
     assert probe.pressure() == 0.0
-    monkeypatch.setattr(probe, "rss", lambda: float("nan"))
+    monkeypatch.setattr(probe, "unreclaimable", lambda: float("nan"))
     assert probe.pressure() == 0.0
 
 
@@ -316,3 +317,19 @@ def test_malloc_trim_returns_a_bool() -> None:
     if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
         assert result is True
     assert malloc_trim() is result  # cached, and still safe to call again
+
+
+def test_pressure_counts_anonymous_memory_not_file_pages(tmp_path: Path) -> None:
+    """A file read into the page cache and mapped in is RSS, but not pressure: the OS
+    can drop those pages. The same bytes as anonymous memory are."""
+    probe = MemoryProbe(limit=64 << 30)
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"\1" * (128 * MB))
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        rss, anon = probe.rss(), probe.unreclaimable()
+        assert sum(m[::4096]) == 128 * MB // 4096  # fault every page in
+        assert probe.rss() - rss > 100 * MB
+        assert probe.unreclaimable() - anon < 16 * MB
+        copy = bytearray(m)  # the same bytes, anonymous now
+        assert probe.unreclaimable() - anon > 100 * MB
+        del copy

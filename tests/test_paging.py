@@ -228,3 +228,15 @@ def test_user_threads_are_foreign_and_kernel_threads_are_not() -> None:
         stop.set()
         th.join()
     assert "users-worker" not in foreign_threads()
+
+
+def test_other_directories_in_the_paging_directory_are_never_touched(tmp_path: Path) -> None:
+    """Kernels that share a directory (an NFS home, containers in other PID
+    namespaces) never scan, clean or delete each other's files."""
+    other = tmp_path / "12345-deadbeef"  # what the old spill directories looked like
+    other.mkdir()
+    (other / "x.spill").write_bytes(b"someone else's")
+    p = Pager(str(tmp_path))
+    assert p.page_out(cpu_buffers(np.ones(8 * MiB // 8))).bytes
+    p.close()
+    assert (other / "x.spill").read_bytes() == b"someone else's"
