@@ -397,8 +397,9 @@ def plot_budget(out: Path, rows: list[dict[str, t.Any]], results: dict[str, t.An
             if paged:
                 ax.scatter(
                     *zip(*paged, strict=True),
-                    s=14,
+                    s=45,
                     facecolors="none",
+                    zorder=3,
                     edgecolors=color,
                     label="greed: a budget cleanup ran after the cell",
                 )
@@ -410,7 +411,7 @@ def plot_budget(out: Path, rows: list[dict[str, t.Any]], results: dict[str, t.An
         ax.axvline(first, color=_BUDGET_COLORS["python3"], lw=0.8, ls="--")
         ax.annotate(
             f" python3 over the limit\n after cell {first}: an OOM killer stops it",
-            (first, limit * 0.15),
+            (first, limit * 0.3),
             fontsize=8,
             color=_BUDGET_COLORS["python3"],
         )
