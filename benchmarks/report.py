@@ -147,8 +147,20 @@ def environment() -> dict[str, t.Any]:
         },
         "loadavg": load,
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "argv": sys.argv,
+        "argv": _argv(),
     }
+
+
+def _argv() -> list[str]:
+    """The command line, without the path this checkout happens to live at."""
+    first = Path(sys.argv[0]) if sys.argv else Path()
+    if first.name == "__main__.py":
+        head = f"-m {first.parent.name}"
+    elif first.suffix == ".py":
+        head = f"-m {first.parent.name}.{first.stem}"
+    else:
+        head = first.name
+    return [head, *sys.argv[1:]]
 
 
 def _greed_version() -> str | None:
@@ -286,7 +298,12 @@ def write_json(path: Path, data: t.Any) -> None:
     path.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")
 
 
-_COLORS = {"python3": "#d62728", "greed": "#1f77b4", "greed-paced": "#2ca02c"}
+_COLORS = {
+    "python3": "#d62728",
+    "greed": "#1f77b4",
+    "greed-paced": "#2ca02c",
+    "greed-budget": "#9467bd",
+}
 
 
 def plot_soak(out: Path, rows: list[dict[str, t.Any]], results: dict[str, t.Any]) -> list[Path]:

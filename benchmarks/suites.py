@@ -251,7 +251,6 @@ _SNAPSHOT_KEYS = (
     "cleanupCount",
     "optimizeCount",
     "pagedBytes",
-    "pagingDirectory",
     "pagingNotice",
     "rssBytes",
 )
@@ -271,6 +270,8 @@ def _greed_stats(k: Kernel) -> dict[str, t.Any]:
     reports = raw["reports"]
     out: dict[str, t.Any] = {key: snap.get(key) for key in _SNAPSHOT_KEYS}
     out["pagedNames"] = len(snap.get("paged") or []) + (snap.get("pagedOmitted") or 0)
+    # whether a paging directory was chosen (the path itself is this machine's business)
+    out["pagingDirectorySet"] = bool(snap.get("pagingDirectory"))
     out["pagedTotal"] = raw.get("pagedTotal")
     for kind in ("cleanup", "optimize"):
         ms = [r["durationMs"] for r in reports if r["kind"] == kind and r["trigger"] == "periodic"]

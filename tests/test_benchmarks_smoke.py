@@ -131,6 +131,7 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
     env = summary["environment"]
     assert {"machine", "versions", "loadavg", "loadavg_start", "greed_kernel_source"} <= set(env)
     assert {"cores", "ram_bytes", "cpu_model"} <= set(env["machine"])
+    assert env["argv"][0] == "-m benchmarks"  # no path of the machine it ran on
     assert {"python", "ipykernel", "IPython", "torch"} <= set(env["versions"])
     assert set(summary["results"]) == {
         "soak",
@@ -154,7 +155,7 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
         assert "latency_median_ms" in kernel
         assert {"state_dict_sha256", "param_sum", "last_loss", "steps"} == set(kernel["result"])
     assert "greed_stats" in soak["greed"]
-    assert {"pagedBytes", "pagedTotal", "pagingDirectory"} <= set(soak["greed"]["greed_stats"])
+    assert {"pagedBytes", "pagedTotal", "pagingDirectorySet"} <= set(soak["greed"]["greed_stats"])
     assert soak["greed-budget"]["memory_limit"] == SOAK_BUDGET
     housekeeping = summary["results"]["housekeeping"]
     for sweep in ("namespace", "objects"):
