@@ -1,7 +1,7 @@
 """``python -m benchmarks``: Greed against the stock python3 kernel, side by side.
 
-    python -m benchmarks                      # the full run (about 10 minutes on 2 cores)
-    python -m benchmarks --quick --out /tmp/b # a smoke run (about two minutes)
+    python -m benchmarks                      # the full run (13 minutes on 2 busy cores)
+    python -m benchmarks --quick --out DIR     # a smoke run (about two minutes)
     python -m benchmarks --only soak --cells 300
     python -m benchmarks --only paging,budget
 

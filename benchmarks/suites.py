@@ -1,13 +1,18 @@
-"""The four measurements: soak, trivial-cell overhead, housekeeping cost, start-up.
+"""The six measurements: soak, trivial-cell overhead, housekeeping cost, start-up,
+paging against raw file I/O, and a session under a memory budget.
 
 Each suite takes a :class:`~benchmarks.harness.Sandbox`, starts its own
-kernels, shuts them down, and returns plain data (lists of row dicts for the
-CSV files and a dict of results for summary.json).
+kernels (or, for paging, a fresh process), shuts them down, and returns plain
+data (lists of row dicts for the CSV files and a dict of results for
+summary.json).
 
-Where two kernels are compared on the same cells (soak, trivial cells), they
-are alive together and take turns cell by cell, never running at the same
+Where two kernels are compared on the same cells (soak, trivial cells, budget),
+they are alive together and take turns cell by cell, never running at the same
 time, with the order rotated every cell: whatever else loads the machine
-weighs on both alike.
+weighs on both alike. Paging and raw I/O alternate their order every repetition.
+
+Memory is read from /proc/PID/status of each kernel and its children: RssAnon,
+RssFile and RssShmem apart, and VmRSS (their sum).
 """
 
 from __future__ import annotations
