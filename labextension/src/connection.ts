@@ -20,6 +20,7 @@ import {
   DEFAULT_THRESHOLD,
   GreedEvent,
   GreedRequest,
+  IHolder,
   IReport,
   IStats,
   IVariable,
@@ -101,6 +102,14 @@ export class GreedConnection {
 
   get history(): IReport[] | null {
     return this._history;
+  }
+
+  /**
+   * What holds the memory when the budget cannot be held (the last `memory:pressure`
+   * with holders), until stats say the budget is held again; null meanwhile.
+   */
+  get holders(): IHolder[] | null {
+    return this._holders;
   }
 
   /** The last error event's message, until the next successful answer. */
@@ -401,6 +410,9 @@ export class GreedConnection {
       this._stats = event.stats;
       this._statsAt = Date.now();
       this._statsAskedAt = 0;
+      if (event.stats.memoryBudget?.held !== false) {
+        this._holders = null;
+      }
     }
     switch (event.event) {
       case 'hello':
@@ -413,6 +425,15 @@ export class GreedConnection {
         break;
       case 'execution:cleanup':
         this._lastCleanup = event.report;
+        break;
+      case 'memory:pressure':
+        if (event.holders !== null) {
+          this._holders = event.holders;
+        }
+        break;
+      case 'restored':
+        // The answer has no stats: ask, so that what is paged shows at once.
+        this.request({ request: 'stats' });
         break;
       case 'vars':
         this._variables = event.variables;
@@ -452,6 +473,7 @@ export class GreedConnection {
     this._variables = null;
     this._omitted = 0;
     this._history = null;
+    this._holders = null;
     this._error = '';
     this._statsAt = 0;
     this._statsAskedAt = 0;
@@ -479,6 +501,7 @@ export class GreedConnection {
   private _variables: IVariable[] | null = null;
   private _omitted = 0;
   private _history: IReport[] | null = null;
+  private _holders: IHolder[] | null = null;
   private _error = '';
   private _statsAt = 0;
   private _statsAskedAt = 0;

@@ -100,6 +100,23 @@ export interface ICudaDevice {
   total: number;
 }
 
+/**
+ * The kernel's memory budget (STATS `memoryBudget`): the limit, the memory counted
+ * against it (RssAnon + RssShmem of the kernel and its children: what the OS cannot
+ * reclaim), what is paged out to disk, and whether the kernel holds it.
+ */
+export interface IMemoryBudget {
+  limitBytes: number;
+  unreclaimableBytes: number;
+  pagedBytes: number;
+  /** GreedKernel.memory_threshold (0: the pressure trigger is off). */
+  threshold: number;
+  /** Where a memory-pressure cleanup stops paging out. */
+  lowWatermark: number;
+  /** False while the kernel could not get back under the threshold. */
+  held: boolean;
+}
+
 /** The kernel's STATS dict, with every field we read checked and defaulted. */
 export interface IStats {
   executionCount: number;
@@ -114,8 +131,17 @@ export interface IStats {
   memoryLimitBytes: number;
   cuda: ICudaDevice[];
   version: string;
-  spilled: string[];
-  spilledBytes: number;
+  /** Names whose memory is paged out (at most the kernel's cap; see pagedOmitted). */
+  paged: string[];
+  pagedOmitted: number;
+  /** Bytes paged out right now. */
+  pagedBytes: number;
+  /** Where paged-out memory goes; "" until first used. */
+  pagingDirectory: string;
+  /** "" or a sentence: a refused directory, paging waiting for a thread, a failed write. */
+  pagingNotice: string;
+  /** Null from a kernel that sends none. */
+  memoryBudget: IMemoryBudget | null;
 }
 
 /** A cleanup, optimisation or out-of-memory report. */
@@ -129,6 +155,12 @@ export interface IReport {
   rssBefore: number | null;
   rssAfter: number | null;
   freedBytes: number;
+  /** Names the cleanup paged out, and how many bytes. */
+  paged: string[];
+  pagedBytes: number;
+  /** Memory-triggered cleanups: the pressure before and after. */
+  pressureBefore: number | null;
+  pressureAfter: number | null;
 }
 
 /** One row of the `vars` answer. */
@@ -142,7 +174,17 @@ export interface IVariable {
   decision: string;
   rule: string;
   reason: string;
-  spilled: boolean;
+  /** Bytes of the value's memory paged out to disk (0: all in RAM). */
+  pagedBytes: number;
+}
+
+/** A value still in RAM, listed when the memory budget cannot be held. */
+export interface IHolder {
+  name: string;
+  bytes: number;
+  type: string;
+  device: string | null;
+  why: string;
 }
 
 export interface IConfig {
@@ -157,11 +199,16 @@ export type GreedEvent =
       stats: IStats;
       report: IReport;
     }
-  | { event: 'memory:pressure'; stats: IStats }
-  | { event: 'spill:restore'; stats: IStats; names: string[]; bytes: number }
+  | {
+      event: 'memory:pressure';
+      stats: IStats;
+      /** Null but in the event that says the budget cannot be held. */
+      holders: IHolder[] | null;
+    }
   | { event: 'vars'; variables: IVariable[]; omitted: number }
   | { event: 'history'; reports: IReport[] }
-  | { event: 'preserved' | 'unpreserved' | 'restored'; names: string[] }
+  | { event: 'preserved' | 'unpreserved'; names: string[] }
+  | { event: 'restored'; names: string[]; bytes: number }
   | { event: 'error'; message: string };
 
 /** A request the extension sends; the kernel validates it again. */
@@ -212,6 +259,20 @@ function parseCuda(value: unknown): ICudaDevice[] {
   }));
 }
 
+function parseBudget(value: unknown): IMemoryBudget | null {
+  if (!isDict(value)) {
+    return null;
+  }
+  return {
+    limitBytes: Math.max(0, num(value.limitBytes)),
+    unreclaimableBytes: Math.max(0, num(value.unreclaimableBytes)),
+    pagedBytes: Math.max(0, num(value.pagedBytes)),
+    threshold: clamp01(num(value.threshold, DEFAULT_THRESHOLD)),
+    lowWatermark: clamp01(num(value.lowWatermark)),
+    held: value.held !== false
+  };
+}
+
 /** The STATS dict, or null when `value` is not one. */
 export function parseStats(value: unknown): IStats | null {
   if (!isDict(value)) {
@@ -230,8 +291,12 @@ export function parseStats(value: unknown): IStats | null {
     memoryLimitBytes: Math.max(0, num(value.memoryLimitBytes)),
     cuda: parseCuda(value.cuda),
     version: str(value.version),
-    spilled: strings(value.spilled),
-    spilledBytes: Math.max(0, num(value.spilledBytes))
+    paged: strings(value.paged),
+    pagedOmitted: Math.max(0, num(value.pagedOmitted)),
+    pagedBytes: Math.max(0, num(value.pagedBytes)),
+    pagingDirectory: str(value.pagingDirectory),
+    pagingNotice: str(value.pagingNotice),
+    memoryBudget: parseBudget(value.memoryBudget)
   };
 }
 
@@ -257,7 +322,11 @@ export function parseReport(value: unknown): IReport | null {
     durationMs: numOrNull(value.durationMs),
     rssBefore: before,
     rssAfter: after,
-    freedBytes: Math.max(0, freed ?? 0)
+    freedBytes: Math.max(0, freed ?? 0),
+    paged: strings(value.paged),
+    pagedBytes: Math.max(0, num(value.pagedBytes)),
+    pressureBefore: numOrNull(value.pressureBefore),
+    pressureAfter: numOrNull(value.pressureAfter)
   };
 }
 
@@ -277,7 +346,21 @@ export function parseVariable(value: unknown): IVariable | null {
     decision: str(value.decision, '?'),
     rule: str(value.rule),
     reason: str(value.reason),
-    spilled: value.spilled === true
+    pagedBytes: Math.max(0, num(value.pagedBytes))
+  };
+}
+
+/** One row of `memory:pressure`'s `holders`, or null when `value` is not one. */
+export function parseHolder(value: unknown): IHolder | null {
+  if (!isDict(value) || typeof value.name !== 'string' || !value.name) {
+    return null;
+  }
+  return {
+    name: value.name,
+    bytes: Math.max(0, num(value.bytes)),
+    type: str(value.type, '?'),
+    device: typeof value.device === 'string' ? value.device : null,
+    why: str(value.why)
   };
 }
 
@@ -305,10 +388,17 @@ export function parseEvent(data: unknown): GreedEvent | null {
         config: { memoryThreshold: clamp01(threshold) }
       };
     }
-    case 'stats':
-    case 'memory:pressure': {
+    case 'stats': {
       const stats = parseStats(data.stats);
       return stats ? { event, stats } : null;
+    }
+    case 'memory:pressure': {
+      const stats = parseStats(data.stats);
+      // Only the event saying the budget cannot be held has `holders`.
+      const holders = Array.isArray(data.holders)
+        ? data.holders.map(parseHolder).filter((h): h is IHolder => h !== null)
+        : null;
+      return stats ? { event, stats, holders } : null;
     }
     case 'execution:cleanup':
     case 'execution:optimize':
@@ -316,12 +406,6 @@ export function parseEvent(data: unknown): GreedEvent | null {
       const stats = parseStats(data.stats);
       const report = parseReport(data.report);
       return stats && report ? { event, stats, report } : null;
-    }
-    case 'spill:restore': {
-      const stats = parseStats(data.stats);
-      return stats
-        ? { event, stats, names: strings(data.names), bytes: num(data.bytes) }
-        : null;
     }
     case 'vars': {
       if (!Array.isArray(data.variables)) {
@@ -343,8 +427,13 @@ export function parseEvent(data: unknown): GreedEvent | null {
     }
     case 'preserved':
     case 'unpreserved':
-    case 'restored':
       return { event, names: strings(data.names) };
+    case 'restored':
+      return {
+        event,
+        names: strings(data.names),
+        bytes: Math.max(0, num(data.bytes))
+      };
     case 'error':
       return { event, message: str(data.message, 'unknown error') };
     default:
@@ -418,15 +507,17 @@ function clamp01(x: number): number {
 }
 
 /**
- * The memory pressure to show: RSS over the limit, and reserved over total of
- * each GPU, whichever is larger, as the kernel computes it; from the snapshot
- * itself, so it is as fresh as the RSS next to it. Falls back to the kernel's
- * `memoryPressure` (measured after the last cell) without a limit.
+ * The memory pressure to show, as the kernel computes it: the memory counted against
+ * the budget (RssAnon + RssShmem) over its limit, and reserved over total of each GPU,
+ * whichever is larger; from the snapshot itself, so it is as fresh as the numbers next
+ * to it. A kernel without `memoryBudget` gives RSS over the limit; without a limit, the
+ * kernel's `memoryPressure` (measured after the last cell).
  */
 export function currentPressure(stats: IStats): number {
   const ratios: number[] = [];
-  if (stats.memoryLimitBytes > 0) {
-    ratios.push(stats.rssBytes / stats.memoryLimitBytes);
+  const ram = ramFraction(stats);
+  if (ram !== null) {
+    ratios.push(ram);
   }
   for (const d of stats.cuda) {
     if (d.total > 0) {
@@ -437,6 +528,18 @@ export function currentPressure(stats: IStats): number {
     return stats.memoryPressure;
   }
   return clamp01(Math.max(...ratios));
+}
+
+/** The memory counted against the limit over the limit; null without a limit. */
+export function ramFraction(stats: IStats): number | null {
+  const budget = stats.memoryBudget;
+  if (budget && budget.limitBytes > 0) {
+    return clamp01(budget.unreclaimableBytes / budget.limitBytes);
+  }
+  if (stats.memoryLimitBytes > 0) {
+    return clamp01(stats.rssBytes / stats.memoryLimitBytes);
+  }
+  return null;
 }
 
 /**
@@ -457,6 +560,150 @@ export function pressureLevel(pressure: number, threshold: number): Level {
     return 'warning';
   }
   return 'normal';
+}
+
+/**
+ * A use against a limit, the unit said once when both share it: "1.1 / 1.5 GiB",
+ * "812 MiB / 1.5 GiB".
+ */
+export function formatUsage(used: number, limit: number): string {
+  const a = formatBytes(used);
+  const b = formatBytes(limit);
+  const unitA = a.slice(a.lastIndexOf(' ') + 1);
+  const unitB = b.slice(b.lastIndexOf(' ') + 1);
+  return unitA === unitB
+    ? `${a.slice(0, a.lastIndexOf(' '))} / ${b}`
+    : `${a} / ${b}`;
+}
+
+/** "a, b, c" and "and 2 more" beyond `limit` names (or what the kernel left out). */
+export function namesText(
+  names: string[],
+  omitted = 0,
+  trans: ITrans = NO_TRANSLATION,
+  limit = 5
+): string {
+  const shown = names.slice(0, limit).join(', ');
+  const more = omitted + Math.max(0, names.length - limit);
+  return more > 0 ? trans.__('%1 and %2 more', shown, more) : shown;
+}
+
+/** The threshold the kernel works with: the budget's (live), else the hello's. */
+export function effectiveThreshold(stats: IStats, threshold: number): number {
+  return stats.memoryBudget ? stats.memoryBudget.threshold : threshold;
+}
+
+/** Whether the kernel holds its budget (true from a kernel without one). */
+export function budgetHeld(stats: IStats): boolean {
+  return stats.memoryBudget?.held ?? true;
+}
+
+/**
+ * The panel's budget line: "Budget 1.5 GiB: 1.1 GiB not reclaimable (73%), 512 MiB
+ * paged out; held (pages out above 80%, down to 70%)"; null from a kernel without one.
+ */
+export function budgetText(
+  stats: IStats,
+  trans: ITrans = NO_TRANSLATION
+): string | null {
+  const b = stats.memoryBudget;
+  if (!b) {
+    return null;
+  }
+  let state: string;
+  if (!b.held) {
+    state = trans.__(
+      'not held: above %1 and nothing more could be paged out',
+      formatPercent(b.threshold)
+    );
+  } else if (b.threshold > 0) {
+    state = trans.__(
+      'held (pages out above %1, down to %2)',
+      formatPercent(b.threshold),
+      formatPercent(b.lowWatermark)
+    );
+  } else {
+    state = trans.__('no pressure trigger (memory_threshold is 0)');
+  }
+  const used =
+    b.limitBytes > 0
+      ? trans.__(
+          '%1 not reclaimable (%2)',
+          formatBytes(b.unreclaimableBytes),
+          formatPercent(b.unreclaimableBytes / b.limitBytes)
+        )
+      : trans.__('%1 not reclaimable', formatBytes(b.unreclaimableBytes));
+  return trans.__(
+    'Budget %1: %2, %3 paged out; %4',
+    formatBytes(b.limitBytes),
+    used,
+    formatBytes(b.pagedBytes),
+    state
+  );
+}
+
+/**
+ * What `memory:pressure`'s holders say: "Budget not held: largest in RAM: a (800 MiB,
+ * list), b (1.0 GiB, Tensor on cuda:0)".
+ */
+export function holdersText(
+  holders: IHolder[],
+  trans: ITrans = NO_TRANSLATION
+): string {
+  if (!holders.length) {
+    return trans.__('Budget not held: none of your values holds the memory');
+  }
+  const rows = holders.map(h =>
+    h.device && h.device !== 'cpu'
+      ? trans.__(
+          '%1 (%2, %3 on %4)',
+          h.name,
+          formatBytes(h.bytes),
+          h.type,
+          h.device
+        )
+      : trans.__('%1 (%2, %3)', h.name, formatBytes(h.bytes), h.type)
+  );
+  return trans.__('Budget not held: largest in RAM: %1', rows.join(', '));
+}
+
+/** Why each holder stays in RAM, a line each (the holders line's title). */
+export function holdersTitle(holders: IHolder[]): string {
+  return holders
+    .filter(h => h.why)
+    .map(h => `${h.name}: ${h.why}`)
+    .join('\n');
+}
+
+/** The answer to "Read back": "Read back 512 MiB of a, b". */
+export function restoredText(
+  names: string[],
+  bytes: number,
+  trans: ITrans = NO_TRANSLATION
+): string {
+  if (!names.length) {
+    return trans.__('Nothing was paged out');
+  }
+  return trans.__(
+    'Read back %1 of %2',
+    formatBytes(bytes),
+    namesText(names, 0, trans)
+  );
+}
+
+/** A memory-triggered cleanup's "pressure 85% → 68%"; "" for others. */
+export function reportPressureText(
+  report: IReport,
+  trans: ITrans = NO_TRANSLATION
+): string {
+  if (report.pressureBefore === null || report.pressureAfter === null) {
+    return '';
+  }
+  return trans.__(
+    'pressure %1 → %2',
+    formatPercent(report.pressureBefore),
+    formatPercent(report.pressureAfter)
+  );
 }
 
 /** Seconds since a report, by this browser's clock; null when it has no time. */
@@ -512,6 +759,8 @@ export interface IStatusView {
   text: string;
   title: string;
   level: Level;
+  /** False while the kernel could not hold its memory budget. */
+  held: boolean;
 }
 
 export function statusView(
@@ -521,54 +770,101 @@ export function statusView(
   nowMs: number,
   trans: ITrans = NO_TRANSLATION
 ): IStatusView {
+  const t = effectiveThreshold(stats, threshold);
   const pressure = currentPressure(stats);
-  const level = pressureLevel(pressure, threshold);
-  const rss = formatBytes(stats.rssBytes);
+  const held = budgetHeld(stats);
+  let level = pressureLevel(pressure, t);
+  if (!held && level === 'normal') {
+    level = 'warning';
+  }
   const percent = formatPercent(pressure);
-  const parts = [trans.__('RSS %1 (%2)', rss, percent)];
+  const rss = formatBytes(stats.rssBytes);
+  const b = stats.memoryBudget;
+  const parts: string[] = [];
+  if (b && b.limitBytes > 0) {
+    parts.push(
+      trans.__(
+        'Mem %1 (%2)',
+        formatUsage(b.unreclaimableBytes, b.limitBytes),
+        formatPercent(b.unreclaimableBytes / b.limitBytes)
+      )
+    );
+  } else {
+    parts.push(trans.__('RSS %1 (%2)', rss, percent));
+  }
+  if (stats.pagedBytes > 0) {
+    parts.push(trans.__('%1 paged', formatBytes(stats.pagedBytes)));
+  }
+  if (!held) {
+    parts.push(trans.__('⚠ budget not held'));
+  }
   parts.push(...cudaText(stats.cuda));
   parts.push(cleanupText(lastCleanup, nowMs, trans));
   const title = [
     stats.version
       ? trans.__('Greed kernel %1: click for variables', stats.version)
       : trans.__('Greed kernel: click for variables'),
-    threshold > 0
-      ? trans.__(
-          'memory pressure %1 (threshold %2)',
-          percent,
-          formatPercent(threshold)
-        )
+    t > 0
+      ? trans.__('memory pressure %1 (threshold %2)', percent, formatPercent(t))
       : trans.__(
           'memory pressure %1 (pressure trigger off; colours from %2)',
           percent,
           formatPercent(DEFAULT_THRESHOLD)
-        ),
-    stats.memoryLimitBytes > 0
-      ? trans.__('RSS %1 of %2', rss, formatBytes(stats.memoryLimitBytes))
-      : trans.__('RSS %1', rss),
+        )
+  ];
+  if (b && b.limitBytes > 0) {
+    title.push(
+      trans.__(
+        '%1 not reclaimable (RssAnon+RssShmem) of the %2 budget; RSS %3',
+        formatBytes(b.unreclaimableBytes),
+        formatBytes(b.limitBytes),
+        rss
+      )
+    );
+  } else {
+    title.push(
+      stats.memoryLimitBytes > 0
+        ? trans.__('RSS %1 of %2', rss, formatBytes(stats.memoryLimitBytes))
+        : trans.__('RSS %1', rss)
+    );
+  }
+  if (stats.pagedBytes > 0 || stats.paged.length) {
+    title.push(
+      trans.__(
+        'paged out to disk: %1 of %2',
+        formatBytes(stats.pagedBytes),
+        namesText(stats.paged, stats.pagedOmitted, trans)
+      )
+    );
+  } else if (b) {
+    title.push(trans.__('paged out to disk: nothing'));
+  }
+  if (!held) {
+    title.push(
+      trans.__(
+        'budget not held: above the %1 threshold and nothing more could be paged out',
+        formatPercent(t)
+      )
+    );
+  }
+  if (stats.pagingNotice) {
+    title.push(stats.pagingNotice);
+  }
+  title.push(
     trans.__(
       '%1 cells, %2 cleanups, %3 optimisations',
       stats.executionCount,
       stats.cleanupCount,
       stats.optimizeCount
     )
-  ];
-  if (stats.spilled.length) {
-    title.push(
-      trans.__(
-        '%1 spilled to disk (%2)',
-        stats.spilled.length,
-        formatBytes(stats.spilledBytes)
-      )
-    );
-  }
-  return { text: parts.join(' · '), title: title.join('\n'), level };
+  );
+  return { text: parts.join(' · '), title: title.join('\n'), level, held };
 }
 
 // -- the variables table ---------------------------------------------------------------------
 
 export type SortKey =
-  'name' | 'type' | 'size' | 'device' | 'lastTouched' | 'decision' | 'spilled';
+  'name' | 'type' | 'size' | 'device' | 'lastTouched' | 'decision' | 'paged';
 
 export interface ISort {
   key: SortKey;
@@ -583,8 +879,9 @@ export function nextSort(current: ISort, key: SortKey): ISort {
   if (current.key === key) {
     return { key, ascending: !current.ascending };
   }
-  // Sizes start largest first; everything else (last touched: most recent first) ascending.
-  return { key, ascending: key !== 'size' };
+  // Sizes (paged ones too) start largest first; everything else (last touched: most
+  // recent first) ascending.
+  return { key, ascending: key !== 'size' && key !== 'paged' };
 }
 
 function sortValue(row: IVariable, key: SortKey): string | number | null {
@@ -593,8 +890,8 @@ function sortValue(row: IVariable, key: SortKey): string | number | null {
       return row.size;
     case 'lastTouched':
       return row.lastTouchedAgo;
-    case 'spilled':
-      return row.spilled ? 1 : 0;
+    case 'paged':
+      return row.pagedBytes;
     case 'device':
       return row.device;
     default:
@@ -651,16 +948,23 @@ export function touchedText(
     : trans.__('%1 (cell %2)', ago, row.lastTouchedCell);
 }
 
-/** The per-row actions: restore a spilled value, else preserve or unpreserve. */
+/** The paged column: "512 MiB", or "" for a value all in RAM. */
+export function pagedCell(row: IVariable): string {
+  return row.pagedBytes > 0 ? formatBytes(row.pagedBytes) : '';
+}
+
+/**
+ * The per-row actions: preserve or unpreserve, with "restore" (read back into RAM)
+ * first for a value with memory paged out.
+ */
 export function rowActions(
   row: IVariable
 ): Array<'restore' | 'preserve' | 'unpreserve'> {
-  if (row.spilled) {
-    return ['restore'];
-  }
-  return row.rule === 'marked' || row.rule === 'preserved'
-    ? ['unpreserve']
-    : ['preserve'];
+  const mark: 'preserve' | 'unpreserve' =
+    row.rule === 'marked' || row.rule === 'preserved'
+      ? 'unpreserve'
+      : 'preserve';
+  return row.pagedBytes > 0 ? ['restore', mark] : [mark];
 }
 
 /** The newest reports first, at most `limit`. */
@@ -675,7 +979,6 @@ export function changesVariables(event: GreedEvent['event']): boolean {
     'execution:optimize',
     'memory:oom',
     'memory:pressure',
-    'spill:restore',
     'preserved',
     'unpreserved',
     'restored'

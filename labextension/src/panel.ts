@@ -1,7 +1,8 @@
 /**
- * The side panel: the current Greed kernel's variables (sortable, with
- * preserve / unpreserve / restore), "Clean up now" and "Optimise now", and the
- * recent cleanups with what each freed.
+ * The side panel: the current Greed kernel's memory budget (and, when it cannot be
+ * held, what holds the memory), its variables (sortable, with what is paged out and
+ * preserve / unpreserve / read back), "Clean up now", "Optimise now" and "Read back
+ * all", and the recent cleanups with what each freed and paged out.
  */
 
 import { Widget } from '@lumino/widgets';
@@ -17,14 +18,20 @@ import {
   IVariable,
   NO_TRANSLATION,
   SortKey,
+  budgetText,
   changesHistory,
   changesVariables,
   cleanupText,
   formatAgo,
   formatBytes,
+  holdersText,
+  holdersTitle,
   nextSort,
+  pagedCell,
   recentReports,
   reportAge,
+  reportPressureText,
+  restoredText,
   rowActions,
   sortVariables,
   statusView,
@@ -42,7 +49,7 @@ function columns(
     { key: 'device', label: trans.__('Device') },
     { key: 'lastTouched', label: trans.__('Last touched') },
     { key: 'decision', label: trans.__('Decision') },
-    { key: 'spilled', label: trans.__('Spilled') }
+    { key: 'paged', label: trans.__('Paged'), numeric: true }
   ];
 }
 
@@ -56,7 +63,7 @@ function actionLabel(
     case 'unpreserve':
       return trans.__('Unpreserve');
     default:
-      return trans.__('Restore');
+      return trans.__('Read back');
   }
 }
 
@@ -122,6 +129,10 @@ export class GreedPanel extends Widget {
     ) {
       this._busy.clear();
     }
+    if (event.event === 'restored') {
+      this._message = restoredText(event.names, event.bytes, this._trans);
+      this.update();
+    }
     this._refreshSoon(
       changesVariables(event.event),
       changesHistory(event.event)
@@ -179,6 +190,7 @@ export class GreedPanel extends Widget {
     }
     if (what === 'current' || what === 'state') {
       this._busy.clear();
+      this._message = '';
       if (this._model.current?.isOpen) {
         this.refresh();
       }
@@ -191,6 +203,7 @@ export class GreedPanel extends Widget {
     if (!connection || !connection.request(request)) {
       return;
     }
+    this._message = '';
     this._busy.set(key, Date.now());
     this.update();
   }
@@ -223,6 +236,9 @@ export class GreedPanel extends Widget {
     node.append(this._renderActions(connection));
     if (connection.error) {
       node.append(el('p', 'jp-greed-panel-error', connection.error));
+    }
+    if (this._message) {
+      node.append(el('p', 'jp-greed-panel-message', this._message));
     }
     node.append(el('h3', '', trans.__('Variables')));
     node.append(this._renderVariables(connection));
@@ -265,6 +281,31 @@ export class GreedPanel extends Widget {
     );
     line.title = view.title;
     summary.append(line);
+    const budget = budgetText(stats, this._trans);
+    if (budget !== null) {
+      const b = el(
+        'div',
+        view.held
+          ? 'jp-greed-panel-budget'
+          : 'jp-greed-panel-budget jp-greed-unheld',
+        budget
+      );
+      b.dataset.held = String(view.held);
+      summary.append(b);
+    }
+    const holders = connection.holders;
+    if (holders !== null) {
+      const h = el(
+        'div',
+        'jp-greed-panel-holders',
+        holdersText(holders, this._trans)
+      );
+      h.title = holdersTitle(holders);
+      summary.append(h);
+    }
+    if (stats.pagingNotice) {
+      summary.append(el('div', 'jp-greed-panel-notice', stats.pagingNotice));
+    }
     return summary;
   }
 
@@ -303,13 +344,16 @@ export class GreedPanel extends Widget {
         )
       )
     );
-    if (connection.stats?.spilled.length) {
+    const stats = connection.stats;
+    if (stats && (stats.pagedBytes > 0 || stats.paged.length)) {
       bar.append(
         button(
-          trans.__('Restore all'),
+          trans.__('Read back all'),
           'restore-all',
           { request: 'restore', all: true },
-          trans.__('Load every spilled value back into memory')
+          trans.__(
+            'Read every paged-out value back into RAM now (first use does it anyway; it stays file-backed, so the OS may drop it again)'
+          )
         )
       );
     }
@@ -320,7 +364,11 @@ export class GreedPanel extends Widget {
     );
     refresh.type = 'button';
     refresh.disabled = !open;
-    refresh.addEventListener('click', () => this.refresh());
+    refresh.addEventListener('click', () => {
+      this._message = '';
+      this.refresh();
+      this.update();
+    });
     bar.append(refresh);
     return bar;
   }
@@ -389,8 +437,8 @@ export class GreedPanel extends Widget {
   private _renderRow(row: IVariable, open: boolean): HTMLElement {
     const tr = el('tr');
     tr.dataset.name = row.name;
-    if (row.spilled) {
-      tr.classList.add('jp-greed-spilled');
+    if (row.pagedBytes > 0) {
+      tr.classList.add('jp-greed-paged');
     }
     const decision = el(
       'td',
@@ -410,7 +458,7 @@ export class GreedPanel extends Widget {
       el('td', '', row.device ?? ''),
       el('td', '', touchedText(row, this._trans)),
       decision,
-      el('td', '', row.spilled ? this._trans.__('yes') : '')
+      el('td', 'jp-greed-num jp-greed-paged-bytes', pagedCell(row))
     );
     const actions = el('td', 'jp-greed-row-actions');
     for (const action of rowActions(row)) {
@@ -422,6 +470,12 @@ export class GreedPanel extends Widget {
       );
       b.type = 'button';
       b.dataset.action = action;
+      if (action === 'restore') {
+        b.title = this._trans.__(
+          'Read the paged-out memory of %1 back into RAM now (first use does it anyway; it stays file-backed, so the OS may drop it again)',
+          row.name
+        );
+      }
       b.disabled = !open || this._isBusy(key);
       b.addEventListener('click', () =>
         this._send(key, { request: action, names: [row.name] })
@@ -449,6 +503,7 @@ export class GreedPanel extends Widget {
       [trans.__('Trigger'), false],
       [trans.__('Cell'), false],
       [trans.__('Freed'), true],
+      [trans.__('Paged'), true],
       [trans.__('Took'), true]
     ];
     for (const [label, numeric] of headers) {
@@ -461,7 +516,15 @@ export class GreedPanel extends Widget {
     const now = Date.now();
     for (const report of reports) {
       const tr = el('tr');
-      tr.title = cleanupText(report, now, trans);
+      tr.title = [
+        cleanupText(report, now, trans),
+        reportPressureText(report, trans),
+        report.paged.length
+          ? trans.__('paged out: %1', report.paged.join(', '))
+          : ''
+      ]
+        .filter(line => line)
+        .join('\n');
       const age = reportAge(report, now);
       tr.append(
         el('td', '', age === null ? '' : formatAgo(age, trans)),
@@ -473,6 +536,11 @@ export class GreedPanel extends Widget {
           report.executionCount === null ? '' : String(report.executionCount)
         ),
         el('td', 'jp-greed-num', formatBytes(report.freedBytes)),
+        el(
+          'td',
+          'jp-greed-num',
+          report.pagedBytes > 0 ? formatBytes(report.pagedBytes) : ''
+        ),
         el(
           'td',
           'jp-greed-num',
@@ -494,4 +562,6 @@ export class GreedPanel extends Widget {
   private _columns: Array<{ key: SortKey; label: string; numeric?: boolean }>;
   private _refreshTimer = 0;
   private _refreshWanted = { vars: false, history: false };
+  /** What the last "Read back" did, until the next action. */
+  private _message = '';
 }

@@ -1,6 +1,8 @@
 /**
- * The status-bar item: RSS and memory pressure (coloured by level), CUDA
- * memory, and the last cleanup. Clicking it opens the panel.
+ * The status-bar item: the memory counted against the kernel's budget (RssAnon +
+ * RssShmem) over its limit, coloured by pressure level, what is paged out, a
+ * warning when the budget is not held, CUDA memory, and the last cleanup. Clicking
+ * it opens the panel.
  */
 
 import { Widget } from '@lumino/widgets';
@@ -59,6 +61,7 @@ export class GreedStatus extends Widget {
     let text = '';
     let title = '';
     let level: Level | 'idle' = 'idle';
+    let held = true;
     if (connection && connection.isGreed) {
       const stats = connection.stats;
       if (stats && connection.state === 'open') {
@@ -72,6 +75,7 @@ export class GreedStatus extends Widget {
         text = view.text;
         title = view.title;
         level = view.level;
+        held = view.held;
       } else {
         text = waitingText(connection.state, this._trans);
         title =
@@ -85,6 +89,8 @@ export class GreedStatus extends Widget {
     this._text.textContent = text;
     this.node.title = title;
     this.node.dataset.level = level;
+    this.node.dataset.held = String(held);
+    this.toggleClass('jp-greed-unheld', !held);
     for (const l of LEVELS) {
       this.toggleClass(`jp-greed-level-${l}`, l === level);
     }

@@ -1,8 +1,11 @@
 import {
   DEFAULT_SORT,
+  IHolder,
+  IMemoryBudget,
   IReport,
   IStats,
   IVariable,
+  budgetText,
   changesHistory,
   changesVariables,
   cleanupText,
@@ -10,12 +13,20 @@ import {
   currentPressure,
   formatAgo,
   formatBytes,
+  formatUsage,
+  holdersText,
+  holdersTitle,
   isGreedKernel,
+  namesText,
   nextSort,
+  pagedCell,
   parseEvent,
   parseStats,
   pressureLevel,
+  ramFraction,
   recentReports,
+  reportPressureText,
+  restoredText,
   rowActions,
   sortVariables,
   statusView,
@@ -39,6 +50,22 @@ function report(extra: Partial<IReport> = {}): IReport {
     rssBefore: 900 * MiB,
     rssAfter: 88 * MiB,
     freedBytes: 812 * MiB,
+    paged: [],
+    pagedBytes: 0,
+    pressureBefore: null,
+    pressureAfter: null,
+    ...extra
+  };
+}
+
+function budget(extra: Partial<IMemoryBudget> = {}): IMemoryBudget {
+  return {
+    limitBytes: 1.5 * GiB,
+    unreclaimableBytes: 1.1 * GiB,
+    pagedBytes: 0,
+    threshold: 0.8,
+    lowWatermark: 0.7,
+    held: true,
     ...extra
   };
 }
@@ -54,7 +81,7 @@ function variable(name: string, extra: Partial<IVariable> = {}): IVariable {
     decision: 'keep',
     rule: 'recent',
     reason: '',
-    spilled: false,
+    pagedBytes: 0,
     ...extra
   };
 }
@@ -198,8 +225,19 @@ describe('parseEvent', () => {
     memoryLimitBytes: 8 * GiB,
     cuda: [{ device: 0, allocated: 1, reserved: 2, total: 3 }],
     version: '0.1.0',
-    spilled: [],
-    spilledBytes: 0,
+    paged: ['w'],
+    pagedOmitted: 0,
+    pagedBytes: 64 * MiB,
+    pagingDirectory: '/var/tmp',
+    pagingNotice: '',
+    memoryBudget: {
+      limitBytes: 8 * GiB,
+      unreclaimableBytes: 2 * GiB,
+      pagedBytes: 64 * MiB,
+      threshold: 0.8,
+      lowWatermark: 0.7,
+      held: true
+    },
     somethingNew: true
   };
 
@@ -277,11 +315,12 @@ describe('parseEvent', () => {
           decision: 'keep',
           rule: 'recent',
           reason: 'kept: touched 2 s ago',
-          spilled: false
+          pagedBytes: 512 * 1024,
+          spilled: true
         },
         { type: 'no name' },
         'junk',
-        { name: 'y', size: 'big', spilled: 'yes' }
+        { name: 'y', size: 'big', pagedBytes: 'lots', spilled: 'yes' }
       ],
       omitted: 2
     });
@@ -293,11 +332,12 @@ describe('parseEvent', () => {
     expect(event.variables[0]).toMatchObject({
       size: MiB,
       device: 'cpu',
-      lastTouchedCell: 3
+      lastTouchedCell: 3,
+      pagedBytes: 512 * 1024
     });
     expect(event.variables[1]).toMatchObject({
       size: 0,
-      spilled: false,
+      pagedBytes: 0,
       device: null
     });
   });
@@ -320,14 +360,105 @@ describe('parseEvent', () => {
       event: 'error',
       message: 'nope'
     });
+    expect(parseEvent({ event: 'restored', names: ['w'], bytes: 5 })).toEqual({
+      event: 'restored',
+      names: ['w'],
+      bytes: 5
+    });
+    expect(parseEvent({ event: 'restored', names: [] })).toEqual({
+      event: 'restored',
+      names: [],
+      bytes: 0
+    });
+  });
+
+  it('reads the paging fields and the budget of STATS', () => {
+    const event = parseEvent({ event: 'stats', stats: STATS });
+    if (event?.event !== 'stats') {
+      throw new Error('not stats');
+    }
+    expect(event.stats).toMatchObject({
+      paged: ['w'],
+      pagedOmitted: 0,
+      pagedBytes: 64 * MiB,
+      pagingDirectory: '/var/tmp',
+      pagingNotice: '',
+      memoryBudget: {
+        limitBytes: 8 * GiB,
+        unreclaimableBytes: 2 * GiB,
+        held: true
+      }
+    });
+    expect(event.stats).not.toHaveProperty('spilled');
+    // a kernel without a budget, and junk in one
+    expect(parseStats({})!.memoryBudget).toBeNull();
     expect(
-      parseEvent({
-        event: 'spill:restore',
-        stats: STATS,
-        names: ['w'],
-        bytes: 5
+      parseStats({
+        memoryBudget: { limitBytes: -1, threshold: 'x', held: 0 },
+        pagedBytes: -3
       })
-    ).toMatchObject({ names: ['w'], bytes: 5 });
+    ).toMatchObject({
+      pagedBytes: 0,
+      memoryBudget: {
+        limitBytes: 0,
+        unreclaimableBytes: 0,
+        threshold: 0.8,
+        held: true
+      }
+    });
+  });
+
+  it('reads memory:pressure with and without holders', () => {
+    expect(
+      parseEvent({ event: 'memory:pressure', stats: STATS })
+    ).toMatchObject({ event: 'memory:pressure', holders: null });
+    const event = parseEvent({
+      event: 'memory:pressure',
+      stats: STATS,
+      holders: [
+        {
+          name: 'a',
+          bytes: 800 * MiB,
+          type: 'list',
+          device: null,
+          why: 'plain'
+        },
+        { bytes: 5 },
+        { name: 'g', bytes: GiB, type: 'Tensor', device: 'cuda:0', why: 'GPU' }
+      ]
+    });
+    if (event?.event !== 'memory:pressure') {
+      throw new Error('not memory:pressure');
+    }
+    expect(event.holders).toEqual([
+      { name: 'a', bytes: 800 * MiB, type: 'list', device: null, why: 'plain' },
+      { name: 'g', bytes: GiB, type: 'Tensor', device: 'cuda:0', why: 'GPU' }
+    ]);
+  });
+
+  it('reads the paging fields of a memory-triggered cleanup', () => {
+    const event = parseEvent({
+      event: 'execution:cleanup',
+      stats: STATS,
+      report: {
+        kind: 'cleanup',
+        trigger: 'memory',
+        freedBytes: 0,
+        paged: ['a', 'b', 7],
+        pagedBytes: 300 * MiB,
+        pressureBefore: 0.85,
+        pressureAfter: 0.68
+      }
+    });
+    expect(event).toMatchObject({
+      report: {
+        trigger: 'memory',
+        paged: ['a', 'b'],
+        pagedBytes: 300 * MiB,
+        pressureBefore: 0.85,
+        pressureAfter: 0.68
+      }
+    });
   });
 
   it('rejects what is not an event', () => {
@@ -345,7 +476,9 @@ describe('parseEvent', () => {
       { event: 'execution:cleanup', stats: STATS },
       { event: 'execution:cleanup', stats: STATS, report: { kind: 5 } },
       { event: 'vars', variables: 'x' },
-      { event: 'history' }
+      { event: 'history' },
+      { event: 'spill:restore', stats: STATS, names: ['w'], bytes: 5 },
+      { event: 'memory:pressure', holders: [] }
     ]) {
       expect(parseEvent(junk)).toBeNull();
     }
@@ -380,7 +513,7 @@ describe('variables table', () => {
   const rows = [
     variable('b', { size: 10, lastTouchedAgo: 50, device: null, type: 'int' }),
     variable('a', { size: 300, lastTouchedAgo: null, decision: 'stale' }),
-    variable('C', { size: 300, lastTouchedAgo: 5, spilled: true }),
+    variable('C', { size: 300, lastTouchedAgo: 5, pagedBytes: 200 }),
     variable('d', { size: 20, lastTouchedAgo: 1, device: 'cuda:0' })
   ];
   const names = (list: IVariable[]) => list.map(r => r.name);
@@ -411,7 +544,7 @@ describe('variables table', () => {
       names(sortVariables(rows, { key: 'device', ascending: true }))
     ).toEqual(['a', 'C', 'd', 'b']);
     expect(
-      names(sortVariables(rows, { key: 'spilled', ascending: false }))[0]
+      names(sortVariables(rows, { key: 'paged', ascending: false }))[0]
     ).toBe('C');
   });
 
@@ -438,10 +571,20 @@ describe('variables table', () => {
       key: 'size',
       ascending: false
     });
+    expect(nextSort(DEFAULT_SORT, 'paged')).toEqual({
+      key: 'paged',
+      ascending: false
+    });
   });
 
   it('offers the right actions', () => {
-    expect(rowActions(variable('x', { spilled: true }))).toEqual(['restore']);
+    expect(rowActions(variable('x', { pagedBytes: 1 }))).toEqual([
+      'restore',
+      'preserve'
+    ]);
+    expect(
+      rowActions(variable('x', { pagedBytes: MiB, rule: 'marked' }))
+    ).toEqual(['restore', 'unpreserve']);
     expect(rowActions(variable('x', { rule: 'marked' }))).toEqual([
       'unpreserve'
     ]);
@@ -449,6 +592,11 @@ describe('variables table', () => {
       'unpreserve'
     ]);
     expect(rowActions(variable('x', { rule: 'stale' }))).toEqual(['preserve']);
+  });
+
+  it('shows the paged bytes of a row', () => {
+    expect(pagedCell(variable('x', { pagedBytes: 512 * MiB }))).toBe('512 MiB');
+    expect(pagedCell(variable('x'))).toBe('');
   });
 
   it('says when a row was touched', () => {
@@ -472,7 +620,163 @@ describe('history and refreshes', () => {
     expect(changesVariables('preserved')).toBe(true);
     expect(changesVariables('stats')).toBe(false);
     expect(changesVariables('vars')).toBe(false); // no loop
+    expect(changesVariables('restored')).toBe(true);
+    expect(changesVariables('memory:pressure')).toBe(true);
     expect(changesHistory('execution:optimize')).toBe(true);
     expect(changesHistory('history')).toBe(false);
+  });
+});
+
+describe('the memory budget', () => {
+  it('formats a use against a limit', () => {
+    expect(formatUsage(1.1 * GiB, 1.5 * GiB)).toBe('1.1 / 1.5 GiB');
+    expect(formatUsage(812 * MiB, 1.5 * GiB)).toBe('812 MiB / 1.5 GiB');
+    expect(formatUsage(0, 0)).toBe('0 / 0 B');
+  });
+
+  it('computes pressure from the memory counted against the budget', () => {
+    const s = stats({
+      rssBytes: 1.4 * GiB, // RSS includes what is paged: not what counts
+      memoryLimitBytes: 1.5 * GiB,
+      memoryBudget: budget({ unreclaimableBytes: 0.75 * GiB })
+    });
+    expect(ramFraction(s)).toBe(0.5);
+    expect(currentPressure(s)).toBe(0.5);
+    expect(ramFraction(stats())).toBeNull();
+    expect(
+      ramFraction(stats({ rssBytes: GiB, memoryLimitBytes: 2 * GiB }))
+    ).toBe(0.5);
+  });
+
+  it('shows the budget, what is paged and the colour in the status item', () => {
+    const view = statusView(
+      stats({
+        rssBytes: 1.6 * GiB,
+        memoryLimitBytes: 1.5 * GiB,
+        paged: ['a', 'b'],
+        pagedBytes: 512 * MiB,
+        pagingDirectory: '/var/tmp',
+        memoryBudget: budget({ pagedBytes: 512 * MiB })
+      }),
+      0.8,
+      null,
+      0
+    );
+    expect(view.text).toBe(
+      'Mem 1.1 / 1.5 GiB (73%) · 512 MiB paged · no cleanup yet'
+    );
+    expect(view.level).toBe('warning'); // 73% is from 90% of the 80% threshold
+    expect(view.held).toBe(true);
+    expect(view.title).toContain(
+      '1.1 GiB not reclaimable (RssAnon+RssShmem) of the 1.5 GiB budget; RSS 1.6 GiB'
+    );
+    expect(view.title).toContain('paged out to disk: 512 MiB of a, b');
+    expect(view.title).not.toContain('not held');
+  });
+
+  it('says nothing is paged only in the title', () => {
+    const view = statusView(
+      stats({ memoryBudget: budget({ unreclaimableBytes: 0.6 * GiB }) }),
+      0.8,
+      null,
+      0
+    );
+    expect(view.text).toBe('Mem 614 MiB / 1.5 GiB (40%) · no cleanup yet');
+    expect(view.level).toBe('normal');
+    expect(view.title).toContain('paged out to disk: nothing');
+  });
+
+  it('follows the live threshold of the budget', () => {
+    const s = stats({
+      memoryBudget: budget({ unreclaimableBytes: 0.9 * GiB, threshold: 0.5 })
+    });
+    expect(statusView(s, 0.8, null, 0).level).toBe('danger');
+    expect(statusView(s, 0.8, null, 0).title).toContain('threshold 50%');
+  });
+
+  it('warns when the budget is not held', () => {
+    const view = statusView(
+      stats({
+        memoryBudget: budget({ unreclaimableBytes: 0.3 * GiB, held: false }),
+        pagingNotice: 'paging waits: thread "loader" is running'
+      }),
+      0.8,
+      null,
+      0
+    );
+    expect(view.held).toBe(false);
+    expect(view.level).toBe('warning'); // at least: normal pressure is not enough
+    expect(view.text).toContain('⚠ budget not held');
+    expect(view.title).toContain('budget not held: above the 80% threshold');
+    expect(view.title).toContain('paging waits: thread "loader" is running');
+    const high = statusView(
+      stats({
+        memoryBudget: budget({ unreclaimableBytes: 1.4 * GiB, held: false })
+      }),
+      0.8,
+      null,
+      0
+    );
+    expect(high.level).toBe('danger');
+  });
+
+  it('writes the panel budget line', () => {
+    expect(budgetText(stats())).toBeNull();
+    expect(
+      budgetText(stats({ memoryBudget: budget({ pagedBytes: 512 * MiB }) }))
+    ).toBe(
+      'Budget 1.5 GiB: 1.1 GiB not reclaimable (73%), 512 MiB paged out; held (pages out above 80%, down to 70%)'
+    );
+    expect(budgetText(stats({ memoryBudget: budget({ held: false }) }))).toBe(
+      'Budget 1.5 GiB: 1.1 GiB not reclaimable (73%), 0 B paged out; not held: above 80% and nothing more could be paged out'
+    );
+    expect(
+      budgetText(stats({ memoryBudget: budget({ threshold: 0 }) }))
+    ).toContain('no pressure trigger');
+  });
+
+  it('lists what holds the memory', () => {
+    const holders: IHolder[] = [
+      {
+        name: 'a',
+        bytes: 800 * MiB,
+        type: 'list',
+        device: null,
+        why: 'plain Python objects: never paged'
+      },
+      {
+        name: 'g',
+        bytes: GiB,
+        type: 'Tensor',
+        device: 'cuda:0',
+        why: 'GPU memory'
+      },
+      { name: 'c', bytes: 64 * MiB, type: 'ndarray', device: 'cpu', why: '' }
+    ];
+    expect(holdersText(holders)).toBe(
+      'Budget not held: largest in RAM: a (800 MiB, list), g (1.0 GiB, Tensor on cuda:0), c (64 MiB, ndarray)'
+    );
+    expect(holdersText([])).toBe(
+      'Budget not held: none of your values holds the memory'
+    );
+    expect(holdersTitle(holders)).toBe(
+      'a: plain Python objects: never paged\ng: GPU memory'
+    );
+  });
+
+  it('says what was read back', () => {
+    expect(restoredText(['a', 'b'], 512 * MiB)).toBe(
+      'Read back 512 MiB of a, b'
+    );
+    expect(restoredText([], 0)).toBe('Nothing was paged out');
+    expect(namesText(['a', 'b', 'c'], 0, undefined, 2)).toBe('a, b and 1 more');
+    expect(namesText(['a'], 4)).toBe('a and 4 more');
+  });
+
+  it('says how a memory cleanup moved the pressure', () => {
+    expect(
+      reportPressureText(report({ pressureBefore: 0.85, pressureAfter: 0.68 }))
+    ).toBe('pressure 85% → 68%');
+    expect(reportPressureText(report())).toBe('');
   });
 });
