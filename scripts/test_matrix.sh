@@ -50,9 +50,9 @@ install() {
 }
 
 # First pass: pick the interpreters, and install every venv at once in the background
-# (pip waits on the network and the disk more than on a core).
+# (pip waits on the network and the disk more than on a core); each logs to .venv-X.Y.log.
 declare -a SUMMARY=() RUN=()
-declare -A PYTHON=() PID=() STARTED=()
+declare -A PID=()
 for version in $VERSIONS; do
     if [[ -n "$FLOOR" ]] && below "$version" "$FLOOR"; then
         echo "test-matrix: Python $version skipped: below requires-python >=$FLOOR"
@@ -66,9 +66,13 @@ for version in $VERSIONS; do
         continue
     fi
     echo "test-matrix: Python $version ($python): installing .venv-$version (log: .venv-$version.log)"
-    PYTHON[$version]=$python
-    STARTED[$version]=$SECONDS
-    install "$version" "$python" >".venv-$version.log" 2>&1 &
+    (
+        begin=$SECONDS
+        install "$version" "$python"
+        code=$?
+        echo "test-matrix: install took $((SECONDS - begin)) s"
+        exit $code
+    ) >".venv-$version.log" 2>&1 &
     PID[$version]=$!
     RUN+=("$version")
 done
@@ -84,7 +88,7 @@ for version in "${RUN[@]}"; do
         status=1
         continue
     fi
-    installed=$((SECONDS - STARTED[$version]))
+    installed=$(sed -n 's/^test-matrix: install took \([0-9]*\) s$/\1/p' "$venv.log")
     start=$SECONDS
     echo
     echo "test-matrix: Python $version: pytest -m \"$MARKERS\""
@@ -94,7 +98,7 @@ for version in "${RUN[@]}"; do
         result=FAILED
         status=1
     fi
-    SUMMARY+=("$version  $result (venv ready after $installed s; tests $((SECONDS - start)) s)")
+    SUMMARY+=("$version  $result (install ${installed:-?} s; tests $((SECONDS - start)) s)")
 done
 
 echo
