@@ -4,9 +4,13 @@ real (headless Chromium) browser.
 The server is the one tests/test_browser.py starts, with the prebuilt extension linked
 into its data directory (an editable install does not put it in sys.prefix), and
 `jupyter labextension list` with the same directories shows it enabled and OK. On a
-`greed` notebook the status bar shows RSS and the last cleanup; clicking it opens the
-panel, whose "Clean up now" runs a cleanup, whose table lists the variables with their
-sizes and sorts by header, and whose rows preserve a variable. The comm survives an
+`greed` notebook the status bar shows the memory counted against the budget over its
+limit and the last cleanup; clicking it opens the panel, whose "Clean up now" runs a
+cleanup, whose table lists the variables with their sizes and sorts by header, and
+whose rows preserve a variable. A memory limit set just under what the kernel holds
+makes it page out a value: the item says how much is paged, the panel's budget line
+says the budget is held, the value's row shows its paged bytes, and "Read back all"
+reads it back. The comm survives an
 interrupt ("Optimise now" still answers) and uses no kernel subshell. On a `python3`
 notebook the item is hidden and no `greed` comm is opened; back on the Greed notebook it
 shows again. When the kernel closes the comm the item says so; after a restart a new comm
@@ -55,7 +59,21 @@ CELLS = [
 
 STATUS = ".jp-greed-status"
 PANEL = "#greed-kernel-lab-panel"
-RSS_TEXT = re.compile(r"RSS \d+(\.\d)? (B|KiB|MiB|GiB|TiB) \(\d+%\)")
+_SIZE = r"\d+(\.\d)? (B|KiB|MiB|GiB|TiB)"
+# the memory counted against the budget over its limit: "Mem 1.1 / 1.5 GiB (73%)",
+# "Mem 812 MiB / 1.5 GiB (53%)"
+BUDGET_TEXT = re.compile(r"Mem \d+(\.\d)?( (B|KiB|MiB|GiB|TiB))? / " + _SIZE + r" \(\d+%\)")
+PAGED_TEXT = re.compile(_SIZE + " paged")
+# A 512 MiB value, then a memory limit that puts the kernel at 85 % of it: above the
+# 0.8 threshold, so the kernel pages out least recently used values (the new one last)
+# until it is under the 0.7 low watermark, which paging part of `big` reaches wherever
+# the kernel held less than about 2 GiB before it.
+PAGING_CELL = (
+    "big = torch.ones(128, 1024, 1024)\n"
+    "get_ipython().kernel.memory_limit = int(get_ipython().kernel.greed.probe.unreclaimable()"
+    " / 0.85)"
+)
+UNLIMIT_CELL = "get_ipython().kernel.memory_limit = 0"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # JupyterLab's own debugger logs this when any kernel restarts (its debug_request is
 # cancelled); it is no error of this extension, which logs none.
@@ -254,16 +272,21 @@ def _drive(page: Any, server: tb.LabServer, expect: Any, frames: Frames) -> None
     expect(page.locator("#jp-left-stack")).to_be_hidden(timeout=10_000)
     greed_kernel = _session(server, KERNEL_NAME)["kernel"]["id"]
 
-    # The item shows once the comm said hello: RSS and its share of the limit.
+    # The item shows once the comm said hello: the memory counted against the budget
+    # over its limit, and its share.
     item = page.locator(STATUS)
     expect(item).to_be_visible(timeout=UI_S * 1000)
-    expect(item).to_contain_text(RSS_TEXT, timeout=UI_S * 1000)
+    expect(item).to_contain_text(BUDGET_TEXT, timeout=UI_S * 1000)
     assert frames.comm_opens(greed_kernel) == 1, "one greed comm_open on the greed kernel"
     assert item.get_attribute("data-level") in ("normal", "warning", "danger")
+    assert item.get_attribute("data-held") == "true"
+    title = item.get_attribute("title") or ""
+    assert "not reclaimable (RssAnon+RssShmem) of the" in title, title
+    assert "paged out to disk: nothing" in title, title
 
     for i, source in enumerate(CELLS):
         tb._run_cell(page, server, expect, i, source)
-    expect(item).to_contain_text(RSS_TEXT)
+    expect(item).to_contain_text(BUDGET_TEXT)
 
     # Clicking it opens the panel, which lists the variables with their sizes.
     item.click()
@@ -307,17 +330,53 @@ def _drive(page: Any, server: tb.LabServer, expect: Any, frames: Frames) -> None
         timeout=UI_S * 1000
     )
     expect(panel.locator("tr[data-name='x']")).to_contain_text("marked")
+    budget_line = panel.locator(".jp-greed-panel-budget")
+    expect(budget_line).to_contain_text(re.compile(r"^Budget " + _SIZE + ": "))
+    expect(panel.get_by_role("button", name="Read back all")).to_have_count(0)
+
+    # A memory limit just under what the kernel holds: it pages out until under the
+    # low watermark, and holds the budget. The item says how much is paged, the row of
+    # the value paged shows its bytes and offers to read it back.
+    tb._run_cell(page, server, expect, len(CELLS), PAGING_CELL)
+    expect(item).to_contain_text(PAGED_TEXT, timeout=UI_S * 1000)
+    expect(item).to_contain_text(BUDGET_TEXT)
+    expect(budget_line).to_contain_text(re.compile(_SIZE + " paged out; held"), timeout=UI_S * 1000)
+    big = panel.locator("tr[data-name='big']")
+    expect(big.locator("td.jp-greed-paged-bytes")).to_have_text(
+        re.compile(_SIZE), timeout=UI_S * 1000
+    )
+    expect(big.locator("button[data-action='restore']")).to_have_text("Read back")
+    assert item.get_attribute("data-held") == "true"
+    assert "paged out to disk: " in (item.get_attribute("title") or "")
+    expect(history.first).to_contain_text("memory", timeout=UI_S * 1000)
 
     # The picture for the docs: the notebook, the status bar and the panel, widened by
     # dragging the sidebar's edge as a user would, so that every column shows.
     page.keyboard.press("Escape")
-    _widen_right_sidebar(page, 700)
-    expect(panel.locator("table.jp-greed-vars th[data-key='spilled']")).to_be_in_viewport()
+    _widen_right_sidebar(page, 780)
+    expect(panel.locator("table.jp-greed-vars th[data-key='paged']")).to_be_in_viewport()
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
 
+    # No limit any more, then "Read back" on big's row and "Read back all": the panel
+    # says what each read back. (Read back, the memory stays mapped from its file, as
+    # file-backed pages the OS may drop again: the kernel still counts it as paged.)
+    _run_narrow_cell(page, server, expect, len(CELLS) + 1, UNLIMIT_CELL)
+    message = panel.locator(".jp-greed-panel-message")
+    big.locator("button[data-action='restore']").click()
+    expect(message).to_have_text(
+        re.compile(r"^Read back " + _SIZE + " of big$"), timeout=UI_S * 1000
+    )
+    panel.get_by_role("button", name="Refresh").click()
+    expect(message).to_have_count(0)  # the last answer goes with the next action
+    panel.get_by_role("button", name="Read back all").click()
+    expect(message).to_have_text(
+        re.compile(r"^Read back " + _SIZE + " of .*big"), timeout=UI_S * 1000
+    )
+    expect(panel.get_by_role("button", name="Read back all")).to_be_enabled()
+
     # Interrupt a running cell: the comm stays open and answers ("Optimise now").
-    sleeper = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").nth(len(CELLS))
+    sleeper = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").nth(len(CELLS) + 2)
     sleeper.locator(".cm-content").click()
     page.keyboard.insert_text("import time; time.sleep(120)")
     page.keyboard.press("Shift+Enter")
@@ -336,7 +395,7 @@ def _drive(page: Any, server: tb.LabServer, expect: Any, frames: Frames) -> None
     )
     panel.get_by_role("button", name="Optimise now").click()
     expect(history.first).to_contain_text("optimize", timeout=UI_S * 1000)
-    expect(item).to_contain_text(RSS_TEXT)
+    expect(item).to_contain_text(BUDGET_TEXT)
     assert frames.comm_opens(greed_kernel) == 1, "the interrupt needed no new comm"
     assert frames.subshell_requests(greed_kernel) == 0, "the greed comm must use no subshell"
 
@@ -360,7 +419,7 @@ def _drive(page: Any, server: tb.LabServer, expect: Any, frames: Frames) -> None
     # Back to the Greed notebook: the item is back, on the same comm.
     page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Untitled.ipynb").click()
     expect(item).to_be_visible(timeout=10_000)
-    expect(item).to_contain_text(RSS_TEXT)
+    expect(item).to_contain_text(BUDGET_TEXT)
     expect(panel.locator("tr[data-name='x']")).to_be_visible(timeout=UI_S * 1000)
     assert frames.comm_opens(greed_kernel) == 1
 
@@ -381,9 +440,27 @@ def _drive(page: Any, server: tb.LabServer, expect: Any, frames: Frames) -> None
     page.get_by_role("menuitem", name="Kernel", exact=True).click()
     page.get_by_role("menuitem", name=re.compile(r"^Restart Kernel…")).first.click()
     page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept").click()
-    expect(item).to_contain_text(RSS_TEXT, timeout=UI_S * 1000)
+    expect(item).to_contain_text(BUDGET_TEXT, timeout=UI_S * 1000)
     expect(item).to_contain_text("no cleanup yet", timeout=UI_S * 1000)
     expect(panel.locator("tr[data-name='x']")).to_have_count(0, timeout=UI_S * 1000)
+
+
+def _run_narrow_cell(page: Any, server: tb.LabServer, expect: Any, index: int, source: str) -> None:
+    """Run a cell of the narrowed notebook, whose toolbar folds the kernel's indicator
+    away: wait for its prompt's number, and for the server to say the kernel is idle."""
+    cell = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").nth(index)
+    cell.locator(".cm-content").click()
+    page.keyboard.insert_text(source)
+    page.keyboard.press("Shift+Enter")
+    expect(cell.locator(".jp-InputArea-prompt")).to_have_text(
+        re.compile(r"^\[\d+\]:$"), timeout=tb.CELL_S * 1000
+    )
+    tb._wait_until(
+        server,
+        f"the kernel idle after cell {index + 1}",
+        tb.CELL_S,
+        lambda: _session(server, KERNEL_NAME)["kernel"]["execution_state"] == "idle",
+    )
 
 
 def _widen_right_sidebar(page: Any, width: int) -> None:
@@ -470,7 +547,7 @@ def _drive_settings(page: Any, server: tb.LabServer, expect: Any, frames: Frames
     tb._wait_kernel_idle(page, server, tb.KERNEL_START_S)
     kernel = _session(server, KERNEL_NAME)["kernel"]["id"]
     item = page.locator(STATUS)
-    expect(item).to_contain_text(RSS_TEXT, timeout=UI_S * 1000)  # the hello's stats
+    expect(item).to_contain_text(BUDGET_TEXT, timeout=UI_S * 1000)  # the hello's stats
     notebook_tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Untitled.ipynb")
     before = frames.stats_requests(kernel)
 
@@ -490,7 +567,7 @@ def _drive_settings(page: Any, server: tb.LabServer, expect: Any, frames: Frames
         20,
         lambda: frames.stats_requests(kernel) >= wanted,
     )
-    expect(item).to_contain_text(RSS_TEXT)
+    expect(item).to_contain_text(BUDGET_TEXT)
 
     # showStatusItem: off hides the item on the Greed notebook, on shows it again.
     editor = _open_settings(page, expect, "Greed kernel status item")
@@ -503,7 +580,7 @@ def _drive_settings(page: Any, server: tb.LabServer, expect: Any, frames: Frames
     editor.locator("input[id$='_showStatusItem']").check()
     notebook_tab.click()
     expect(item).to_be_visible(timeout=UI_S * 1000)
-    expect(item).to_contain_text(RSS_TEXT)
+    expect(item).to_contain_text(BUDGET_TEXT)
 
 
 def _wait_page(page: Any, server: tb.LabServer, what: str, timeout: float, ready: Any) -> None:
