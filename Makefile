@@ -5,7 +5,7 @@
 #   make lint          ruff check + ruff format --check
 #   make test          install, lint, browser-deps, then the whole test suite
 #   make test-fast     install, then the pure and in-process tiers only (no kernels, no
-#                      browser, no root; about 2 minutes)
+#                      browser, no root; 2 to 5 minutes on 2 cores)
 #   make test-matrix   the fast tiers and a real-kernel smoke on Python 3.12 and 3.13 (each
 #                      in its own .venv-3.X, without torch), where those interpreters exist
 #   make labext-check  the JupyterLab extension's CI check (scripts/check_labextension.sh)
