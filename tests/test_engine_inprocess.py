@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
+from greed_kernel import engine as engine_module
 from greed_kernel.engine import Engine
 from greed_kernel.kernel import GreedKernel
 
@@ -95,12 +97,20 @@ def test_an_interrupt_in_pre_run_cell_stops_the_cell(
     cell itself, at the tree hook, before any of its code runs."""
     calls = iter([KeyboardInterrupt, None])
 
-    def clock() -> float:
-        if next(calls, None) is KeyboardInterrupt:
-            raise KeyboardInterrupt
-        return 0.0
+    class Clock:
+        """The engine module's `time`, whose first perf_counter() is interrupted
+        (only the engine's: gc callbacks elsewhere read the real clock)."""
 
-    monkeypatch.setattr("greed_kernel.engine.time.perf_counter", clock)
+        monotonic = staticmethod(time.monotonic)
+        time = staticmethod(time.time)
+
+        @staticmethod
+        def perf_counter() -> float:
+            if next(calls, None) is KeyboardInterrupt:
+                raise KeyboardInterrupt
+            return time.perf_counter()
+
+    monkeypatch.setattr(engine_module, "time", Clock)
     assert_interrupted(engine.shell.run_cell("ran = True", store_history=True))
     assert "ran" not in engine.shell.user_ns
     monkeypatch.undo()
