@@ -14,6 +14,7 @@ import types
 import typing as t
 from collections.abc import Callable, Mapping
 
+from .paging import PAGE
 from .policy import Policy
 from .sizes import cpu_buffers, human_bytes, measure
 from .tracker import Access
@@ -78,9 +79,11 @@ def page_until(
 
 
 def _chunks(buffers: list[tuple[int, int]], limit: int) -> list[list[tuple[int, int]]]:
+    """Groups of about *limit* bytes; a buffer larger than that is cut at page
+    boundaries, so that one big tensor is paged only as far as needed."""
     chunks: list[list[tuple[int, int]]] = [[]]
     size = 0
-    for buf in buffers:
+    for buf in _pieces(buffers, limit):
         if size >= limit:
             chunks.append([])
             size = 0
@@ -132,3 +135,15 @@ def refusal_line(pressure: float, limit: int, rows: list[dict[str, t.Any]]) -> s
         f"more can be paged out. Largest values still in RAM: {top or '(none of yours)'}. "
         "Delete what you no longer need, or raise GreedKernel.memory_limit."
     )
+
+
+def _pieces(buffers: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    out = []
+    for ptr, nbytes in buffers:
+        end = ptr + nbytes
+        cut = -(-ptr // PAGE) * PAGE + limit  # the first page boundary past *limit*
+        while end - ptr > limit and cut < end:
+            out.append((ptr, cut - ptr))
+            ptr, cut = cut, cut + limit
+        out.append((ptr, end - ptr))
+    return out

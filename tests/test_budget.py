@@ -56,3 +56,19 @@ def test_holders_name_what_stays_in_ram_and_why() -> None:
     assert rows[0]["why"].startswith("plain Python objects")
     line = budget.refusal_line(0.93, 1 << 30, rows)
     assert "93% of the 1.0 GiB budget" in line and "raw (16 MiB, bytearray)" in line
+
+
+def test_one_big_buffer_is_paged_a_piece_at_a_time() -> None:
+    big = np.ones(8 << 20)  # 64 MiB
+    pressure = [0.9]
+    pieces: list[tuple[int, int]] = []
+
+    def page_out(buffers: list[tuple[int, int]]) -> int:
+        pieces.extend(buffers)
+        pressure[0] -= 0.1
+        return sum(n for _, n in buffers)
+
+    budget.page_until({"big": big}, ["big"], page_out, lambda: pressure[0], 0.75, 16 << 20)
+    assert len(pieces) == 2 and pieces[0][0] == big.ctypes.data
+    assert pieces[1][0] == pieces[0][0] + pieces[0][1]  # contiguous, page-aligned cut
+    assert (pieces[1][0] % 4096) == 0 and sum(n for _, n in pieces) < big.nbytes
