@@ -233,10 +233,11 @@ class Engine:
                 self.recover_from_oom()
         if c.gc_freeze and len(sys.modules) != self._modules_seen:
             self.freeze_heap()  # the cell imported modules: they live as long as the kernel
-        if c.cleanup_interval and n % c.cleanup_interval == 0:
+        cleaned = bool(c.cleanup_interval and n % c.cleanup_interval == 0)
+        if cleaned:
             self.cleanup("periodic")
         if c.optimize_interval and n % c.optimize_interval == 0:
-            self.optimize("periodic")
+            self.optimize("periodic", collect=not cleaned)
         self.check_pressure()
         self.arm_idle_timer()
         self._run_waiting()
@@ -286,7 +287,7 @@ class Engine:
         self.log.info("greed: memory pressure %.2f above %.2f", pressure, c.memory_threshold)
         self.emit({"event": "memory:pressure", "stats": self.snapshot()})
         self.cleanup("memory")
-        self.optimize("memory")
+        self.optimize("memory", collect=False)
         pressure = self.probe.pressure()
         self.stats.memory_pressure = pressure
         if pressure > c.memory_threshold:
@@ -336,7 +337,7 @@ class Engine:
             return
         self._idle_done = True
         self.cleanup("idle")
-        self.optimize("idle")
+        self.optimize("idle", collect=False)
         self.check_pressure()
 
     # -- the work ----------------------------------------------------------------------
@@ -428,12 +429,16 @@ class Engine:
         return temporaries, stale, preserved
 
     @guarded
-    def optimize(self, trigger: str) -> dict[str, t.Any] | None:
-        """Stale gradients, a full collection, the CUDA cache."""
+    def optimize(self, trigger: str, collect: bool = True) -> dict[str, t.Any] | None:
+        """Stale gradients, a full collection, the CUDA cache.
+
+        *collect* False: a cleanup has just run its own full collection (they were
+        due together); one collection is enough, and costs a whole heap walk.
+        """
         start = time.perf_counter()
         rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
         grads = optimizer.clear_stale_grads(list(self.shell.user_ns.values()))
-        collected = gc.collect(2)
+        collected = gc.collect(2) if collect else 0
         self.freeze_heap()
         devices = optimizer.empty_cuda_cache()
         return self._report(
@@ -601,7 +606,7 @@ class Engine:
         it reclaimed (measured). The error's frames go first: they pin the tensors."""
         rss_before, cuda_before = self.probe.rss(), optimizer.cuda_reserved()
         self.cleanup("oom")
-        self.optimize("oom")
+        self.optimize("oom", collect=False)
         malloc_trim()
         rss_after, cuda_after = self.probe.rss(), optimizer.cuda_reserved()
         after = {d["device"]: d["reserved"] for d in cuda_after}
