@@ -234,7 +234,6 @@ class Pager:
         # (maps dev, inode) of the files paged out to, by any Pager of this process:
         # memory they back that the allocator reuses is ours to page out again
         self._files = _FILES
-        self._regions: set[tuple[int, int]] = set()  # ranges we mapped
         self.failure = ""  # the last failed write, shown by %greed status
         self._backoff = 0  # cleanups to skip after a failure
         self._failures = 0
@@ -316,8 +315,8 @@ class Pager:
         starts = [a.start for a in areas]
         todo = []
         for lo, hi in merge_ranges(ranges):
-            if (lo, hi) in self._regions and covered(areas, starts, lo, hi, self._ours):
-                result.skip("already paged", hi - lo)
+            if covered(areas, starts, lo, hi, self._ours) and not _anonymous_pages(lo, hi):
+                result.skip("already paged", hi - lo)  # every page still the file's
             elif covered(areas, starts, lo, hi, self._replaceable):
                 # anonymous memory, or memory of ours that the allocator reused since
                 todo.append((lo, hi))
@@ -355,10 +354,6 @@ class Pager:
             result.skip("write failed", total)
             return result
         self._failures = 0
-        self._regions.update(todo)
-        if len(self._regions) > 4 * MAP_COUNT_MARGIN:  # forget long-freed ones
-            live = {(a.start, a.end) for a in read_maps() if self._ours(a)}
-            self._regions &= live
         result.regions = todo
         result.bytes = total
         result.seconds = time.perf_counter() - start_time
@@ -450,6 +445,26 @@ class Pager:
 
 def _overlap(areas: list[Area], ranges: list[tuple[int, int]]) -> int:
     return sum(max(0, min(a.end, hi) - max(a.start, lo)) for a in areas for lo, hi in ranges)
+
+
+def _anonymous_pages(lo: int, hi: int) -> int:
+    """How many pages of [lo, hi) are in RAM as private anonymous copies: in a file
+    mapping of ours, the pages written to since (or memory the allocator reused).
+
+    From /proc/self/pagemap: bit 63 is "present", bit 61 "file page or shared".
+    Unknown (no pagemap): every page counts as anonymous.
+    """
+    count = (hi - lo) // PAGE
+    try:
+        fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+        try:
+            raw = os.pread(fd, count * 8, lo // PAGE * 8)
+        finally:
+            os.close(fd)
+    except OSError:
+        return count
+    present, file_page = 1 << 63, 1 << 61
+    return sum(1 for e in memoryview(raw).cast("Q") if e & present and not e & file_page)
 
 
 def _write_from(fd: int, address: int, length: int, offset: int) -> None:

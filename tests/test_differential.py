@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-EXAMPLES = int(os.environ.get("GREED_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("GREED_FUZZ_EXAMPLES", "8"))
 
 pytestmark = pytest.mark.timeout(max(600, EXAMPLES * 20))
 

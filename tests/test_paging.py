@@ -242,3 +242,16 @@ def test_other_directories_in_the_paging_directory_are_never_touched(tmp_path: P
     assert p.page_out(cpu_buffers(np.ones(8 * MiB // 8))).bytes
     p.close()
     assert (other / "x.spill").read_bytes() == b"someone else's"
+
+
+def test_written_pages_of_paged_memory_are_paged_again(pager: Pager) -> None:
+    """A write after paging makes anonymous copies again (as does the allocator
+    reusing memory of ours for a new buffer): those pages are paged out again."""
+    a = np.random.default_rng(5).random(16 * MiB // 8)
+    first = pager.page_out(cpu_buffers(a))
+    assert first.bytes
+    a[: 4 * MiB // 8] += 1.0  # dirty a quarter of it
+    before, anon = digest(a), rss("RssAnon")
+    again = pager.page_out(cpu_buffers(a))
+    assert again.bytes == first.bytes and anon - rss("RssAnon") > 3 * MiB
+    assert digest(a) == before

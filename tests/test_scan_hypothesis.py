@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import symtable
+import sys
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -210,6 +211,12 @@ def _symtable_truth(source: str) -> tuple[set[str], set[str], set[str]]:
 @given(blocks())
 def test_generated_programs_agree_with_symtable(lines: list[str]) -> None:
     source = "\n".join(lines) + "\n"
+    if sys.version_info >= (3, 12):
+        # PEP 709 inlines list, set and dict comprehensions into the enclosing scope of
+        # symtable's tables, though their variables still do not leak: symtable is no
+        # reference for them there (the scan corpus covers them on every version)
+        inlined = (ast.ListComp, ast.SetComp, ast.DictComp)
+        assume(not any(isinstance(n, inlined) for n in ast.walk(ast.parse(source))))
     try:
         truth_reads, truth_binds, slack = _symtable_truth(source)
     except SyntaxError:

@@ -85,7 +85,11 @@ class EngineConfig:
         self.idle_timeout = 0.0
         self.output_cache_keep = 1
         self.evict = "page"
-        self.gc_freeze = False
+        # Frozen survivors keep each collection to the objects new since the last one:
+        # this process's heap is large (hypothesis, torch from other tests), and a
+        # cleanup every two cells would walk all of it. gc_freeze's default (off, as
+        # python3) is what tests/test_differential.py checks; the fixture unfreezes.
+        self.gc_freeze = True
         self.oom_recovery = False
         self.spill_max_bytes = 0
 
