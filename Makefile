@@ -13,7 +13,9 @@
 #                      (scripts/demo.py, plot in docs/demo-memory.png), then `make tour`
 #   make tour          run notebooks/quickstart.ipynb (the %greed tour) headlessly on greed
 #   make lab           JupyterLab on notebooks/ (pick "Greed (PyTorch)")
-#   make bench         the benchmarks (greed against python3; about 5 minutes)
+#   make bench         the benchmarks (greed against python3; about 13 minutes)
+#   make fuzz          the differential run (python3 against greed paging after every
+#                      cell) with GREED_FUZZ_EXAMPLES generated programs (default 200)
 #   make browser-deps  Chromium and a font for the browser tests (apt-get, as root, only
 #                      when missing; run by make test)
 #   make labext        rebuild the JupyterLab extension (needs Node.js >= 20.19) into
@@ -35,7 +37,7 @@ FAST_TIERS := not kernel and not browser
 JLPM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" "$(CURDIR)/$(VENV)/bin/jlpm"
 
 .PHONY: venv install lint test test-fast test-matrix labext-check demo tour lab bench clean \
-	browser-deps labext
+	browser-deps labext fuzz
 
 venv install: $(STAMP)
 
@@ -49,7 +51,10 @@ $(STAMP): pyproject.toml greed_kernel/__init__.py greed_kernel/kernelspec.py $(w
 	$(PY) -m pip install -e ".[torch,dev]"
 	$(PY) -m greed_kernel install --sys-prefix
 	# an editable install skips the wheel's shared-data: link the prebuilt extension
+	# (pip -e copies an old build there as a real directory, which ln -sfn would not replace)
 	mkdir -p $(VENV)/share/jupyter/labextensions
+	[ -L $(VENV)/share/jupyter/labextensions/greed-kernel-lab ] || \
+		rm -rf $(VENV)/share/jupyter/labextensions/greed-kernel-lab
 	ln -sfn "$(CURDIR)/greed_kernel/labextension" $(VENV)/share/jupyter/labextensions/greed-kernel-lab
 	touch $@
 
@@ -64,6 +69,10 @@ browser-deps:
 
 test: install lint browser-deps
 	$(PY) -m pytest -q
+
+GREED_FUZZ_EXAMPLES ?= 200
+fuzz: install
+	GREED_FUZZ_EXAMPLES=$(GREED_FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_differential.py
 
 test-fast: install
 	$(PY) -m pytest -q -m "$(FAST_TIERS)"
