@@ -4,6 +4,12 @@
 # and fail when the build differs from the one committed in greed_kernel/labextension
 # (which the wheel ships): a TypeScript change must be built, tested and committed.
 #
+# The build runs in a fixed directory ($LABEXT_BUILD_ROOT, default
+# /tmp/greed-labext-build), into which the extension's sources are copied: the
+# bundler's module ids depend on the absolute path of the sources, so a build made in
+# one checkout never matched one made in another (CI clones to a path of its own).
+# The result is copied into greed_kernel/labextension.
+#
 # Runs from any directory. Needs Node.js (20.19+) and the project's virtual
 # environment with the `lab` extra (`make install`), whose jlpm it uses; set VENV to
 # use another one.
@@ -13,6 +19,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$ROOT/.venv}"
 SOURCE="$ROOT/labextension"
 BUILT="greed_kernel/labextension"
+BUILD_ROOT="${LABEXT_BUILD_ROOT:-/tmp/greed-labext-build}"
 
 step() { printf '\n==> %s\n' "$*"; }
 fail() {
@@ -42,8 +49,16 @@ jlpm eslint:check || fail "eslint found problems (\`jlpm eslint\` in labextensio
 step "prettier"
 jlpm prettier:check || fail "prettier: files not formatted (run \`jlpm prettier\` in labextension/)"
 
-step "jlpm build:prod (into $BUILT)"
-jlpm build:prod || fail "the build failed"
+step "jlpm build:prod in $BUILD_ROOT (a fixed path), copied into $BUILT"
+rm -rf "$BUILD_ROOT"
+mkdir -p "$BUILD_ROOT/greed_kernel"
+# the sources as they are in this working tree (tracked and new files, not ignored ones)
+(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard -- labextension |
+    xargs -0 cp --parents -t "$BUILD_ROOT") || fail "copying the sources to $BUILD_ROOT failed"
+(cd "$BUILD_ROOT/labextension" && jlpm install --immutable >/dev/null && jlpm build:prod) ||
+    fail "the build failed"
+rm -rf "${ROOT:?}/$BUILT"
+cp -r "$BUILD_ROOT/$BUILT" "$ROOT/$BUILT"
 
 step "the build against the committed one"
 cd "$ROOT"
