@@ -312,6 +312,7 @@ class Pager:
         except OSError:  # no /proc: not Linux
             result.skip("paging needs Linux", sum(hi - lo for lo, hi in ranges))
             return result
+        self._forget_unmapped(areas)
         starts = [a.start for a in areas]
         todo = []
         for lo, hi in merge_ranges(ranges):
@@ -390,7 +391,14 @@ class Pager:
             os.close(fd)
 
     def _ours(self, area: Area) -> bool:
-        return (area.dev, area.inode) in self._files
+        # our files have no name; a named file may reuse a freed file's inode
+        return area.path.endswith(" (deleted)") and (area.dev, area.inode) in self._files
+
+    def _forget_unmapped(self, areas: list[Area]) -> None:
+        """Drop files no longer mapped: their fd is closed, so they are gone for good,
+        and the filesystem may give their inode to another file."""
+        mapped = {(a.dev, a.inode) for a in areas if a.path.endswith(" (deleted)")}
+        self._files.intersection_update(mapped)
 
     def _replaceable(self, area: Area) -> bool:
         return area.anonymous_private_rw or (area.perms == "rw-p" and self._ours(area))

@@ -113,6 +113,19 @@ def test_memory_that_is_not_private_anonymous_is_left_alone(pager: Pager, tmp_pa
     assert result.bytes == 0 and "not private anonymous memory" in result.skipped
 
 
+def test_a_named_file_reusing_a_freed_paging_files_inode_is_not_ours(
+    pager: Pager, tmp_path: Path
+) -> None:
+    mm = np.memmap(tmp_path / "data.bin", dtype="float64", mode="w+", shape=(4 * MiB // 8,))
+    mm[:] = 3.0
+    st = os.stat(tmp_path / "data.bin")
+    # as if a paging file, freed since, had had this inode: the filesystem reuses them
+    pager._files.add((f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino))
+    result = pager.page_out([(mm.ctypes.data, mm.nbytes)])
+    assert result.bytes == 0 and "not private anonymous memory" in result.skipped
+    assert not any(ino == st.st_ino for _, ino in pager._files)  # forgotten: not mapped by us
+
+
 def test_buffers_owned_by_other_objects_are_not_reported() -> None:
     raw = bytearray(4 * MiB)
     assert cpu_buffers(np.frombuffer(raw, dtype="uint8")) == []
