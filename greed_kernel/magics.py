@@ -1,41 +1,125 @@
 """The ``%greed`` line magic: see and steer what the kernel keeps and frees.
 
-Every subcommand shows a table as HTML in JupyterLab and as plain text in a
-terminal (one display_data with both), returns nothing (so nothing lands in
-``Out``), and answers a bad request with one line, never a traceback.
+The arguments are parsed with IPython's ``magic_arguments``, so ``%greed?`` shows
+the real usage, and a bad request is answered the way IPython answers one: a
+``UsageError``, shown as one ``UsageError: ...`` line without a traceback. Every
+table is one display_data with a plain-text and an HTML rendering (HTML in
+JupyterLab, text in a terminal); nothing lands in ``Out``.
+
+The magics see the engine only through ``GreedService``, the few calls they need.
 """
 
 from __future__ import annotations
 
+import argparse
 import html
-import shlex
+import keyword
 import sys
-import time
 import typing as t
+from collections.abc import Callable, Iterable
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import (
+    ArgDecorator,
+    MagicHelpFormatter,
+    argument,
+    magic_arguments,
+    parse_argstring,
+)
 from IPython.display import display
 
 from . import __version__
-from .engine import type_name
 from .sizes import human_bytes
 
-USAGE = """\
-Usage: %greed SUBCOMMAND [ARGS]
-  vars                  the variables, largest first: size, device, last use, decision
-  why NAME              the rule that keeps (or frees) NAME, and when it was last touched
-  preserve NAME...      always keep these names
-  unpreserve NAME...    stop keeping them (also exempts them from GreedKernel.preserve)
-  cleanup [--full]      run a cleanup now (--full also collects the frozen heap)
-  optimize              run a tensor/CUDA optimisation now
-  paged                 values whose memory is paged out to disk (in place)
-  restore NAME... | --all   read paged-out memory back into RAM now
-  stats                 the statistics sent to frontends
-  status                version, configuration, counters and the last reports"""
+Row = dict[str, t.Any]
 
 
-class UsageError(Exception):
-    """A one-line message for the user."""
+class GreedService(t.Protocol):
+    """What the magics ask of the engine (``greed_kernel.engine.Greed`` offers it)."""
+
+    def snapshot(self) -> dict[str, t.Any]: ...
+    def variables(self) -> list[Row]: ...
+    def why(self, name: str) -> dict[str, t.Any]: ...  # KeyError: not in the namespace
+    def status(self) -> dict[str, t.Any]: ...
+    def reports(self) -> list[Row]: ...
+    def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None: ...
+    def optimize(self, trigger: str) -> dict[str, t.Any] | None: ...
+    def preserve(self, names: Iterable[str]) -> None: ...
+    def unpreserve(self, names: Iterable[str]) -> None: ...
+    def paged_names(self) -> dict[str, int]: ...
+    def page_in(self, names: Iterable[str]) -> int: ...
+    def shown_traceback(self) -> list[str]: ...
+    def settings(self) -> dict[str, t.Any]: ...
+
+
+# -- argument parsing ------------------------------------------------------------------------
+
+
+class _SubcommandFormatter(MagicHelpFormatter):
+    """A subcommand's usage on one line, ``%greed why NAME`` (IPython's formatter puts
+    it in an RST code block, which suits only the magic's docstring)."""
+
+    def add_usage(self, usage: t.Any, actions: t.Any, groups: t.Any, prefix: str = "%") -> None:
+        super().add_usage(usage, actions, groups, prefix)
+
+
+class _SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: every error, unknown arguments included, is a UsageError
+    ending with the subcommand's usage."""
+
+    def error(self, message: str) -> t.NoReturn:
+        raise UsageError(f"{message} (usage: {self.format_usage().strip()})")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: t.Any = None, namespace: t.Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
+class subcommand(ArgDecorator):
+    """``@subcommand(NAME, HELP, argument(...), ...)``: one subcommand of the magic, with
+    its own parser; the magic's help (``%greed?``) lists each one's usage and HELP."""
+
+    def __init__(self, name: str, help: str, *arguments: argument, **parser: t.Any) -> None:
+        self.name, self.help, self.arguments, self.parser = name, help, arguments, parser
+
+    def add_to_parser(self, parser: t.Any, group: t.Any) -> None:
+        if "subcommands" not in parser.__dict__:
+            parser.subcommands = parser.add_subparsers(
+                metavar="SUBCOMMAND",
+                help="one of the subcommands below",
+                parser_class=_SubcommandParser,
+            )
+            parser.listing = []
+        sub = parser.subcommands.add_parser(
+            self.name, formatter_class=_SubcommandFormatter, add_help=False, **self.parser
+        )
+        sub.set_defaults(command=self.name)
+        for arg in self.arguments:
+            arg.add_to_parser(sub, None)
+        # the listing is rewritten with each subcommand, to align its second column
+        parser.listing.append((sub.format_usage().strip(), self.help))
+        width = max(len(usage) for usage, _ in parser.listing)
+        parser.epilog = "Subcommands:" + "".join(
+            f"\n{usage:<{width}}  {text}" for usage, text in parser.listing
+        )
+
+
+def _identifier(text: str) -> str:
+    if not text.isidentifier() or keyword.iskeyword(text):
+        raise argparse.ArgumentTypeError(f"not a variable name: {text!r}")
+    return text
+
+
+def _names(nargs: str = "+") -> argument:
+    return argument("names", nargs=nargs, metavar="NAME", type=_identifier)
+
+
+# -- rendering -------------------------------------------------------------------------------
 
 
 def table(headers: list[str], rows: list[list[t.Any]], title: str = "") -> dict[str, str]:
@@ -43,11 +127,8 @@ def table(headers: list[str], rows: list[list[t.Any]], title: str = "") -> dict[
     cells = [[("" if v is None else str(v)) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     lines = [title] if title else []
-    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)).rstrip())
-    lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip() for r in cells
-    ]
+    for r in [headers, ["-" * w for w in widths], *cells]:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
     head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(v)}</td>" for v in r) + "</tr>"
@@ -63,146 +144,209 @@ def table(headers: list[str], rows: list[list[t.Any]], title: str = "") -> dict[
     }
 
 
-def _budget_line(b: dict[str, t.Any]) -> str:
-    limit = b.get("limitBytes") or 0
-    used = b.get("unreclaimableBytes") or 0
-    share = f" ({used / limit:.0%})" if limit else ""
-    return (
-        f"{human_bytes(used)} of {human_bytes(limit)} not reclaimable{share}; "
-        f"{human_bytes(b.get('pagedBytes') or 0)} paged out; "
-        + ("held" if b.get("held", True) else "NOT held: see %greed status")
-    )
-
-
 def _ago(seconds: float | None, cell: int | None) -> str:
     if seconds is None:
         return "never"
     if seconds < 90:
-        when = f"{seconds:.0f} s ago"
-    elif seconds < 5400:
-        when = f"{seconds / 60:.0f} min ago"
-    else:
-        when = f"{seconds / 3600:.1f} h ago"
-    return f"{when} (cell {cell})"
+        return f"{seconds:.0f} s ago (cell {cell})"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago (cell {cell})"
+    return f"{seconds / 3600:.1f} h ago (cell {cell})"
+
+
+def _stat(key: str, value: t.Any) -> list[t.Any]:
+    """One STATS entry as a ``%greed stats`` row."""
+    if key == "memoryBudget":
+        limit, used = value.get("limitBytes") or 0, value.get("unreclaimableBytes") or 0
+        share = f" ({used / limit:.0%})" if limit else ""
+        held = "held" if value.get("held", True) else "NOT held: see %greed status"
+        return [
+            "memory:budget",
+            f"{human_bytes(used)} of {human_bytes(limit)} not reclaimable{share}; "
+            f"{human_bytes(value.get('pagedBytes') or 0)} paged out; {held}",
+        ]
+    if key == "preservedVariables":
+        value = ", ".join(value) or "(none)"
+    elif key in ("rssBytes", "memoryLimitBytes"):
+        value = f"{human_bytes(value)} ({value})"
+    elif key in ("avgExecutionTime", "idleTime"):
+        value = f"{value:.1f} ms"
+    elif key == "memoryPressure":
+        value = f"{value:.1%}"
+    elif key == "cuda":
+        devices = (
+            f"cuda:{d['device']} {human_bytes(d['reserved'])} reserved of {human_bytes(d['total'])}"
+            for d in value
+        )
+        value = "; ".join(devices) or "(not initialised)"
+    return [key, value]
+
+
+def _due(executions: int | None) -> str:
+    return "disabled" if executions is None else f"in {executions} executions"
+
+
+def _refusal(refusal: dict[str, t.Any]) -> str:
+    holders = ", ".join(f"{h['name']} {human_bytes(h['bytes'])}" for h in refusal["holders"])
+    return (
+        f"since cell {refusal['executionCount']}: {refusal['pressure']:.0%} of "
+        f"{human_bytes(refusal['limitBytes'])}; largest in RAM: {holders}"
+    )
+
+
+def _budget_cleanup(r: Row) -> str:
+    return (
+        f"cell {r['executionCount']}: pressure {r.get('pressureBefore', 0):.0%} -> "
+        f"{r.get('pressureAfter', 0):.0%}, paged {human_bytes(r.get('pagedBytes', 0))}"
+        f" ({', '.join(r.get('paged') or []) or 'nothing'})"
+    )
+
+
+def _report(r: Row) -> str:
+    return (
+        f"cell {r['executionCount']} ({r['trigger']}): "
+        f"{r['durationMs']:.1f} ms, freed {human_bytes(r['freedBytes'])}"
+    )
+
+
+#: the status() texts shown when set, with their labels
+_NOTES = {
+    "pagingNotice": "paging notice",
+    "pagingPaused": "paging paused",
+    "pagingFailure": "last paging failure",
+}
+
+
+# -- the magics ------------------------------------------------------------------------------
 
 
 @magics_class
 class GreedMagics(Magics):
-    """``%greed``: the kernel's own magic."""
+    """``%greed``, and ``%tb`` for errors whose frames Greed released."""
 
-    def __init__(self, shell: t.Any, engine: t.Any, kernel: t.Any) -> None:
-        self._ipython_tb = shell.find_line_magic("tb")
+    def __init__(self, shell: t.Any, service: GreedService) -> None:
+        # IPython's %tb, which ours falls back to: looked up before ours replaces it
+        self._ipython_tb: Callable[[str], t.Any] = shell.find_line_magic("tb")
         super().__init__(shell)
-        self.engine = engine
-        self.kernel = kernel
+        self.service = service
 
+    @magic_arguments()
+    @argument("-h", "--help", action="store_true", help="show this help (as %%greed? does)")
+    @subcommand("vars", "the variables, largest first: size, device, last use, decision")
+    @subcommand(
+        "why",
+        "the rule that keeps (or frees) NAME, and when it was last touched",
+        argument("name", metavar="NAME", type=_identifier),
+    )
+    @subcommand("preserve", "always keep these names", _names(), usage="%(prog)s NAME...")
+    @subcommand(
+        "unpreserve",
+        "stop keeping them (also exempts them from GreedKernel.preserve)",
+        _names(),
+        usage="%(prog)s NAME...",
+    )
+    @subcommand(
+        "cleanup",
+        "run a cleanup now (--full also collects the frozen heap)",
+        argument("--full", action="store_true"),
+    )
+    @subcommand("optimize", "run a tensor/CUDA optimisation now")
+    @subcommand("paged", "values whose memory is paged out to disk (in place)", aliases=["spilled"])
+    @subcommand(
+        "restore",
+        "read paged-out memory back into RAM now",
+        _names("*"),
+        argument("--all", action="store_true"),
+        usage="%(prog)s NAME... | --all",
+    )
+    @subcommand("stats", "the statistics sent to frontends")
+    @subcommand("status", "version, configuration, counters and the last reports")
+    @subcommand("help", "this help")
     @line_magic
     def greed(self, line: str) -> None:
-        """See and steer what Greed keeps and frees. `%greed help` lists the subcommands."""
+        """See and steer what Greed keeps and frees."""
         try:
-            args = shlex.split(line)
-        except ValueError as e:
-            print(f"Greed: cannot parse arguments ({e}). Try %greed help.", file=sys.stderr)
-            return
-        if not args or args[0] in ("help", "-h", "--help"):
-            print(USAGE)
-            return
-        sub, rest = args[0], args[1:]
-        handler = getattr(self, f"_do_{sub}", None)
-        if handler is None:
-            print(f"Greed: unknown subcommand {sub!r}. Try %greed help.", file=sys.stderr)
-            return
-        try:
-            handler(rest)
-        except UsageError as e:
-            print(f"Greed: {e}", file=sys.stderr)
+            args = parse_argstring(self.greed, line)
+        except ValueError as e:  # unbalanced quotes
+            raise UsageError(f"cannot parse arguments ({e})") from None
+        command = getattr(args, "command", None)
+        if args.help or command in (None, "help"):
+            print(self.greed.__doc__.replace("::\n\n  %", "Usage: %", 1).rstrip())
+        else:
+            getattr(self, f"_{command}")(args)
 
+    @magic_arguments()
+    @argument("mode", nargs="?", help="Plain, Context, Verbose, ... (see %%xmode)")
     @line_magic
     def tb(self, line: str) -> None:
-        """IPython's %tb; after Greed released the stored error (to free its frames),
-        the traceback as it was shown."""
-        if getattr(sys, "last_traceback", None) is not None or not self._shown_traceback():
+        """IPython's %tb: print the last traceback. After Greed released the stored error
+        (to free its frames' memory), the traceback as it was shown."""
+        parse_argstring(self.tb, line)
+        shown = self.service.shown_traceback()
+        if getattr(sys, "last_traceback", None) is not None or not shown:
             self._ipython_tb(line)
             return
-        print("\n".join(self._shown_traceback()))
+        print("\n".join(shown))
         print(
             "(Greed released this error's frames to free their memory; "
             "the text above is the traceback as it was shown.)",
             file=sys.stderr,
         )
 
-    def _shown_traceback(self) -> list[str]:
-        return self.engine.last_traceback_text
-
     # -- subcommands ---------------------------------------------------------------------
-    def _do_vars(self, args: list[str]) -> None:
-        rows = self.engine.variables()
+    def _vars(self, args: argparse.Namespace) -> None:
+        rows = self.service.variables()
         if not rows:
             print("Greed: no user variables yet.")
             return
-        display(
-            table(
-                ["name", "type", "size", "device", "last touched", "decision"],
-                [
-                    [
-                        r["name"],
-                        r["type"],
-                        human_bytes(r["size"]),
-                        r["device"] or "",
-                        _ago(r["lastTouchedAgo"], r["lastTouchedCell"]),
-                        r["decision"] + (f" ({r['rule']})" if r["rule"] != r["decision"] else ""),
-                    ]
-                    for r in rows
-                ],
-                title=f"Greed: {len(rows)} variables",
-            ),
-            raw=True,
-        )
+        body = [
+            [
+                r["name"],
+                r["type"],
+                human_bytes(r["size"]),
+                r["device"] or "",
+                _ago(r["lastTouchedAgo"], r["lastTouchedCell"]),
+                r["decision"] + (f" ({r['rule']})" if r["rule"] != r["decision"] else ""),
+            ]
+            for r in rows
+        ]
+        headers = ["name", "type", "size", "device", "last touched", "decision"]
+        display(table(headers, body, title=f"Greed: {len(rows)} variables"), raw=True)
 
-    def _do_why(self, args: list[str]) -> None:
-        if len(args) != 1:
-            raise UsageError("usage: %greed why NAME")
-        name = args[0]
-        if name not in self.shell.user_ns:
-            raise UsageError(f"no variable named {name!r}")
-        decision, size = self.engine.decide(name)
-        access = self.engine.tracker.last.get(name)
-        ago = None if access is None else time.monotonic() - access.time
-        touched = _ago(ago, None if access is None else access.execution)
-        paged = self.engine.paged_bytes_of(name)
-        print(
-            f"{name}: {decision.reason}. Rule: {decision.rule}. "
-            f"Last touched: {touched}. Size: {human_bytes(size.nbytes)}"
-            + (f" on {size.device}" if size.device else "")
-            + "."
-            + (
-                f" Paged out: {human_bytes(paged)} of its memory is backed by a file and "
-                "read back from disk on use."
-                if paged
-                else ""
+    def _why(self, args: argparse.Namespace) -> None:
+        try:
+            why = self.service.why(args.name)
+        except KeyError:
+            raise UsageError(f"no variable named {args.name!r}") from None
+        size = human_bytes(why["size"]) + (f" on {why['device']}" if why["device"] else "")
+        text = (
+            f"{args.name}: {why['reason']}. Rule: {why['rule']}. "
+            f"Last touched: {_ago(why['lastTouchedAgo'], why['lastTouchedCell'])}. Size: {size}."
+        )
+        if why["pagedBytes"]:
+            text += (
+                f" Paged out: {human_bytes(why['pagedBytes'])} of its memory is backed by a file"
+                " and read back from disk on use."
             )
-        )
+        print(text)
 
-    def _do_preserve(self, args: list[str]) -> None:
-        names = self._names(args, "preserve")
-        self.engine.preserve(names)
-        missing = [n for n in names if n not in self.shell.user_ns]
-        msg = f"Greed: preserving {', '.join(names)}."
+    def _preserve(self, args: argparse.Namespace) -> None:
+        self.service.preserve(args.names)
+        missing = [n for n in args.names if n not in self.shell.user_ns]
+        msg = f"Greed: preserving {', '.join(args.names)}."
         if missing:
             msg += f" Not defined yet (kept once defined): {', '.join(missing)}."
         print(msg)
 
-    def _do_unpreserve(self, args: list[str]) -> None:
-        names = self._names(args, "unpreserve")
-        self.engine.unpreserve(names)
-        print(f"Greed: no longer preserving {', '.join(names)} (recent use still keeps them).")
+    def _unpreserve(self, args: argparse.Namespace) -> None:
+        self.service.unpreserve(args.names)
+        print(f"Greed: no longer preserving {', '.join(args.names)} (recent use still keeps them).")
 
-    def _do_cleanup(self, args: list[str]) -> None:
-        if args not in ([], ["--full"]):
-            raise UsageError("usage: %greed cleanup [--full]")
-        report = self.engine.cleanup("manual", full=bool(args))
-        if report is None:
-            raise UsageError("the cleanup failed; see the kernel log")
+    def _cleanup(self, args: argparse.Namespace) -> None:
+        report = self.service.cleanup("manual", full=args.full)
+        if report is None:  # the engine logged why; not a usage error
+            print("Greed: the cleanup failed; see the kernel log.", file=sys.stderr)
+            return
         paged = (
             f"paged out {human_bytes(report['pagedBytes'])} of {', '.join(report['paged'])}, "
             if report["paged"]
@@ -216,132 +360,69 @@ class GreedMagics(Magics):
             f"in {report['durationMs']:.1f} ms."
         )
 
-    def _do_optimize(self, args: list[str]) -> None:
-        if args:
-            raise UsageError("usage: %greed optimize")
-        report = self.engine.optimize("manual")
+    def _optimize(self, args: argparse.Namespace) -> None:
+        report = self.service.optimize("manual")
         if report is None:
-            raise UsageError("the optimisation failed; see the kernel log")
+            print("Greed: the optimisation failed; see the kernel log.", file=sys.stderr)
+            return
         print(
             f"Greed: optimisation cleared {report['gradsCleared']} stale gradients, "
             f"emptied the CUDA cache on {len(report['cudaEmptied'])} devices "
             f"in {report['durationMs']:.1f} ms."
         )
 
-    def _do_paged(self, args: list[str]) -> None:
-        if args:
-            raise UsageError("usage: %greed paged")
-        paged = self.engine.paged_names()
+    def _paged(self, args: argparse.Namespace) -> None:
+        paged = self.service.paged_names()
         if not paged:
             print("Greed: nothing is paged out.")
             return
-        ns = self.shell.user_ns
         rows = [
-            [name, type_name(ns.get(name)), human_bytes(nbytes)]
+            [name, self._type_of(name), human_bytes(nbytes)]
             for name, nbytes in sorted(paged.items(), key=lambda kv: -kv[1])
         ]
         display(table(["name", "type", "paged out"], rows, title="Greed: paged out"), raw=True)
 
-    _do_spilled = _do_paged  # the old name of the subcommand
+    def _type_of(self, name: str) -> str:
+        try:
+            return str(self.service.why(name)["type"])
+        except KeyError:  # gone from the namespace meanwhile
+            return ""
 
-    def _do_restore(self, args: list[str]) -> None:
-        paged = self.engine.paged_names()
-        if args == ["--all"]:
-            names = list(paged)
-        else:
-            names = self._names(args, "restore")
-            unknown = [n for n in names if n not in paged]
-            if unknown:
-                raise UsageError(f"not paged out: {', '.join(unknown)}")
+    def _restore(self, args: argparse.Namespace) -> None:
+        if args.all == bool(args.names):
+            raise UsageError("give NAME... or --all (usage: %greed restore NAME... | --all)")
+        paged = self.service.paged_names()
+        names = list(paged) if args.all else args.names
+        unknown = [n for n in names if n not in paged]
+        if unknown:
+            raise UsageError(f"not paged out: {', '.join(unknown)}")
         if not names:
             print("Greed: nothing is paged out.")
             return
-        nbytes = self.engine.page_in(names)
+        nbytes = self.service.page_in(names)
         print(f"Greed: read {human_bytes(nbytes)} of {', '.join(names)} back into RAM.")
 
-    def _do_stats(self, args: list[str]) -> None:
-        stats = self.engine.snapshot()
-        rows = []
-        for key, value in stats.items():
-            if key == "memoryBudget":
-                key, value = "memory:budget", _budget_line(value)
-            elif key == "preservedVariables":
-                value = ", ".join(value) or "(none)"
-            elif key in ("rssBytes", "memoryLimitBytes"):
-                value = f"{human_bytes(value)} ({value})"
-            elif key in ("avgExecutionTime", "idleTime"):
-                value = f"{value:.1f} ms"
-            elif key == "memoryPressure":
-                value = f"{value:.1%}"
-            elif key == "cuda":
-                value = (
-                    "; ".join(
-                        f"cuda:{d['device']} {human_bytes(d['reserved'])} reserved of "
-                        f"{human_bytes(d['total'])}"
-                        for d in value
-                    )
-                    or "(not initialised)"
-                )
-            rows.append([key, value])
+    def _stats(self, args: argparse.Namespace) -> None:
+        rows = [_stat(key, value) for key, value in self.service.snapshot().items()]
         display(table(["stat", "value"], rows, title="Greed stats"), raw=True)
 
-    def _do_status(self, args: list[str]) -> None:
-        e, k = self.engine, self.kernel
-        n = e.stats.execution_count
-        rows = [["version", __version__], ["executions", n]]
-        for label, interval in (("cleanup", k.cleanup_interval), ("optimize", k.optimize_interval)):
-            due = f"in {interval - n % interval} executions" if interval else "disabled"
-            rows.append([f"next periodic {label}", due])
-        rows += [["cleanups", e.stats.cleanup_count], ["optimisations", e.stats.optimize_count]]
-        rows.append(["paged out now", human_bytes(e.pager.paged_bytes())])
-        rows.append(["paging directory", e.pager.where or "(chosen at the first page-out)"])
-        refusal = e.budget_refusal
-        if refusal is not None:
-            rows.append(
-                [
-                    "memory budget not held",
-                    f"since cell {refusal['executionCount']}: {refusal['pressure']:.0%} of "
-                    f"{human_bytes(refusal['limitBytes'])}; largest in RAM: "
-                    + ", ".join(
-                        f"{h['name']} {human_bytes(h['bytes'])}" for h in refusal["holders"]
-                    ),
-                ]
-            )
-        budget_reports = [
-            r for r in e.stats.reports if r["kind"] == "cleanup" and r["trigger"] == "memory"
-        ][-3:]
-        for r in budget_reports:
-            rows.append(
-                [
-                    "budget cleanup",
-                    f"cell {r['executionCount']}: pressure {r.get('pressureBefore', 0):.0%} -> "
-                    f"{r.get('pressureAfter', 0):.0%}, paged {human_bytes(r.get('pagedBytes', 0))}"
-                    f" ({', '.join(r.get('paged') or []) or 'nothing'})",
-                ]
-            )
-        for label, text in (
-            ("paging notice", e.pager.notice),
-            ("paging paused", e.paging_paused),
-            ("last paging failure", e.pager.failure),
-        ):
-            if text:
-                rows.append([label, text])
-        for key, value in self.kernel.greed_config().items():
-            rows.append([f"GreedKernel.{key}", value])
-        for report in list(e.stats.reports)[-5:]:
-            rows.append(
-                [
-                    f"last {report['kind']}",
-                    f"cell {report['executionCount']} ({report['trigger']}): "
-                    f"{report['durationMs']:.1f} ms, freed {human_bytes(report['freedBytes'])}",
-                ]
-            )
+    def _status(self, args: argparse.Namespace) -> None:
+        status, reports = self.service.status(), self.service.reports()
+        rows: list[list[t.Any]] = [
+            ["version", __version__],
+            ["executions", status["executionCount"]],
+            ["next periodic cleanup", _due(status["nextCleanupIn"])],
+            ["next periodic optimize", _due(status["nextOptimizeIn"])],
+            ["cleanups", status["cleanups"]],
+            ["optimisations", status["optimizations"]],
+            ["paged out now", human_bytes(status["pagedBytes"])],
+            ["paging directory", status["pagingDirectory"] or "(chosen at the first page-out)"],
+        ]
+        if status["budgetRefusal"] is not None:
+            rows.append(["memory budget not held", _refusal(status["budgetRefusal"])])
+        budget = [r for r in reports if r["kind"] == "cleanup" and r["trigger"] == "memory"]
+        rows += [["budget cleanup", _budget_cleanup(r)] for r in budget[-3:]]
+        rows += [[label, status[key]] for key, label in _NOTES.items() if status[key]]
+        rows += [[f"GreedKernel.{k}", v] for k, v in self.service.settings().items()]
+        rows += [[f"last {r['kind']}", _report(r)] for r in reports[-5:]]
         display(table(["", "value"], rows, title=f"Greed {__version__} status"), raw=True)
-
-    def _names(self, args: list[str], sub: str) -> list[str]:
-        if not args:
-            raise UsageError(f"usage: %greed {sub} NAME...")
-        bad = [a for a in args if not a.isidentifier()]
-        if bad:
-            raise UsageError(f"not a variable name: {bad[0]!r}")
-        return args
