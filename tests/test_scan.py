@@ -1,4 +1,5 @@
-"""greed_kernel.scan: which module-level names a cell reads, writes and deletes."""
+"""The cell scanner (greed_kernel.scope, .bindings, .syntax, .cellnames): which
+module-level names a cell reads, writes and deletes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from scan_corpus import CORPUS, Cell
 
-from greed_kernel.scan import EMPTY, CellNames, merge, scan_source, scan_tokens, scan_tree
+from greed_kernel.cellnames import EMPTY, CellNames, merge
+from greed_kernel.scope import scan_source, scan_tree
+from greed_kernel.syntax import scan_tokens
 
 pytestmark = pytest.mark.timeout(60)
 

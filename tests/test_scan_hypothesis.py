@@ -1,5 +1,5 @@
-"""Property tests for greed_kernel.scan: it never raises, and on generated programs it
-agrees with CPython's own scope analysis (the ``symtable`` module)."""
+"""Property tests for the cell scanner (greed_kernel.scope, .syntax): it never raises,
+and on generated programs it agrees with CPython's own scope analysis (``symtable``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from greed_kernel.scan import CellNames, scan_source, scan_tokens, scan_tree
+from greed_kernel.cellnames import CellNames
+from greed_kernel.scope import scan_source, scan_tree
+from greed_kernel.syntax import scan_tokens
 
 pytestmark = pytest.mark.timeout(60)
 
