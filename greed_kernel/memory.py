@@ -3,18 +3,20 @@
 `MemoryProbe.rss()` and `MemoryProbe.pressure()` run after every cell, so they
 are built to cost microseconds: our own RSS is one `pread` of an already open
 `/proc/self/statm`, the list of child processes is refreshed only every few
-seconds, and the limit (cgroup or RAM) is discovered once.
+seconds, and the limit (cgroup or RAM, see `limits`) is discovered once.
 
-CUDA is only ever queried once the user's code has initialised it: importing
-torch or calling into CUDA ourselves would cost seconds and hundreds of MiB of
-GPU memory per device, and would break fork-based DataLoader workers.
+CUDA is only ever queried through `torchlib`, once the user's code has
+initialised it.
+
+The probe may be called from the comm thread and from the main thread at once:
+its bookkeeping of child processes (open fds of their statm files) is guarded
+by a lock, so that no thread reads an fd another one has just closed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import logging
 import math
 import os
@@ -22,136 +24,16 @@ import sys
 import threading
 import time
 import weakref
-from dataclasses import dataclass
 
 import psutil
 
+from . import torchlib
+from .limits import auto_limit
+from .torchlib import CudaDevice
+
 log = logging.getLogger(__name__)
 
-__all__ = ["CudaDevice", "MemoryProbe", "cgroup_limit", "malloc_trim"]
-
-# Limits at or above this mean "no limit": cgroup v1 reports
-# 9223372036854771712 (PAGE_COUNTER_MAX pages) when unlimited.
-_UNLIMITED = 1 << 60
-
-
-@dataclass(frozen=True, slots=True)
-class CudaDevice:
-    """Memory of one CUDA device as PyTorch's caching allocator sees it."""
-
-    device: int
-    #: Bytes in live tensors.
-    allocated: int
-    #: Bytes held by the caching allocator (allocated + cached free blocks).
-    reserved: int
-    #: The device's total memory.
-    total: int
-
-
-# -- limits ------------------------------------------------------------------------
-
-
-def _read_limit(path: str) -> int | None:
-    """A cgroup limit file's value, None for "max", huge values, or no such file."""
-    try:
-        with open(path, encoding="ascii") as f:
-            text = f.read().strip()
-    except (OSError, ValueError):
-        return None
-    if not text or text == "max":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        return None
-    if value <= 0 or value >= _UNLIMITED:
-        return None
-    return value
-
-
-def _own_cgroup_dirs(root: str, proc_cgroup: str, v1_controller: str | None) -> list[str]:
-    """Our own cgroup and its ancestors under `root`, deepest first (may be empty).
-
-    In a container with a cgroup namespace the process sits at the root of
-    the mount; on a host (systemd slices) it sits deeper, and any ancestor's
-    limit applies too.
-    """
-    try:
-        with open(proc_cgroup, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, ValueError):
-        return []
-    rel = None
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if v1_controller is None and controllers == "":
-            rel = path  # "0::/user.slice/..." (v2)
-            break
-        if v1_controller is not None and v1_controller in controllers.split(","):
-            rel = path
-            break
-    if not rel:
-        return []
-    base = os.path.join(root, v1_controller) if v1_controller else root
-    dirs = []
-    rel = rel.strip("/")
-    while rel:
-        candidate = os.path.join(base, rel)
-        if os.path.isdir(candidate):
-            dirs.append(candidate)
-        rel = os.path.dirname(rel)
-    return dirs
-
-
-def cgroup_limit(
-    root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup"
-) -> int | None:
-    """The memory limit of our cgroup in bytes, or None when there is none.
-
-    cgroup v2: `memory.max`; cgroup v1: `memory/memory.limit_in_bytes`. The
-    files at `root` (the container's own cgroup under a cgroup namespace) are
-    read, and so are those of the cgroup named in `proc_cgroup` and its
-    ancestors when they exist under `root`; the lowest limit wins. "max" and
-    values of 2**60 and more mean unlimited.
-    """
-    limits: list[int] = []
-    if os.path.exists(os.path.join(root, "cgroup.controllers")) or os.path.exists(
-        os.path.join(root, "memory.max")
-    ):
-        dirs = [*_own_cgroup_dirs(root, proc_cgroup, None), root]
-        names = ["memory.max"]
-    else:
-        v1 = os.path.join(root, "memory")
-        dirs = [*_own_cgroup_dirs(root, proc_cgroup, "memory"), v1]
-        names = ["memory.limit_in_bytes"]
-    for d in dirs:
-        for name in names:
-            value = _read_limit(os.path.join(d, name))
-            if value is not None:
-                limits.append(value)
-    return min(limits) if limits else None
-
-
-@functools.lru_cache(maxsize=1)
-def _auto_limit() -> int:
-    """The cgroup limit if it is below physical RAM, else physical RAM (read once)."""
-    try:
-        total = int(psutil.virtual_memory().total)
-    except Exception:
-        log.debug("psutil.virtual_memory failed", exc_info=True)
-        total = 0
-    try:
-        cgroup = cgroup_limit()
-    except Exception:
-        log.debug("cgroup_limit failed", exc_info=True)
-        cgroup = None
-    if cgroup is not None and (total <= 0 or cgroup < total):
-        return cgroup
-    return total
-
+__all__ = ["MemoryProbe", "malloc_trim"]
 
 # -- own RSS -----------------------------------------------------------------------
 
@@ -278,6 +160,19 @@ def _close_all(children: dict[int, int | psutil.Process]) -> None:
 
 # -- the probe ---------------------------------------------------------------------
 
+#: Every live probe, to give each a fresh lock in a forked child: a lock held by
+#: another thread at fork() would stay held there for ever.
+_probes: weakref.WeakSet[MemoryProbe] = weakref.WeakSet()
+
+
+def _reset_locks_after_fork() -> None:
+    for probe in list(_probes):
+        probe._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_after_fork)
+
 
 class MemoryProbe:
     """Cheap readings of the kernel's memory: RSS, CUDA allocator state, pressure."""
@@ -296,6 +191,10 @@ class MemoryProbe:
         # where there is no /proc). Closed when the child goes or the probe dies.
         self._children: dict[int, int | psutil.Process] = {}
         weakref.finalize(self, _close_all, self._children)
+        # Guards _children, _children_at, _children_pid and the RssShmem reading:
+        # the comm thread and the main thread may both call the probe.
+        self._lock = threading.Lock()
+        _probes.add(self)
         self._children_at = -math.inf
         self._children_pid = -1
         self._totals: dict[int, int] = {}  # CUDA device -> total memory, which never changes
@@ -318,7 +217,7 @@ class MemoryProbe:
         """The configured limit if set, else the cgroup limit if below RAM, else RAM."""
         if self._limit > 0:
             return self._limit
-        return _auto_limit()
+        return auto_limit()
 
     # -- RSS -------------------------------------------------------------------
 
@@ -353,44 +252,47 @@ class MemoryProbe:
         else:
             own_anon = own[0] - own[1]
         children_anon = self._children_memory()[1]
-        now = time.monotonic()
-        if now - self._shmem_at >= self.children_refresh_s:
-            self._shmem = _shmem("self") + sum(_shmem(pid) for pid in list(self._children))
-            self._shmem_at = now
-        return own_anon + children_anon + self._shmem
+        with self._lock:
+            now = time.monotonic()
+            if now - self._shmem_at >= self.children_refresh_s:
+                self._shmem = _shmem("self") + sum(_shmem(pid) for pid in self._children)
+                self._shmem_at = now
+            return own_anon + children_anon + self._shmem
 
     def _children_memory(self) -> tuple[int, int]:
         """(RSS, RssAnon + RssShmem) of the children, summed."""
-        now = time.monotonic()
-        pid = os.getpid()
-        if pid != self._children_pid or now - self._children_at >= self.children_refresh_s:
-            self._refresh_children(pid, now)
-        total = anon = 0
-        gone = None
-        for child_pid, handle in list(self._children.items()):
-            try:
-                if type(handle) is int:
-                    # The fd names that very process: once it is reaped, reads fail
-                    # (ESRCH) even if its pid has been reused.
-                    resident, shared = _statm(handle)
-                    total += resident
-                    anon += resident - shared
-                else:
-                    rss = handle.memory_info().rss
-                    total += rss
-                    anon += rss
-            except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
-                if gone is None:
-                    gone = []
-                gone.append(child_pid)  # exited: drop it
-            except Exception:  # AccessDenied after a setuid exec, say
-                pass
-        if gone:
-            for child_pid in gone:
-                _close_handle(self._children.pop(child_pid, None))
-        return total, anon
+        with self._lock:
+            now = time.monotonic()
+            pid = os.getpid()
+            if pid != self._children_pid or now - self._children_at >= self.children_refresh_s:
+                self._refresh_children(pid, now)
+            total = anon = 0
+            gone = None
+            for child_pid, handle in self._children.items():
+                try:
+                    if type(handle) is int:
+                        # The fd names that very process: once it is reaped, reads fail
+                        # (ESRCH) even if its pid has been reused.
+                        resident, shared = _statm(handle)
+                        total += resident
+                        anon += resident - shared
+                    else:
+                        rss = handle.memory_info().rss
+                        total += rss
+                        anon += rss
+                except (OSError, ValueError, IndexError, psutil.NoSuchProcess):
+                    if gone is None:
+                        gone = []
+                    gone.append(child_pid)  # exited: drop it
+                except Exception:  # AccessDenied after a setuid exec, say
+                    pass
+            if gone:
+                for child_pid in gone:
+                    _close_handle(self._children.pop(child_pid, None))
+            return total, anon
 
     def _refresh_children(self, pid: int, now: float) -> None:
+        """Rebuild the list of children (called with self._lock held)."""
         pids = _proc_descendants(pid)
         if pids is None:  # no /proc/<pid>/task/*/children here: psutil scans all processes
             try:
@@ -416,32 +318,7 @@ class MemoryProbe:
 
         Never imports torch and never initialises CUDA; never raises.
         """
-        torch = sys.modules.get("torch")
-        if torch is None:
-            return []
-        try:
-            tcuda = torch.cuda
-            if not tcuda.is_initialized():
-                return []
-            # Only devices with a CUDA context: asking about another one could
-            # create a context there (cudaMallocAsync's stats switch device).
-            has_context = getattr(torch._C, "_cuda_hasPrimaryContext", None)
-            devices = []
-            for i in range(tcuda.device_count()):
-                if has_context is not None and not has_context(i):
-                    continue
-                allocated, reserved = _allocator_bytes(tcuda, i)
-                if has_context is None and not (allocated or reserved):
-                    continue  # never used, as far as we can tell without a context check
-                total = self._totals.get(i)
-                if total is None:
-                    total = int(tcuda.get_device_properties(i).total_memory)
-                    self._totals[i] = total
-                devices.append(CudaDevice(i, allocated, reserved, total))
-            return devices
-        except Exception:
-            log.debug("querying CUDA memory failed", exc_info=True)
-            return []
+        return torchlib.cuda_devices(self._totals)
 
     # -- pressure --------------------------------------------------------------
 
@@ -467,23 +344,6 @@ class MemoryProbe:
             if ratio > worst:  # False for NaN, which is thereby ignored
                 worst = ratio
         return min(worst, 1.0)
-
-
-def _allocator_bytes(tcuda: object, device: int) -> tuple[int, int]:
-    """(allocated, reserved) bytes of PyTorch's caching allocator on `device`."""
-    try:
-        # One nested dict: memory_allocated() and memory_reserved() would each
-        # build, flatten and sort the whole statistics dict.
-        stats = tcuda.memory_stats_as_nested_dict(device)  # type: ignore[attr-defined]
-        return (
-            int(stats["allocated_bytes"]["all"]["current"]),
-            int(stats["reserved_bytes"]["all"]["current"]),
-        )
-    except Exception:
-        return (
-            int(tcuda.memory_allocated(device)),  # type: ignore[attr-defined]
-            int(tcuda.memory_reserved(device)),  # type: ignore[attr-defined]
-        )
 
 
 # -- malloc_trim -------------------------------------------------------------------

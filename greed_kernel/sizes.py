@@ -7,7 +7,9 @@ their namespace.
 
 It never imports torch, numpy or pandas: a value can only be one of their types
 if the user already imported the library, so we look the library up in
-`sys.modules` and otherwise treat the value as a plain Python object.
+`sys.modules` and otherwise treat the value as a plain Python object. What kind
+a value is comes from `kinds`; tensors, modules and optimizers are walked by
+`torchlib`, the only module that touches torch.
 
 Dedup: shared buffers are counted once per `seen` set. Tensor storages and
 numpy buffers are keyed by (device, data pointer), so a tensor, its views and a
@@ -19,10 +21,25 @@ alive (ids and pointers are reused after they are freed).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 from dataclasses import dataclass
+
+from .introspect import getsizeof, in_mro, type_name
+from .kinds import (
+    ATOMIC,
+    CONTAINER,
+    FRAME,
+    INDEX,
+    MEMORYVIEW,
+    MODULE,
+    NDARRAY,
+    OPTIMIZER,
+    PLAIN,
+    TENSOR,
+    Libs,
+    current_libs,
+)
+from .torchlib import module_bytes, optimizer_bytes, tensor_bytes
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +50,6 @@ MAX_DEPTH = 3
 #: Container elements (a dict entry counts once for key and value) visited per
 #: top-level `measure` call; the rest of a bigger container is not counted.
 MAX_ITEMS = 10_000
-
-# Exact types that hold no references worth following: measured by getsizeof.
-_ATOMIC = frozenset({int, float, complex, bool, type(None), str, bytes, bytearray, range})
-# Walked containers, with the base type whose (C) methods we call, so that a
-# subclass overriding __iter__/__len__ cannot run code or lie to us.
-_CONTAINER_BASES = (list, tuple, dict, set, frozenset)
-
-# What a value is, decided once per type (see _Libs.classify).
-_PLAIN, _CONTAINER, _TENSOR, _MODULE, _OPTIMIZER, _NDARRAY, _FRAME, _INDEX, _MEMORYVIEW = range(9)
-#: Types remembered by classify() before the cache starts over.
-_MAX_KINDS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,22 +109,22 @@ def measure(value: object, *, seen: set[int] | None = None) -> Size:
         seen = set()
     cls = type(value)
     try:
-        atomic = cls in _ATOMIC
+        atomic = cls in ATOMIC
     except Exception:  # hashing a class can run its metaclass's hostile __hash__
         atomic = False
-    libs = None if atomic else _libs()
-    kind, base = (_PLAIN, None) if libs is None else libs.classify(cls)
-    if kind == _PLAIN:  # most namespace values: skip setting up a walk
+    libs = None if atomic else current_libs()
+    kind, base = (PLAIN, None) if libs is None else libs.classify(cls)
+    if kind == PLAIN:  # most namespace values: skip setting up a walk
         key = id(value)
         if key in seen:
             return Size(0, None)
         seen.add(key)
-        return Size(_getsizeof(value), None)
+        return Size(getsizeof(value), None)
     walk = _Walk(seen, libs)  # type: ignore[arg-type]
     try:
         nbytes = walk.dispatch(value, kind, base, 0)
     except Exception:  # defensive: every handler already guards itself
-        log.debug("measure failed on a %s", _type_name(value), exc_info=True)
+        log.debug("measure failed on a %s", type_name(value), exc_info=True)
         nbytes = 0
     device = walk.top_device
     if device is None and walk.devices:
@@ -138,190 +144,28 @@ def cpu_buffers(value: object, *, seen: set[int] | None = None) -> list[tuple[in
     """
     if seen is None:
         seen = set()
-    libs = _libs()
+    libs = current_libs()
     try:
         kind, base = libs.classify(type(value))
     except Exception:
         return []
-    if kind == _PLAIN:
+    if kind == PLAIN:
         return []
     walk = _Walk(seen, libs)
     walk.buffers = []
     try:
         walk.dispatch(value, kind, base, 0)
     except Exception:
-        log.debug("cpu_buffers failed on a %s", _type_name(value), exc_info=True)
+        log.debug("cpu_buffers failed on a %s", type_name(value), exc_info=True)
     return walk.buffers
-
-
-def _pinned(tensor: object) -> bool:
-    """Pinned (page-locked) memory exists only once CUDA is initialised; we never
-    initialise it to ask."""
-    torch = sys.modules.get("torch")
-    cuda = getattr(torch, "cuda", None)
-    try:
-        if cuda is None or not cuda.is_initialized():
-            return False
-        return bool(tensor.is_pinned())  # type: ignore[attr-defined]
-    except Exception:
-        return True  # unknown: leave it alone
-
-
-def _type_name(value: object) -> str:
-    try:
-        return type(value).__qualname__
-    except Exception:
-        return "?"
-
-
-def _getsizeof(value: object) -> int:
-    try:
-        return int(sys.getsizeof(value))
-    except Exception:  # hostile or broken __sizeof__
-        return 0
-
-
-class _Libs:
-    """The library types available at the time of a measure() call."""
-
-    __slots__ = (
-        "complete",
-        "frames",
-        "index",
-        "key",
-        "kinds",
-        "module",
-        "ndarray",
-        "optimizer",
-        "strided",
-        "tensor",
-    )
-
-    def __init__(self, key: tuple[object, object, object]) -> None:
-        torch, numpy, pandas = key
-        self.key = key
-        # type -> (kind, container base). Bounded: classes made on the fly
-        # (namedtuple in a loop...) must not pile up in it.
-        self.kinds: dict[type, tuple[int, type | None]] = {}
-        self.tensor = self.module = self.optimizer = self.ndarray = self.index = None
-        self.strided: object = None
-        self.frames: tuple[type, ...] = ()
-        if torch is not None:
-            self.tensor = _type_attr(torch, "Tensor")
-            self.strided = _safe_getattr(torch, "strided")
-            self.module = _type_attr(_safe_getattr(torch, "nn"), "Module")
-            self.optimizer = _type_attr(_safe_getattr(torch, "optim"), "Optimizer")
-        if numpy is not None:
-            self.ndarray = _type_attr(numpy, "ndarray")
-        if pandas is not None:
-            found = (_type_attr(pandas, n) for n in ("DataFrame", "Series"))
-            self.frames = tuple(t for t in found if t is not None)
-            self.index = _type_attr(pandas, "Index")
-        # A library caught half-imported lacks some types: look again next time.
-        self.complete = (
-            (
-                torch is None
-                or all(t is not None for t in (self.tensor, self.module, self.optimizer))
-            )
-            and (numpy is None or self.ndarray is not None)
-            and (pandas is None or (len(self.frames) == 2 and self.index is not None))
-        )
-
-    def classify(self, cls: type) -> tuple[int, type | None]:
-        """What kind of value an instance of `cls` is, and the container base type if any."""
-        try:
-            return self.kinds[cls]
-        except KeyError:
-            pass
-        except Exception:  # a metaclass with a hostile __hash__ or __eq__: no caching
-            return self._classify(cls)
-        found = self._classify(cls)
-        if len(self.kinds) >= _MAX_KINDS:
-            self.kinds.clear()
-        with contextlib.suppress(Exception):
-            self.kinds[cls] = found
-        return found
-
-    def _classify(self, cls: type) -> tuple[int, type | None]:
-        try:
-            mro = cls.__mro__
-            if type(mro) is not tuple:
-                return _PLAIN, None
-        except Exception:
-            return _PLAIN, None
-        ids = {id(c) for c in mro}  # identity: no __eq__ of a hostile metaclass runs
-        if id(memoryview) in ids:
-            return _MEMORYVIEW, None
-        for kind, target in (
-            (_TENSOR, self.tensor),
-            (_MODULE, self.module),
-            (_OPTIMIZER, self.optimizer),
-            (_NDARRAY, self.ndarray),
-            (_INDEX, self.index),
-        ):
-            if target is not None and id(target) in ids:
-                return kind, None
-        for frame in self.frames:
-            if id(frame) in ids:
-                return _FRAME, None
-        for base in _CONTAINER_BASES:  # subclasses too: namedtuple, defaultdict, ...
-            if id(base) in ids:
-                return _CONTAINER, base
-        return _PLAIN, None
-
-
-_libs_cache: _Libs | None = None
-
-
-def _libs() -> _Libs:
-    """The current _Libs, rebuilt only when torch/numpy/pandas appear (or are replaced)."""
-    global _libs_cache
-    mods = sys.modules
-    key = (mods.get("torch"), mods.get("numpy"), mods.get("pandas"))
-    cached = _libs_cache
-    if (
-        cached is not None
-        and cached.complete
-        and cached.key[0] is key[0]
-        and cached.key[1] is key[1]
-        and cached.key[2] is key[2]
-    ):
-        return cached
-    _libs_cache = libs = _Libs(key)
-    return libs
-
-
-def _safe_getattr(obj: object, name: str) -> object:
-    if obj is None:
-        return None
-    try:
-        return getattr(obj, name, None)
-    except Exception:  # a half-initialised module during import, say
-        return None
-
-
-def _type_attr(obj: object, name: str) -> type | None:
-    found = _safe_getattr(obj, name)
-    return found if isinstance(found, type) else None
-
-
-def _in_mro(cls: type, target: type | None) -> bool:
-    """issubclass without running code: identity over the MRO (no __eq__, no __subclasscheck__)."""
-    if target is None:
-        return False
-    try:
-        mro = cls.__mro__
-    except Exception:
-        return False
-    return any(c is target for c in mro)
 
 
 class _Walk:
     """State of one top-level measure() call."""
 
-    __slots__ = ("budget", "buffers", "devices", "libs", "seen", "top_device")
+    __slots__ = ("budget", "buffers", "devices", "libs", "seen", "top_device", "torch")
 
-    def __init__(self, seen: set[int], libs: _Libs) -> None:
+    def __init__(self, seen: set[int], libs: Libs) -> None:
         self.seen = seen
         #: When a list, CPU buffers found are recorded in it (see cpu_buffers).
         self.buffers: list[tuple[int, int]] | None = None
@@ -329,13 +173,15 @@ class _Walk:
         self.devices: set[str] = set()
         self.top_device: str | None = None
         self.libs = libs
+        #: For torchlib's handlers (the torchlib.Walk protocol).
+        self.torch = libs.torch
 
     # -- dispatch ----------------------------------------------------------------
 
     def measure(self, value: object, depth: int) -> int:
         cls = type(value)
         try:
-            if cls in _ATOMIC:  # fast path for the bulk of container elements
+            if cls in ATOMIC:  # fast path for the bulk of container elements
                 return self._once(value)
         except Exception:  # hashing a class can run its metaclass's hostile __hash__
             return self._once(value)
@@ -343,25 +189,25 @@ class _Walk:
         return self.dispatch(value, kind, base, depth)
 
     def dispatch(self, value: object, kind: int, base: type | None, depth: int) -> int:
-        if kind == _CONTAINER:
+        if kind == CONTAINER:
             return self._container(value, base, depth)  # type: ignore[arg-type]
-        if kind == _TENSOR:
-            return self._tensor(value, top=depth == 0)
-        if kind == _MODULE:
-            return self._module(value, top=depth == 0)
-        if kind == _OPTIMIZER:
-            return self._optimizer(value)
-        if kind == _NDARRAY:
+        if kind == TENSOR:
+            return tensor_bytes(self, value, top=depth == 0)
+        if kind == MODULE:
+            return module_bytes(self, value, top=depth == 0)
+        if kind == OPTIMIZER:
+            return optimizer_bytes(self, value)
+        if kind == NDARRAY:
             return self._ndarray(value)
-        if kind == _FRAME:
+        if kind == FRAME:
             return self._pandas(value, index=True)
-        if kind == _INDEX:
+        if kind == INDEX:
             return self._pandas(value, index=False)
-        if kind == _MEMORYVIEW:
+        if kind == MEMORYVIEW:
             return self._memoryview(value)  # type: ignore[arg-type]
         return self._once(value)
 
-    def _first(self, key: int) -> bool:
+    def first(self, key: int) -> bool:
         """True the first time `key` is seen in this `seen` set."""
         if key in self.seen:
             return False
@@ -369,14 +215,14 @@ class _Walk:
         return True
 
     def _once(self, value: object) -> int:
-        return _getsizeof(value) if self._first(id(value)) else 0
+        return getsizeof(value) if self.first(id(value)) else 0
 
     # -- containers --------------------------------------------------------------
 
     def _container(self, value: object, base: type, depth: int) -> int:
-        if not self._first(id(value)):
+        if not self.first(id(value)):
             return 0
-        total = _getsizeof(value)
+        total = getsizeof(value)
         if total == 0:
             # A subclass with a broken __sizeof__: the base type's still works.
             try:
@@ -402,123 +248,8 @@ class _Walk:
                     self.budget -= 1
                     total += measure(item, depth)
         except Exception:  # e.g. mutated during iteration by another thread
-            log.debug("stopped walking a %s", _type_name(value), exc_info=True)
+            log.debug("stopped walking a %s", type_name(value), exc_info=True)
         return total
-
-    # -- torch -------------------------------------------------------------------
-
-    def _tensor(self, t: object, *, top: bool = False, record: bool = True) -> int:
-        """A tensor's storage, once per (device, data pointer)."""
-        try:
-            device: str | None = str(t.device)  # type: ignore[attr-defined]
-        except Exception:
-            device = None
-        if device is not None and record:
-            self.devices.add(device)
-            if top:
-                self.top_device = device
-        if device == "meta":
-            return 0  # no memory behind it
-        try:
-            layout = t.layout  # type: ignore[attr-defined]
-            if layout is not self.libs.strided:
-                return self._sparse(t, str(layout))
-        except Exception:
-            pass  # try the storage anyway
-        try:
-            storage = t.untyped_storage()  # type: ignore[attr-defined]
-            ptr = int(storage.data_ptr())
-            nbytes = int(storage.nbytes())
-        except Exception:
-            # Tensor subclasses without a storage (wrappers, functorch, nested...).
-            return self._tensor_fallback(t)
-        if ptr == 0:  # empty storage: nothing held, nothing to dedup
-            return 0
-        if not self._first(hash((device, ptr))):
-            return 0
-        if self.buffers is not None and device == "cpu" and not _pinned(t):
-            self.buffers.append((ptr, nbytes))
-        return nbytes
-
-    def _tensor_fallback(self, t: object) -> int:
-        if not self._first(id(t)):
-            return 0
-        try:
-            return int(t.element_size()) * int(t.nelement())  # type: ignore[attr-defined]
-        except Exception:
-            return 0
-
-    def _sparse(self, t: object, layout: str) -> int:
-        """Sparse tensors hold their index and value tensors, not nelement() elements."""
-        parts = _SPARSE_PARTS.get(layout)
-        if parts is None:
-            return self._tensor_fallback(t)
-        if not self._first(id(t)):
-            return 0
-        total = 0
-        try:
-            for name in parts:
-                total += self._tensor(getattr(t, name)(), record=False)
-        except Exception:
-            log.debug("could not measure a %s tensor", layout, exc_info=True)
-        return total
-
-    def _module(self, module: object, *, top: bool) -> int:
-        """Parameters, their gradients and buffers, each storage once.
-
-        Not bounded by MAX_ITEMS: the count is proportional to the model, and
-        undercounting a big model is the worst possible answer.
-        """
-        first_device: str | None = None
-        total = 0
-        if self._first(id(module)):
-            try:
-                tensors = []
-                for p in module.parameters():  # type: ignore[attr-defined]
-                    tensors.append(p)
-                    grad = p.grad
-                    if grad is not None:
-                        tensors.append(grad)
-                tensors.extend(module.buffers())  # type: ignore[attr-defined]
-                for t in tensors:
-                    if first_device is None:
-                        with contextlib.suppress(Exception):
-                            first_device = str(t.device)
-                    total += self._tensor(t)
-            except Exception:
-                log.debug("could not walk a %s", _type_name(module), exc_info=True)
-        if top:
-            self.top_device = first_device or "cpu"
-        return total
-
-    def _optimizer(self, opt: object) -> int:
-        """The tensors in the optimizer's state (exp_avg, momentum_buffer, ...).
-
-        The parameters belong to the model and are not counted here.
-        """
-        if not self._first(id(opt)):
-            return 0
-        total = 0
-        try:
-            state = opt.state  # type: ignore[attr-defined]
-            if not _in_mro(type(state), dict):
-                return 0
-            for entry in dict.values(state):
-                if _in_mro(type(entry), dict):
-                    for v in dict.values(entry):
-                        total += self._state_value(v)
-        except Exception:
-            log.debug("could not walk a %s", _type_name(opt), exc_info=True)
-        return total
-
-    def _state_value(self, v: object) -> int:
-        tensor = self.libs.tensor
-        cls = type(v)
-        if _in_mro(cls, tensor):
-            return self._tensor(v)
-        if cls is list or cls is tuple:  # LBFGS keeps lists of tensors
-            return sum(self._tensor(x) for x in v if _in_mro(type(x), tensor))  # type: ignore[attr-defined]
-        return 0
 
     # -- numpy, pandas, buffers --------------------------------------------------
 
@@ -532,10 +263,10 @@ class _Walk:
             for _ in range(64):  # numpy collapses view chains; the bound is for safety
                 if base is None:
                     break
-                if not _in_mro(type(base), ndarray):
-                    if _in_mro(type(base), self.libs.tensor):
+                if not in_mro(type(base), ndarray):
+                    if in_mro(type(base), self.torch.tensor):
                         # Tensor.numpy(): the tensor's storage owns the memory.
-                        return self._tensor(base, record=False)
+                        return tensor_bytes(self, base, record=False)
                     owned = False
                     break  # bytes, mmap, ...: the last ndarray spans what we use of it
                 owner, base = base, base.base
@@ -546,14 +277,14 @@ class _Walk:
         except Exception:
             return self._once(arr)
         # Keyed like a CPU tensor storage so that torch.from_numpy(a) and a count once.
-        if not self._first(hash(("cpu", ptr))):
+        if not self.first(hash(("cpu", ptr))):
             return 0
         if self.buffers is not None and owned:
             self.buffers.append((ptr, nbytes))
         return nbytes
 
     def _pandas(self, obj: object, *, index: bool) -> int:
-        if not self._first(id(obj)):
+        if not self.first(id(obj)):
             return 0
         if self.buffers is not None:
             self._pandas_blocks(obj)
@@ -566,8 +297,8 @@ class _Walk:
                 usage = usage.sum()
             return int(usage)
         except Exception:
-            log.debug("memory_usage failed on a %s", _type_name(obj), exc_info=True)
-            return _getsizeof(obj)
+            log.debug("memory_usage failed on a %s", type_name(obj), exc_info=True)
+            return getsizeof(obj)
 
     def _pandas_blocks(self, obj: object) -> None:
         """Record the numpy arrays of a frame's or series' blocks (pandas' block manager)."""
@@ -575,24 +306,15 @@ class _Walk:
         try:
             arrays = obj._mgr.arrays  # type: ignore[attr-defined]
             for a in list(arrays)[:MAX_ITEMS]:
-                if ndarray is not None and _in_mro(type(a), ndarray):
+                if ndarray is not None and in_mro(type(a), ndarray):
                     self._ndarray(a)
         except Exception:
-            log.debug("no blocks for a %s", _type_name(obj), exc_info=True)
+            log.debug("no blocks for a %s", type_name(obj), exc_info=True)
 
     def _memoryview(self, mv: memoryview) -> int:
-        if not self._first(id(mv)):
+        if not self.first(id(mv)):
             return 0
         try:
             return int(mv.nbytes)
         except Exception:  # a released memoryview
-            return _getsizeof(mv)
-
-
-_SPARSE_PARTS = {
-    "torch.sparse_coo": ("_indices", "_values"),
-    "torch.sparse_csr": ("crow_indices", "col_indices", "values"),
-    "torch.sparse_bsr": ("crow_indices", "col_indices", "values"),
-    "torch.sparse_csc": ("ccol_indices", "row_indices", "values"),
-    "torch.sparse_bsc": ("ccol_indices", "row_indices", "values"),
-}
+            return getsizeof(mv)

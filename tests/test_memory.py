@@ -7,6 +7,7 @@ import mmap
 import platform
 import subprocess
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from greed_kernel import memory
-from greed_kernel.memory import CudaDevice, MemoryProbe, cgroup_limit, malloc_trim
+from greed_kernel import limits
+from greed_kernel.limits import cgroup_limit
+from greed_kernel.memory import MemoryProbe, malloc_trim
+from greed_kernel.torchlib import CudaDevice
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -101,16 +104,16 @@ def test_effective_limit_honours_the_configured_limit() -> None:
 
 def test_auto_limit_prefers_a_lower_cgroup_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     total = psutil.virtual_memory().total
-    monkeypatch.setattr(memory, "cgroup_limit", lambda: 256 * MB)
-    memory._auto_limit.cache_clear()
+    monkeypatch.setattr(limits, "cgroup_limit", lambda: 256 * MB)
+    limits.auto_limit.cache_clear()
     try:
         assert MemoryProbe().effective_limit() == 256 * MB
-        monkeypatch.setattr(memory, "cgroup_limit", lambda: total * 2)
-        memory._auto_limit.cache_clear()
+        monkeypatch.setattr(limits, "cgroup_limit", lambda: total * 2)
+        limits.auto_limit.cache_clear()
         assert MemoryProbe().effective_limit() == total
     finally:
         monkeypatch.undo()
-        memory._auto_limit.cache_clear()
+        limits.auto_limit.cache_clear()
 
 
 # -- RSS -----------------------------------------------------------------------------
@@ -176,6 +179,59 @@ def test_dead_children_are_dropped_silently(child_with_100mb: subprocess.Popen[b
     without = probe.rss() - psutil.Process().memory_info().rss
     # Relative: other children of the test session (kernels) count both times.
     assert with_child - without > 80 * MB
+
+
+def test_children_bookkeeping_is_one_thread_at_a_time() -> None:
+    """While one thread rebuilds the list of children, another one waits for it."""
+    probe = MemoryProbe(children_refresh_s=0)
+    real = probe._refresh_children
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_refresh(pid: int, now: float) -> None:
+        if threading.current_thread() is first:
+            inside.set()
+            release.wait(30)
+        real(pid, now)
+
+    probe._refresh_children = slow_refresh  # type: ignore[method-assign]
+    results: list[int] = []
+    first = threading.Thread(target=lambda: results.append(probe.rss()))
+    second = threading.Thread(target=lambda: results.append(probe.unreclaimable()))
+    first.start()
+    assert inside.wait(30)
+    second.start()
+    second.join(timeout=0.3)
+    assert second.is_alive()  # waiting for the first thread's refresh
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert len(results) == 2 and all(r > 0 for r in results)
+
+
+def test_a_forked_child_gets_a_free_lock() -> None:
+    """A lock held at fork() (by another thread, say) would stay held in the child."""
+    code = (
+        "import os, signal\n"
+        "from greed_kernel.memory import MemoryProbe\n"
+        "probe = MemoryProbe()\n"
+        "with probe._lock:\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        signal.alarm(20)  # a deadlock ends as SIGALRM\n"
+        "        os._exit(0 if probe.rss() > 0 else 1)\n"
+        "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
+    )
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=repo,
+        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=True,
+    )
+    assert out.stdout.split() == ["0"]
 
 
 # -- CUDA ----------------------------------------------------------------------------

@@ -468,9 +468,13 @@ def test_human_bytes_never_raises(n: int) -> None:
 
 def test_importing_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys, greed_kernel.sizes, greed_kernel.memory\n"
+        "import sys, greed_kernel.sizes, greed_kernel.memory, greed_kernel.paging\n"
+        "from greed_kernel import torchlib\n"
         "greed_kernel.sizes.measure([1, 'a', {'b': (2.0,)}])\n"
+        "greed_kernel.sizes.cpu_buffers([1, 'a', {'b': (2.0,)}])\n"
         "greed_kernel.memory.MemoryProbe().pressure()\n"
+        "torchlib.clear_stale_grads([1]), torchlib.cuda_reserved(), torchlib.empty_cuda_cache()\n"
+        "torchlib.is_out_of_memory(RuntimeError('x')), torchlib.cuda_ready()\n"
         "print(sorted(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))\n"
     )
     result = subprocess.run(

@@ -1,0 +1,440 @@
+"""Everything greed_kernel does with torch and CUDA: no other module touches them.
+
+torch is used only when the user already imported it: it is looked up in
+`sys.modules`, never imported. CUDA is used only once the user's code has
+initialised it: importing torch or starting CUDA ourselves would cost seconds
+and hundreds of MiB of GPU memory per device, and would break fork-based
+DataLoader workers. Here: the torch classes values are recognised by, the torch
+part of the walk in `sizes`, CUDA's caching allocator, stale gradients, and
+out-of-memory errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import sys
+import typing as t
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .introspect import in_mro, safe_getattr, type_attr, type_name
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_ITEMS_PER_CONTAINER",
+    "MAX_VISITS",
+    "CudaDevice",
+    "TorchTypes",
+    "Walk",
+    "clear_stale_grads",
+    "cuda_devices",
+    "cuda_ready",
+    "cuda_reserved",
+    "empty_cuda_cache",
+    "is_out_of_memory",
+    "module_bytes",
+    "optimizer_bytes",
+    "tensor_bytes",
+    "torch_types",
+]
+
+#: Most objects visited when looking for parameters in the user namespace.
+MAX_VISITS = 20_000
+#: Most items taken from one plain container (a 2M-item list is data, not models).
+MAX_ITEMS_PER_CONTAINER = 256
+
+
+def _torch() -> t.Any:
+    return sys.modules.get("torch")
+
+
+# -- types -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TorchTypes:
+    """The torch classes values are recognised by; all None when torch is not imported."""
+
+    #: The torch module these were read from (None: torch is not imported).
+    source: object = None
+    tensor: type | None = None
+    module: type | None = None
+    optimizer: type | None = None
+    #: torch.strided, the layout of dense tensors.
+    strided: object = None
+
+    @property
+    def complete(self) -> bool:
+        """False for a torch caught half-imported (some classes missing): look again later."""
+        return self.source is None or all(
+            c is not None for c in (self.tensor, self.module, self.optimizer)
+        )
+
+
+_NO_TORCH = TorchTypes()
+_types_cache = _NO_TORCH
+
+
+def torch_types() -> TorchTypes:
+    """The torch classes of the torch in `sys.modules` now.
+
+    The same object as long as that torch stays (so callers may cache by
+    identity); a new one when torch appears, is replaced, or was incomplete.
+    """
+    global _types_cache
+    torch = sys.modules.get("torch")  # not _torch(): measure() calls this for every value
+    if torch is None:
+        return _NO_TORCH
+    cached = _types_cache
+    if cached.source is torch:  # only complete ones are kept
+        return cached
+    found = TorchTypes(
+        source=torch,
+        tensor=type_attr(torch, "Tensor"),
+        module=type_attr(safe_getattr(torch, "nn"), "Module"),
+        optimizer=type_attr(safe_getattr(torch, "optim"), "Optimizer"),
+        strided=safe_getattr(torch, "strided"),
+    )
+    if found.complete:
+        _types_cache = found
+    return found
+
+
+# -- sizes: the torch part of the walk ---------------------------------------------
+
+
+class Walk(t.Protocol):
+    """What the walk in `sizes` offers the handlers here (one top-level measure call)."""
+
+    #: The types of the torch that classified the values.
+    torch: TorchTypes
+    #: Devices of the tensors met, and that of the top-level value.
+    devices: set[str]
+    top_device: str | None
+    #: When a list, the (address, length) of CPU buffers found are appended to it.
+    buffers: list[tuple[int, int]] | None
+
+    def first(self, key: int) -> bool:
+        """True the first time `key` is seen in this walk's `seen` set."""
+        ...
+
+
+_SPARSE_PARTS = {
+    "torch.sparse_coo": ("_indices", "_values"),
+    "torch.sparse_csr": ("crow_indices", "col_indices", "values"),
+    "torch.sparse_bsr": ("crow_indices", "col_indices", "values"),
+    "torch.sparse_csc": ("ccol_indices", "row_indices", "values"),
+    "torch.sparse_bsc": ("ccol_indices", "row_indices", "values"),
+}
+
+
+def tensor_bytes(walk: Walk, tensor: object, *, top: bool = False, record: bool = True) -> int:
+    """A tensor's storage, once per (device, data pointer); sparse tensors by their
+    index and value tensors; meta tensors are 0. Never raises.
+
+    `record`: count the tensor's device in `walk.devices` (and as the top-level
+    device when `top`). CPU storages go to `walk.buffers` unless pinned.
+    """
+    try:
+        device: str | None = str(tensor.device)  # type: ignore[attr-defined]
+    except Exception:
+        device = None
+    if device is not None and record:
+        walk.devices.add(device)
+        if top:
+            walk.top_device = device
+    if device == "meta":
+        return 0  # no memory behind it
+    try:
+        layout = tensor.layout  # type: ignore[attr-defined]
+        if layout is not walk.torch.strided:
+            return _sparse(walk, tensor, str(layout))
+    except Exception:
+        pass  # try the storage anyway
+    try:
+        storage = tensor.untyped_storage()  # type: ignore[attr-defined]
+        ptr = int(storage.data_ptr())
+        nbytes = int(storage.nbytes())
+    except Exception:
+        # Tensor subclasses without a storage (wrappers, functorch, nested...).
+        return _tensor_fallback(walk, tensor)
+    if ptr == 0:  # empty storage: nothing held, nothing to dedup
+        return 0
+    if not walk.first(hash((device, ptr))):
+        return 0
+    if walk.buffers is not None and device == "cpu" and not _pinned(tensor):
+        walk.buffers.append((ptr, nbytes))
+    return nbytes
+
+
+def _tensor_fallback(walk: Walk, tensor: object) -> int:
+    if not walk.first(id(tensor)):
+        return 0
+    try:
+        return int(tensor.element_size()) * int(tensor.nelement())  # type: ignore[attr-defined]
+    except Exception:
+        return 0
+
+
+def _sparse(walk: Walk, tensor: object, layout: str) -> int:
+    """Sparse tensors hold their index and value tensors, not nelement() elements."""
+    parts = _SPARSE_PARTS.get(layout)
+    if parts is None:
+        return _tensor_fallback(walk, tensor)
+    if not walk.first(id(tensor)):
+        return 0
+    total = 0
+    try:
+        for name in parts:
+            total += tensor_bytes(walk, getattr(tensor, name)(), record=False)
+    except Exception:
+        log.debug("could not measure a %s tensor", layout, exc_info=True)
+    return total
+
+
+def _pinned(tensor: object) -> bool:
+    """Pinned (page-locked) memory exists only once CUDA is initialised; we never
+    initialise it to ask."""
+    cuda = getattr(_torch(), "cuda", None)
+    try:
+        if cuda is None or not cuda.is_initialized():
+            return False
+        return bool(tensor.is_pinned())  # type: ignore[attr-defined]
+    except Exception:
+        return True  # unknown: leave it alone
+
+
+def module_bytes(walk: Walk, module: object, *, top: bool) -> int:
+    """A torch.nn.Module's parameters, their gradients and buffers, each storage once;
+    its device is that of the first of them ("cpu" when it has none).
+
+    Not bounded by an item budget: the count is proportional to the model, and
+    undercounting a big model is the worst possible answer.
+    """
+    first_device: str | None = None
+    total = 0
+    if walk.first(id(module)):
+        try:
+            tensors = []
+            for p in module.parameters():  # type: ignore[attr-defined]
+                tensors.append(p)
+                grad = p.grad
+                if grad is not None:
+                    tensors.append(grad)
+            tensors.extend(module.buffers())  # type: ignore[attr-defined]
+            for tensor in tensors:
+                if first_device is None:
+                    with contextlib.suppress(Exception):
+                        first_device = str(tensor.device)
+                total += tensor_bytes(walk, tensor)
+        except Exception:
+            log.debug("could not walk a %s", type_name(module), exc_info=True)
+    if top:
+        walk.top_device = first_device or "cpu"
+    return total
+
+
+def optimizer_bytes(walk: Walk, opt: object) -> int:
+    """The tensors in a torch.optim.Optimizer's state (exp_avg, momentum_buffer, ...).
+
+    The parameters belong to the model and are not counted here.
+    """
+    if not walk.first(id(opt)):
+        return 0
+    total = 0
+    try:
+        state = opt.state  # type: ignore[attr-defined]
+        if not in_mro(type(state), dict):
+            return 0
+        for entry in dict.values(state):
+            if in_mro(type(entry), dict):
+                for v in dict.values(entry):
+                    total += _state_value(walk, v)
+    except Exception:
+        log.debug("could not walk a %s", type_name(opt), exc_info=True)
+    return total
+
+
+def _state_value(walk: Walk, v: object) -> int:
+    tensor = walk.torch.tensor
+    cls = type(v)
+    if in_mro(cls, tensor):
+        return tensor_bytes(walk, v)
+    if cls is list or cls is tuple:  # LBFGS keeps lists of tensors
+        return sum(tensor_bytes(walk, x) for x in v if in_mro(type(x), tensor))  # type: ignore[attr-defined]
+    return 0
+
+
+# -- CUDA --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CudaDevice:
+    """Memory of one CUDA device as PyTorch's caching allocator sees it."""
+
+    device: int
+    #: Bytes in live tensors.
+    allocated: int
+    #: Bytes held by the caching allocator (allocated + cached free blocks).
+    reserved: int
+    #: The device's total memory.
+    total: int
+
+
+def cuda_ready() -> bool:
+    """True when torch is imported and CUDA already initialised (never initialises it)."""
+    torch = _torch()
+    try:
+        return torch is not None and bool(torch.cuda.is_initialized())
+    except Exception:
+        return False
+
+
+def cuda_devices(totals: dict[int, int]) -> list[CudaDevice]:
+    """Allocator state of each CUDA device in use; [] if CUDA was never initialised.
+
+    `totals` caches each device's total memory (it never changes) across calls.
+    Never imports torch and never initialises CUDA; never raises.
+    """
+    torch = _torch()
+    if torch is None:
+        return []
+    try:
+        tcuda = torch.cuda
+        if not tcuda.is_initialized():
+            return []
+        # Only devices with a CUDA context: asking about another one could
+        # create a context there (cudaMallocAsync's stats switch device).
+        has_context = getattr(torch._C, "_cuda_hasPrimaryContext", None)
+        devices = []
+        for i in range(tcuda.device_count()):
+            if has_context is not None and not has_context(i):
+                continue
+            allocated, reserved = _allocator_bytes(tcuda, i)
+            if has_context is None and not (allocated or reserved):
+                continue  # never used, as far as we can tell without a context check
+            total = totals.get(i)
+            if total is None:
+                total = int(tcuda.get_device_properties(i).total_memory)
+                totals[i] = total
+            devices.append(CudaDevice(i, allocated, reserved, total))
+        return devices
+    except Exception:
+        log.debug("querying CUDA memory failed", exc_info=True)
+        return []
+
+
+def _allocator_bytes(tcuda: t.Any, device: int) -> tuple[int, int]:
+    """(allocated, reserved) bytes of PyTorch's caching allocator on `device`."""
+    try:
+        # One nested dict: memory_allocated() and memory_reserved() would each
+        # build, flatten and sort the whole statistics dict.
+        stats = tcuda.memory_stats_as_nested_dict(device)
+        return (
+            int(stats["allocated_bytes"]["all"]["current"]),
+            int(stats["reserved_bytes"]["all"]["current"]),
+        )
+    except Exception:
+        return int(tcuda.memory_allocated(device)), int(tcuda.memory_reserved(device))
+
+
+def cuda_reserved() -> list[dict[str, int]]:
+    """``[{device, reserved}]`` for each initialised CUDA device ([] without CUDA)."""
+    if not cuda_ready():
+        return []
+    torch = _torch()
+    out = []
+    try:
+        for i in range(torch.cuda.device_count()):
+            out.append({"device": i, "reserved": int(torch.cuda.memory_reserved(i))})
+    except Exception:
+        pass
+    return out
+
+
+def empty_cuda_cache(devices: Iterable[int] | None = None) -> list[int]:
+    """``empty_cache`` and ``ipc_collect`` on each initialised device; returns those done."""
+    if not cuda_ready():
+        return []
+    torch = _torch()
+    done = []
+    ids = range(torch.cuda.device_count()) if devices is None else devices
+    for i in ids:
+        # memory_reserved is 0 on devices this process never touched; skip them
+        # so we never create a context on a device the user did not use.
+        if torch.cuda.memory_reserved(i) == 0:
+            continue
+        with torch.cuda.device(i):
+            torch.cuda.empty_cache()
+            torch.cuda.ipc_collect()
+        done.append(i)
+    return done
+
+
+# -- gradients ---------------------------------------------------------------------
+
+
+def clear_stale_grads(values: Iterable[t.Any]) -> int:
+    """Set ``.grad = None`` on leaf tensors that no longer require grad (frozen params).
+
+    Tensors are found through the given namespace values: modules' parameters,
+    optimizers' parameter groups, tensors, and lists/tuples/dicts of them
+    (bounded), never by scanning the heap. ``.grad`` is read on leaves only, so
+    no "non-leaf .grad" warning is emitted.
+    """
+    torch = _torch()
+    if torch is None:
+        return 0
+    tensor_t, module_t, optim_t = torch.Tensor, torch.nn.Module, torch.optim.Optimizer
+    cleared = 0
+    seen: set[int] = set()
+    stack = list(values)
+    visits = 0
+    while stack and visits < MAX_VISITS:
+        obj = stack.pop()
+        visits += 1
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        kind = type(obj)  # type(): hostile objects may lie about __class__
+        try:
+            if issubclass(kind, tensor_t):
+                if obj.is_leaf and not obj.requires_grad and obj.grad is not None:
+                    obj.grad = None
+                    cleared += 1
+            elif issubclass(kind, module_t):
+                stack.extend(obj.parameters())
+            elif issubclass(kind, optim_t):
+                for group in obj.param_groups:
+                    stack.extend(group.get("params", ()))
+            elif kind in (list, tuple, set):
+                stack.extend(itertools.islice(obj, MAX_ITEMS_PER_CONTAINER))
+            elif kind is dict:
+                stack.extend(itertools.islice(obj.values(), MAX_ITEMS_PER_CONTAINER))
+        except Exception:  # a broken module or tensor subclass: skip it
+            continue
+    return cleared
+
+
+# -- errors ------------------------------------------------------------------------
+
+
+def is_out_of_memory(error: BaseException | None) -> bool:
+    """torch.OutOfMemoryError (CUDA's too), MemoryError, or a RuntimeError saying so."""
+    if error is None:
+        return False
+    if isinstance(error, MemoryError):
+        return True
+    torch = _torch()
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if oom is not None and isinstance(error, oom):
+        return True
+    if isinstance(error, RuntimeError):
+        try:
+            return "out of memory" in str(error).lower()
+        except Exception:  # a hostile __str__
+            return False
+    return False
