@@ -19,6 +19,8 @@ What is never touched (see README, "What is paged"):
 * anything when another thread may be writing (the caller checks);
 * CUDA and pinned memory (the walk in ``sizes`` only reports CPU buffers).
 
+What /proc says about our memory (maps, pagemap, mountinfo) is read in ``procmaps``.
+
 The file has no name (``O_TMPFILE``), or is unlinked as soon as it is open,
 so its disk space lives exactly as long as the mappings, a killed kernel
 leaves nothing behind, and no directory is ever scanned or cleared.
@@ -26,7 +28,6 @@ leaves nothing behind, and no directory is ever scanned or cleared.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import ctypes
 import ctypes.util
@@ -41,15 +42,15 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PAGE = mmap.PAGESIZE
+from . import procmaps
+from .procmaps import PAGE, Area
+
 #: Buffers with fewer whole pages than this are not worth a mapping of their own.
 MIN_REGION_BYTES = 64 << 10
 #: Most bytes one write() is asked for (Linux writes at most ~2 GiB at once).
 WRITE_CHUNK = 256 << 20
 #: Mappings left free below vm.max_map_count for everyone else.
 MAP_COUNT_MARGIN = 4096
-#: Filesystems whose files live in RAM: paging there frees nothing.
-RAM_FILESYSTEMS = frozenset({"tmpfs", "ramfs", "devtmpfs", "hugetlbfs"})
 #: Upper bound of the automatic disk budget.
 AUTO_BUDGET_CAP = 50 << 30
 
@@ -62,50 +63,6 @@ class PagingError(OSError):
     """Paging could not be done (the reason is in the message); memory is unchanged."""
 
 
-@dataclass(frozen=True, slots=True)
-class Area:
-    """One line of /proc/self/maps."""
-
-    start: int
-    end: int
-    perms: str
-    offset: int
-    inode: int
-    dev: str
-    path: str
-
-    @property
-    def anonymous_private_rw(self) -> bool:
-        return (
-            self.perms == "rw-p"
-            and self.inode == 0
-            and (self.path in ("", "[heap]") or self.path.startswith("[anon:"))
-        )
-
-
-def read_maps(pid: int | str = "self") -> list[Area]:
-    """The process's memory map, sorted by address."""
-    areas = []
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            parts = line.split(maxsplit=5)
-            if len(parts) < 5:
-                continue
-            lo, hi = parts[0].split("-")
-            areas.append(
-                Area(
-                    start=int(lo, 16),
-                    end=int(hi, 16),
-                    perms=parts[1],
-                    offset=int(parts[2], 16),
-                    dev=parts[3],
-                    inode=int(parts[4]),
-                    path=parts[5].rstrip("\n") if len(parts) > 5 else "",
-                )
-            )
-    return areas
-
-
 def whole_pages(ptr: int, nbytes: int) -> tuple[int, int] | None:
     """The page-aligned range inside [ptr, ptr + nbytes), or None when too small."""
     start = -(-ptr // PAGE) * PAGE
@@ -113,58 +70,6 @@ def whole_pages(ptr: int, nbytes: int) -> tuple[int, int] | None:
     if end - start < MIN_REGION_BYTES:
         return None
     return start, end
-
-
-def merge_ranges(ranges: t.Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sorted, non-overlapping union of the ranges."""
-    merged: list[list[int]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(s, e) for s, e in merged]
-
-
-def covered(
-    areas: list[Area], starts: list[int], lo: int, hi: int, ok: t.Callable[[Area], bool]
-) -> bool:
-    """True when [lo, hi) lies wholly in contiguous areas that all satisfy *ok*."""
-    i = bisect.bisect_right(starts, lo) - 1
-    pos = lo
-    while pos < hi:
-        if i < 0 or i >= len(areas):
-            return False
-        area = areas[i]
-        if not (area.start <= pos < area.end) or not ok(area):
-            return False
-        pos = area.end
-        i += 1
-    return True
-
-
-def filesystem_type(path: str | os.PathLike[str]) -> str | None:
-    """The type of the filesystem holding *path* (from /proc/self/mountinfo), or None."""
-    try:
-        real = os.path.realpath(path)
-        best, fstype = "", None
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                fields = left.split()
-                if len(fields) < 5 or not right:
-                    continue
-                mount = fields[4].replace("\\040", " ")
-                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
-                if inside and len(mount) >= len(best):
-                    best, fstype = mount, right.split()[0]
-        return fstype
-    except OSError:
-        return None
-
-
-def is_ram_backed(path: str | os.PathLike[str]) -> bool:
-    return filesystem_type(path) in RAM_FILESYSTEMS
 
 
 class _Libc:
@@ -253,8 +158,8 @@ class Pager:
             path = Path(candidate)
             if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
                 continue
-            fstype = filesystem_type(path)
-            if fstype in RAM_FILESYSTEMS:
+            fstype = procmaps.filesystem_type(path)
+            if fstype in procmaps.RAM_FILESYSTEMS:
                 if i == 0 and self.requested:
                     self.notice = f"{path} is on {fstype} (RAM): paging there frees nothing"
                 continue
@@ -308,24 +213,25 @@ class Pager:
         if not ranges:
             return result
         try:
-            areas = read_maps()
+            areas = procmaps.read_maps()
         except OSError:  # no /proc: not Linux
             result.skip("paging needs Linux", sum(hi - lo for lo, hi in ranges))
             return result
         self._forget_unmapped(areas)
         starts = [a.start for a in areas]
         todo = []
-        for lo, hi in merge_ranges(ranges):
-            if covered(areas, starts, lo, hi, self._ours) and not _anonymous_pages(lo, hi):
+        for lo, hi in procmaps.merge_ranges(ranges):
+            ours = procmaps.covered(areas, starts, lo, hi, self._ours)
+            if ours and not procmaps.anonymous_pages(lo, hi):
                 result.skip("already paged", hi - lo)  # every page still the file's
-            elif covered(areas, starts, lo, hi, self._replaceable):
+            elif procmaps.covered(areas, starts, lo, hi, self._replaceable):
                 # anonymous memory, or memory of ours that the allocator reused since
                 todo.append((lo, hi))
             else:
                 result.skip("not private anonymous memory", hi - lo)
         if not todo:
             return result
-        limit = _max_map_count() - MAP_COUNT_MARGIN
+        limit = procmaps.max_map_count() - MAP_COUNT_MARGIN
         while todo and len(areas) + 2 * len(todo) > limit:
             lo, hi = todo.pop()
             result.skip("too many mappings", hi - lo)
@@ -409,7 +315,7 @@ class Pager:
         if not self._files:
             return 0
         try:
-            areas = read_maps() if areas is None else areas
+            areas = procmaps.read_maps() if areas is None else areas
         except OSError:
             return 0
         return sum(a.end - a.start for a in areas if self._ours(a))
@@ -420,7 +326,7 @@ class Pager:
         """How many bytes of these buffers lie in our mappings."""
         if not self._files:
             return 0
-        areas = read_maps() if areas is None else areas
+        areas = procmaps.read_maps() if areas is None else areas
         ours = [a for a in areas if self._ours(a)]
         total = 0
         for ptr, nbytes in buffers:
@@ -432,7 +338,7 @@ class Pager:
         """Read the paged parts of these buffers back into RAM now (``%greed restore``)."""
         if not self._files:
             return 0
-        areas = [a for a in read_maps() if self._ours(a)]
+        areas = [a for a in procmaps.read_maps() if self._ours(a)]
         total = 0
         for ptr, nbytes in buffers:
             for a in areas:
@@ -455,26 +361,6 @@ def _overlap(areas: list[Area], ranges: list[tuple[int, int]]) -> int:
     return sum(max(0, min(a.end, hi) - max(a.start, lo)) for a in areas for lo, hi in ranges)
 
 
-def _anonymous_pages(lo: int, hi: int) -> int:
-    """How many pages of [lo, hi) are in RAM as private anonymous copies: in a file
-    mapping of ours, the pages written to since (or memory the allocator reused).
-
-    From /proc/self/pagemap: bit 63 is "present", bit 61 "file page or shared".
-    Unknown (no pagemap): every page counts as anonymous.
-    """
-    count = (hi - lo) // PAGE
-    try:
-        fd = os.open("/proc/self/pagemap", os.O_RDONLY)
-        try:
-            raw = os.pread(fd, count * 8, lo // PAGE * 8)
-        finally:
-            os.close(fd)
-    except OSError:
-        return count
-    present, file_page = 1 << 63, 1 << 61
-    return sum(1 for e in memoryview(raw).cast("Q") if e & present and not e & file_page)
-
-
 def _write_from(fd: int, address: int, length: int, offset: int) -> None:
     """Write *length* bytes of this process's memory at *address* to *fd* at *offset*."""
     done = 0
@@ -491,11 +377,3 @@ def _touch(lo: int, hi: int) -> None:
     """Read one byte of every page in [lo, hi), faulting it in."""
     view = memoryview((ctypes.c_char * (hi - lo)).from_address(lo)).cast("B")
     sum(view[::PAGE])
-
-
-def _max_map_count() -> int:
-    try:
-        with open("/proc/sys/vm/max_map_count") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 65530

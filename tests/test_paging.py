@@ -1,5 +1,5 @@
-"""In-place paging (greed_kernel/paging.py) in this process: exact bytes, freed RAM,
-the directory rules, and what is left alone."""
+"""In-place paging (greed_kernel/paging.py, procmaps.py) in this process: exact bytes,
+freed RAM, the directory rules, and what is left alone."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from greed_kernel import paging
-from greed_kernel.paging import Pager, merge_ranges, whole_pages
+from greed_kernel import procmaps
+from greed_kernel.paging import Pager, whole_pages
+from greed_kernel.procmaps import merge_ranges
 from greed_kernel.sizes import cpu_buffers
 from greed_kernel.threads import foreign_threads
 
@@ -55,9 +56,9 @@ def test_merge_ranges() -> None:
 
 
 def test_filesystem_type_knows_ram_filesystems() -> None:
-    assert paging.filesystem_type("/proc") == "proc"
-    if Path("/dev/shm").is_dir() and paging.filesystem_type("/dev/shm") == "tmpfs":
-        assert paging.is_ram_backed("/dev/shm")
+    assert procmaps.filesystem_type("/proc") == "proc"
+    if Path("/dev/shm").is_dir() and procmaps.filesystem_type("/dev/shm") == "tmpfs":
+        assert procmaps.is_ram_backed("/dev/shm")
 
 
 # -- paging ------------------------------------------------------------------------------
@@ -194,8 +195,10 @@ def test_without_o_tmpfile_a_private_subdirectory_is_used_and_removed(
 def test_a_ram_backed_directory_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ram = tmp_path / "ram"
     ram.mkdir()
-    real = paging.filesystem_type
-    monkeypatch.setattr(paging, "filesystem_type", lambda p: "tmpfs" if Path(p) == ram else real(p))
+    real = procmaps.filesystem_type
+    monkeypatch.setattr(
+        procmaps, "filesystem_type", lambda p: "tmpfs" if Path(p) == ram else real(p)
+    )
     p = Pager(str(ram))
     assert p.directory() != ram
     assert "tmpfs (RAM)" in p.notice and "instead" in p.notice
@@ -230,7 +233,7 @@ def test_the_disk_budget_is_kept(tmp_path: Path) -> None:
 
 
 def test_the_map_count_limit_is_kept(pager: Pager, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(paging, "_max_map_count", lambda: 0)
+    monkeypatch.setattr(procmaps, "max_map_count", lambda: 0)
     a = np.ones(4 * MiB // 8)
     assert pager.page_out(cpu_buffers(a)).skipped.get("too many mappings")
 
