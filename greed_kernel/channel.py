@@ -1,9 +1,15 @@
-"""The ``greed`` comm target: events out to every open comm, requests in from frontends.
+"""The ``greed`` comm target: JSON-RPC 2.0 requests in, responses and events out.
 
-A frontend opens a comm with target ``greed``; the kernel answers at once with
-a ``hello``. Events (``execution:cleanup``, ``execution:optimize``,
-``memory:pressure``, ...) go to every open comm. Requests are plain dicts with a
-``request`` name; nothing in a payload is ever evaluated.
+A frontend opens a comm with target ``greed``; the kernel sends it a ``hello``
+notification, then every event (``execution:cleanup``, ``memory:pressure``, ...) as a
+notification to every open comm. Requests (``{"jsonrpc": "2.0", "id", "method",
+"params"}``) are answered on the comm that sent them only, with the same ``id``. The
+methods, their params and results, and the events are in ``protocol.schema.json``.
+
+Opens and requests run on the kernel's main thread (a frontend may route the comm
+through a kernel subshell, i.e. another thread), and never while a cell runs or awaits:
+the service's ``when_no_cell`` holds them until the cell is over. Nothing in a payload
+is ever evaluated, and a malformed message gets an error response, never an exception.
 """
 
 from __future__ import annotations
@@ -11,47 +17,80 @@ from __future__ import annotations
 import logging
 import threading
 import typing as t
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from . import __version__
+from .protocol import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    JSONRPC,
+    METHOD_NOT_FOUND,
+    OPERATION_FAILED,
+    TARGET,
+    RpcError,
+    error,
+    is_id,
+    notification,
+    result,
+)
 from .stats import MAX_NAMES, capped, json_clean
 
-TARGET = "greed"
 #: Longest accepted name and most names in one request.
 MAX_NAME_LEN = 256
 MAX_REQUEST_NAMES = 1000
+#: How much of a bad value an error message quotes.
+QUOTE = 64
+
+Params = dict[str, t.Any]
 
 
-#: Requests that change the namespace or its memory: never run while a cell runs.
-WAITS_FOR_CELL = frozenset({"cleanup", "optimize", "restore"})
+class Service(t.Protocol):
+    """What the channel needs of the kernel's engine."""
+
+    def snapshot(self) -> dict[str, t.Any]: ...
+    def variables(self) -> list[dict[str, t.Any]]: ...
+    def reports(self) -> list[dict[str, t.Any]]: ...
+    def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None: ...
+    def optimize(self, trigger: str) -> dict[str, t.Any] | None: ...
+    def preserve(self, names: Iterable[str]) -> None: ...
+    def unpreserve(self, names: Iterable[str]) -> None: ...
+    def paged_names(self) -> dict[str, int]: ...
+    def page_in(self, names: Iterable[str]) -> int: ...
+    def when_no_cell(self, fn: Callable[[], None]) -> None: ...
+    def settings(self) -> dict[str, t.Any]: ...
 
 
-class RequestError(ValueError):
-    """A malformed or unknown request; its message goes back as an ``error`` event."""
+class Comm(t.Protocol):
+    """What the channel uses of a ``comm.base_comm.BaseComm``."""
+
+    comm_id: str
+
+    def send(self, data: t.Any = None) -> None: ...
+    def on_msg(self, callback: Callable[[dict[str, t.Any]], None] | None) -> None: ...
+    def on_close(self, callback: Callable[[dict[str, t.Any]], None] | None) -> None: ...
 
 
 class Channel:
-    """Keeps the open ``greed`` comms and answers their requests."""
+    """The open ``greed`` comms: answers their requests, sends them events."""
 
     def __init__(
         self,
-        engine: t.Any,
-        config: Callable[[], dict[str, t.Any]],
-        log: logging.Logger,
+        service: Service,
+        log: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         on_main_thread: Callable[[Callable[[], None]], None] | None = None,
-    ):
-        self.engine = engine
-        self.config = config
-        self.log = log
-        # How to run work on the kernel's main thread (IOLoop.add_callback, thread-safe):
-        # a frontend may route our comm through a kernel subshell, i.e. another thread,
-        # and the namespace must only be touched where cells run.
+    ) -> None:
+        self.service = service
+        self.log = log or logging.getLogger(__name__)
+        # How to run work on the kernel's main thread (IOLoop.add_callback, thread-safe).
         self.on_main_thread = on_main_thread
-        self.comms: dict[str, t.Any] = {}
-        self.handlers: dict[str, Callable[[dict[str, t.Any]], dict[str, t.Any] | None]] = {
+        self._lock = threading.Lock()  # open, close and notify may come from two threads
+        self._comms: dict[str, Comm] = {}  # the comms that got their hello
+        self._closed_early: set[str] = set()  # closed before their hello was sent
+        self.methods: dict[str, Callable[[Params], t.Any]] = {
             "stats": self._stats,
-            "cleanup": lambda data: self._run("cleanup"),
-            "optimize": lambda data: self._run("optimize"),
+            "cleanup": self._cleanup,
+            "optimize": self._optimize,
             "preserve": self._preserve,
             "unpreserve": self._unpreserve,
             "vars": self._vars,
@@ -62,137 +101,209 @@ class Channel:
     def register(self, comm_manager: t.Any) -> None:
         comm_manager.register_target(TARGET, self.on_open)
 
+    @property
+    def comms(self) -> list[Comm]:
+        """The open comms (those that got their hello)."""
+        with self._lock:
+            return list(self._comms.values())
+
     # -- comm callbacks ------------------------------------------------------------------
-    def on_open(self, comm: t.Any, open_msg: dict[str, t.Any]) -> None:
+    def on_open(self, comm: Comm, open_msg: dict[str, t.Any]) -> None:
+        """The comm manager's callback: listen now, say hello between cells."""
         try:
-            self.comms[comm.comm_id] = comm
-            comm.on_msg(self.on_msg)
-            comm.on_close(lambda msg: self.comms.pop(comm.comm_id, None))
-            hello = {
-                "event": "hello",
-                "version": __version__,
-                "stats": self.engine.snapshot(),
-                "config": self.config(),
-            }
-            comm.send(json_clean(hello))
+            comm.on_msg(lambda msg: self._received(comm, msg))
+            comm.on_close(lambda msg: self._close(comm))
+            self._between_cells(lambda: self._hello(comm))
         except Exception:
             self.log.exception("greed: opening a comm failed")
 
-    def on_msg(self, msg: dict[str, t.Any]) -> None:
-        if (
-            self.on_main_thread is not None
-            and threading.current_thread() is not threading.main_thread()
-        ):
-            self.on_main_thread(lambda: self.on_msg(msg))  # queued behind any running cell
-            return
-        data = (msg.get("content") or {}).get("data") if isinstance(msg, dict) else None
-        name = data.get("request") if isinstance(data, dict) else None
-        if isinstance(name, str) and name in WAITS_FOR_CELL:
-            # The event loop also runs while an async cell awaits: work that changes
-            # the namespace or its memory waits until no cell is running.
-            self.engine.when_no_cell(lambda: self._answer(msg))
-        else:
-            self._answer(msg)
-
-    def _answer(self, msg: dict[str, t.Any]) -> None:
-        comm_id = None
+    def _received(self, comm: Comm, msg: dict[str, t.Any]) -> None:
         try:
-            content = msg.get("content") or {}
-            comm_id = content.get("comm_id")
-            reply = self.handle(content.get("data"))
-        except Exception as e:  # never let a comm message take the kernel down
-            self.log.exception("greed: comm request failed")
-            reply = {"event": "error", "message": f"request failed: {type(e).__name__}"}
-        if reply is not None:
-            self._send(self.comms.get(comm_id), reply)
-
-    def handle(self, data: t.Any) -> dict[str, t.Any] | None:
-        """Answer one request dict; malformed requests get an ``error`` event."""
-        try:
-            if not isinstance(data, dict):
-                raise RequestError("a request must be an object with a 'request' key")
-            name = data.get("request")
-            if not isinstance(name, str):
-                raise RequestError("'request' must be a string")
-            handler = self.handlers.get(name)
-            if handler is None:
-                known = ", ".join(sorted(self.handlers))
-                raise RequestError(f"unknown request {name[:64]!r}; known: {known}")
-            return handler(data)
-        except RequestError as e:
-            return {"event": "error", "message": str(e)}
-
-    def publish(self, event: dict[str, t.Any]) -> None:
-        """Send an event to every open comm."""
-        for comm in list(self.comms.values()):
-            self._send(comm, event)
-
-    def _send(self, comm: t.Any, event: dict[str, t.Any]) -> None:
-        if comm is None:
-            return
-        if getattr(comm, "_closed", False):  # closed by the kernel side: forget it
-            self.comms.pop(getattr(comm, "comm_id", None), None)
-            return
-        try:
-            comm.send(json_clean(event))
+            content = msg.get("content") if isinstance(msg, dict) else None
+            data = content.get("data") if isinstance(content, dict) else None
+            self._between_cells(lambda: self._answer(comm, data))
         except Exception:
-            self.log.exception("greed: sending %s failed", event.get("event"))
+            self.log.exception("greed: a comm message failed")
+
+    def _between_cells(self, fn: Callable[[], None]) -> None:
+        """Run *fn* on the main thread, once no cell is running or awaiting."""
+
+        def when_no_cell() -> None:
+            try:
+                self.service.when_no_cell(fn)
+            except Exception:
+                self.log.exception("greed: a comm message failed")
+
+        if self.on_main_thread is not None and threading.current_thread() is not (
+            threading.main_thread()
+        ):
+            self.on_main_thread(when_no_cell)  # queued behind any running cell
+        else:
+            when_no_cell()
+
+    def _hello(self, comm: Comm) -> None:
+        with self._lock:
+            if comm.comm_id in self._closed_early:
+                self._closed_early.discard(comm.comm_id)
+                return
+        params = {
+            "version": __version__,
+            "stats": self.service.snapshot(),
+            "config": self.service.settings(),
+        }
+        if self._send(comm, notification("hello", params)):
+            with self._lock:
+                self._comms[comm.comm_id] = comm
+
+    def _close(self, comm: Comm) -> None:
+        with self._lock:
+            if self._comms.pop(comm.comm_id, None) is None:
+                self._closed_early.add(comm.comm_id)
+
+    def _answer(self, comm: Comm, data: t.Any) -> None:
+        response = self.handle(data)
+        if response is None:
+            return
+        with self._lock:
+            open_ = self._comms.get(comm.comm_id) is comm
+        if open_:
+            self._send(comm, response)
+
+    # -- out -----------------------------------------------------------------------------
+    def notify(self, method: str, params: dict[str, t.Any]) -> None:
+        """Send an event to every open comm."""
+        message = notification(method, params)
+        for comm in self.comms:
+            self._send(comm, message)
+
+    def _send(self, comm: Comm, message: dict[str, t.Any]) -> bool:
+        if getattr(comm, "_closed", False):  # closed by the kernel side: forget it
+            with self._lock:
+                self._comms.pop(comm.comm_id, None)
+            return False
+        try:
+            comm.send(json_clean(message))
+            return True
+        except Exception:
+            self.log.exception("greed: sending %s failed", message.get("method", "a response"))
+            return False
 
     # -- requests ------------------------------------------------------------------------
-    def _stats(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
-        return {"event": "stats", "stats": self.engine.snapshot()}
+    def handle(self, data: t.Any) -> dict[str, t.Any] | None:
+        """The response to one message, or None when none is due."""
+        if not isinstance(data, dict):
+            what = "batches are not supported" if isinstance(data, list) else "not an object"
+            return error(None, INVALID_REQUEST, f"a request must be a JSON-RPC 2.0 object: {what}")
+        answered = "id" in data
+        rid = data.get("id")
+        if not is_id(rid):
+            return error(None, INVALID_REQUEST, "'id' must be a string, an integer or null")
+        # Without an id the message is a notification: run, never answered (as JSON-RPC
+        # says), unless it is not a valid request at all (answered with id null).
+        try:
+            value = self._call(data)
+        except RpcError as e:
+            return error(rid, e.code, e.message) if answered or e.code == INVALID_REQUEST else None
+        except Exception as e:  # never let a comm message take the kernel down
+            self.log.exception("greed: comm request failed")
+            message = f"request failed: {type(e).__name__}"
+            return error(rid, INTERNAL_ERROR, message) if answered else None
+        return result(rid, value) if answered else None
 
-    def _run(self, kind: str) -> dict[str, t.Any] | None:
-        report = getattr(self.engine, kind)("manual")
-        if report is None:
-            return {"event": "error", "message": f"{kind} failed; see the kernel log"}
-        return None  # the engine already published execution:<kind>
+    def _call(self, data: dict[str, t.Any]) -> t.Any:
+        if data.get("jsonrpc") != JSONRPC:
+            raise RpcError(INVALID_REQUEST, "'jsonrpc' must be \"2.0\"")
+        method = data.get("method")
+        if not isinstance(method, str):
+            raise RpcError(INVALID_REQUEST, "'method' must be a string")
+        unknown = set(data) - {"jsonrpc", "id", "method", "params"}
+        if unknown:
+            raise RpcError(INVALID_REQUEST, f"unknown member {_quote(min(unknown))}")
+        handler = self.methods.get(method)
+        if handler is None:
+            known = ", ".join(self.methods)
+            raise RpcError(METHOD_NOT_FOUND, f"unknown method {_quote(method)}; known: {known}")
+        params = data.get("params", {})
+        if not isinstance(params, dict):
+            raise RpcError(INVALID_PARAMS, "'params' must be an object")
+        return handler(params)
 
-    def _preserve(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
-        names = _names(data)
-        self.engine.preserve(names)
-        return {"event": "preserved", "names": capped(names)[0]}
+    def _stats(self, params: Params) -> dict[str, t.Any]:
+        _no_params(params)
+        return self.service.snapshot()
 
-    def _unpreserve(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
-        names = _names(data)
-        self.engine.unpreserve(names)
-        return {"event": "unpreserved", "names": capped(names)[0]}
+    def _cleanup(self, params: Params) -> dict[str, t.Any]:
+        _no_params(params)
+        return _done(self.service.cleanup("manual"), "cleanup")
 
-    def _restore(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
-        names = _restore_names(self.engine, data)
-        nbytes = self.engine.page_in(names)
-        return {"event": "restored", "names": capped(names)[0], "bytes": nbytes}
+    def _optimize(self, params: Params) -> dict[str, t.Any]:
+        _no_params(params)
+        return _done(self.service.optimize("manual"), "optimisation")
 
-    def _history(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
-        return {"event": "history", "reports": list(self.engine.stats.reports)}
+    def _preserve(self, params: Params) -> dict[str, t.Any]:
+        names = _names(params)
+        self.service.preserve(names)
+        return _named(names)
 
-    def _vars(self, data: dict[str, t.Any]) -> dict[str, t.Any]:
-        rows = self.engine.variables()
-        return {
-            "event": "vars",
-            "variables": rows[:MAX_NAMES],
-            "omitted": max(0, len(rows) - MAX_NAMES),
-        }
+    def _unpreserve(self, params: Params) -> dict[str, t.Any]:
+        names = _names(params)
+        self.service.unpreserve(names)
+        return _named(names)
+
+    def _vars(self, params: Params) -> dict[str, t.Any]:
+        _no_params(params)
+        rows = self.service.variables()
+        return {"variables": rows[:MAX_NAMES], "omitted": max(0, len(rows) - MAX_NAMES)}
+
+    def _restore(self, params: Params) -> dict[str, t.Any]:
+        paged = self.service.paged_names()
+        if "all" in params:
+            if params != {"all": True}:
+                raise RpcError(INVALID_PARAMS, "restore takes either 'names' or 'all': true")
+            names = list(paged)
+        else:
+            names = _names(params)
+            missing = [n for n in names if n not in paged]
+            if missing:
+                raise RpcError(INVALID_PARAMS, f"not paged out: {', '.join(missing[:10])}")
+        nbytes = self.service.page_in(names)
+        return {**_named(names), "bytes": nbytes}
+
+    def _history(self, params: Params) -> dict[str, t.Any]:
+        _no_params(params)
+        return {"reports": list(self.service.reports())}
 
 
-def _restore_names(engine: t.Any, data: dict[str, t.Any]) -> list[str]:
-    paged = engine.paged_names()
-    if data.get("all") is True:
-        return list(paged)
-    names = _names(data)
-    unknown = [n for n in names if n not in paged]
+def _quote(value: object) -> str:
+    return repr(str(value)[:QUOTE])
+
+
+def _no_params(params: Params) -> None:
+    if params:
+        raise RpcError(INVALID_PARAMS, f"no parameters expected, got {_quote(min(params))}")
+
+
+def _done(report: dict[str, t.Any] | None, what: str) -> dict[str, t.Any]:
+    if report is None:
+        raise RpcError(OPERATION_FAILED, f"the {what} failed; see the kernel log")
+    return report
+
+
+def _named(names: list[str]) -> dict[str, t.Any]:
+    shown, omitted = capped(names)
+    return {"names": shown, "omitted": omitted}
+
+
+def _names(params: Params) -> list[str]:
+    unknown = set(params) - {"names"}
     if unknown:
-        raise RequestError(f"not paged out: {', '.join(unknown[:10])}")
-    return names
-
-
-def _names(data: dict[str, t.Any]) -> list[str]:
-    names = data.get("names")
+        raise RpcError(INVALID_PARAMS, f"unknown parameter {_quote(min(unknown))}")
+    names = params.get("names")
     if not isinstance(names, list) or not names:
-        raise RequestError("'names' must be a non-empty list of variable names")
+        raise RpcError(INVALID_PARAMS, "'names' must be a non-empty list of variable names")
     if len(names) > MAX_REQUEST_NAMES:
-        raise RequestError(f"at most {MAX_REQUEST_NAMES} names per request")
+        raise RpcError(INVALID_PARAMS, f"at most {MAX_REQUEST_NAMES} names per request")
     for name in names:
         if not isinstance(name, str) or len(name) > MAX_NAME_LEN or not name.isidentifier():
-            raise RequestError(f"not a variable name: {str(name)[:64]!r}")
+            raise RpcError(INVALID_PARAMS, f"not a variable name: {_quote(name)}")
     return names
