@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 from jupyter_client.manager import AsyncKernelManager
+from protocol_schema import check_event, check_result, event_params
 
+from greed_kernel import protocol
 from greed_kernel.client import AsyncGreedClient, GreedError
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,10 +29,23 @@ async def _session() -> dict:
             assert reply["status"] == "ok"
         stats = await greed.stats()
         report = await greed.cleanup()
-        with pytest.raises(GreedError):
-            await greed.request({"request": "nonsense"}, "never")
+        with pytest.raises(GreedError) as raised:
+            await greed.request("nonsense")
+        assert raised.value.code == protocol.METHOD_NOT_FOUND
+        # awaited together: each request reads IOPub in turn and takes its own answer
+        together = await asyncio.gather(
+            greed.stats(), greed.variables(), greed.cleanup(), greed.history(), greed.stats()
+        )
         await greed.close()
-        return {"hello": greed.hello, "cleanups": cleanups, "stats": stats, "report": report}
+        return {
+            "hello": greed.hello,
+            "events": greed.events,
+            "cleanups": cleanups,
+            "stats": stats,
+            "report": report,
+            "together": together,
+            "unmatched": greed.unmatched,
+        }
     finally:
         kc.stop_channels()
         await km.shutdown_kernel(now=True)
@@ -39,7 +54,18 @@ async def _session() -> dict:
 def test_async_client_round_trips(jupyter_sandbox):
     result = asyncio.run(_session())
     assert result["hello"]["event"] == "hello"
-    assert [e["report"]["trigger"] for e in result["cleanups"]] == ["periodic", "manual"]
+    for event in result["events"]:
+        check_event(event["event"], event_params(event))
+    triggers = [e["report"]["trigger"] for e in result["cleanups"]]
+    assert triggers == ["periodic", "manual", "manual"]
     assert result["cleanups"][0]["stats"]["executionCount"] == 3
     assert result["stats"]["executionCount"] == 3
     assert result["report"]["trigger"] == "manual"
+    stats, rows, report, reports, again = result["together"]
+    check_result("stats", stats)
+    check_result("stats", again)
+    assert {r["name"] for r in rows} >= {"x0", "x1", "x2"}
+    check_result("cleanup", report)
+    assert report["trigger"] == "manual"
+    assert [r["kind"] for r in reports][-2:] == ["cleanup", "cleanup"]
+    assert result["unmatched"] == []
