@@ -2,7 +2,8 @@
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
-  testMatch: ['**/*.spec.ts'],
+  // *.spec.js: the checks that need Node's own modules (no types for them here)
+  testMatch: ['**/*.spec.ts', '**/*.spec.js'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.test.json' }]
   }

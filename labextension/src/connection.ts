@@ -13,20 +13,32 @@ import {
   Kernel,
   KernelMessage
 } from '@jupyterlab/services';
+import { JSONObject } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
   COMM_TARGET,
   DEFAULT_THRESHOLD,
   GreedEvent,
-  GreedRequest,
   IHolder,
   IReport,
   IStats,
   IVariable,
   isGreedKernel,
-  parseEvent
+  parseEvent,
+  parseHistory,
+  parseStats,
+  parseVariables
 } from './logic';
+import { GreedMethod } from './protocol';
+import {
+  GreedRequest,
+  GreedRequestError,
+  Incoming,
+  PendingRequests,
+  readMessage,
+  requestMessage
+} from './rpc';
 
 /** Where the connection stands. */
 export type ConnectionState =
@@ -53,7 +65,7 @@ export class GreedConnection {
     return this._changed;
   }
 
-  /** Every well-formed event from the kernel. */
+  /** Every well-formed event (notification) from the kernel. */
   get received(): ISignal<this, GreedEvent> {
     return this._received;
   }
@@ -112,7 +124,7 @@ export class GreedConnection {
     return this._holders;
   }
 
-  /** The last error event's message, until the next successful answer. */
+  /** The last error answer's message, until the next successful answer. */
   get error(): string {
     return this._error;
   }
@@ -129,26 +141,32 @@ export class GreedConnection {
 
   /** A stats request is already on its way. */
   get statsPending(): boolean {
-    return Date.now() - this._statsAskedAt < PENDING_TIMEOUT_MS;
+    return this._pending.has('stats');
   }
 
-  /** Send a request on the open comm; false when there is none or sending failed. */
-  request(request: GreedRequest): boolean {
+  /**
+   * Send a request on the open comm. The promise resolves with its result, or rejects
+   * (GreedRequestError) with the kernel's error, when it cannot be sent, when the comm
+   * closes or the kernel restarts first, or when no answer comes within
+   * PENDING_TIMEOUT_MS. Only the answer with the request's id settles it.
+   */
+  request(request: GreedRequest): Promise<unknown> {
     const comm = this._comm;
     if (!comm || this._state !== 'open' || comm.isDisposed) {
-      return false;
+      return Promise.reject(
+        new GreedRequestError('greed: the comm is not open')
+      );
     }
+    const { id, result } = this._pending.add(request.method);
     try {
       // A restart or interrupt may cancel the future: nothing to report then.
-      comm.send(request).done.catch(() => undefined);
+      const message = requestMessage(id, request) as JSONObject;
+      comm.send(message).done.catch(() => undefined);
     } catch (err) {
       console.warn('greed: sending a request failed', err);
-      return false;
+      this._pending.drop(id, 'greed: sending the request failed');
     }
-    if (request.request === 'stats') {
-      this._statsAskedAt = Date.now();
-    }
-    return true;
+    return result;
   }
 
   /**
@@ -157,41 +175,14 @@ export class GreedConnection {
    * answers with an error, or no answer comes within PENDING_TIMEOUT_MS. The poll
    * backs off on a rejection.
    */
-  requestStats(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      if (!this.request({ request: 'stats' })) {
-        reject(new Error('greed: the stats request could not be sent'));
-        return;
+  async requestStats(): Promise<void> {
+    try {
+      await this.request({ method: 'stats' });
+    } catch (err) {
+      if (this._state === 'open') {
+        throw err;
       }
-      const settle = (error: Error | null): void => {
-        window.clearTimeout(timer);
-        this._received.disconnect(onEvent);
-        this._changed.disconnect(onChanged);
-        if (error) {
-          reject(error);
-        } else {
-          resolve();
-        }
-      };
-      const onEvent = (_: GreedConnection, event: GreedEvent): void => {
-        if ('stats' in event) {
-          settle(null);
-        } else if (event.event === 'error') {
-          settle(new Error(event.message));
-        }
-      };
-      const onChanged = (_: GreedConnection, what: string): void => {
-        if (what === 'state' && this._state !== 'open') {
-          settle(null);
-        }
-      };
-      const timer = window.setTimeout(
-        () => settle(new Error('greed: no answer to the stats request')),
-        PENDING_TIMEOUT_MS
-      );
-      this._received.connect(onEvent);
-      this._changed.connect(onChanged);
-    });
+    }
   }
 
   dispose(): void {
@@ -346,6 +337,11 @@ export class GreedConnection {
     comm.onMsg = msg => this._onMsg(comm, msg);
     comm.onClose = () => this._onClose(comm);
     this._comm = comm;
+    // Ids unique to this comm: an answer meant for an earlier one never matches.
+    this._pending = new PendingRequests(
+      comm.commId.slice(0, 8),
+      PENDING_TIMEOUT_MS
+    );
     this._setState('opening');
     try {
       const future = comm.open({});
@@ -363,11 +359,13 @@ export class GreedConnection {
     }
     this._comm = null;
     this._setState('closed');
+    this._pending.rejectAll('greed: the kernel closed the comm');
   }
 
   private _closeComm(sendClose: boolean): void {
     const comm = this._comm;
     this._comm = null;
+    this._pending.rejectAll('greed: the comm closed');
     if (!comm) {
       return;
     }
@@ -397,23 +395,95 @@ export class GreedConnection {
     if (comm !== this._comm || this._disposed) {
       return;
     }
-    const event = parseEvent(msg.content.data);
+    const message = readMessage(msg.content.data);
+    if (!message) {
+      return; // not ours to understand: garbage, or another protocol
+    }
+    if (message.kind !== 'notification') {
+      this._onResponse(message);
+      return;
+    }
+    const event = parseEvent(message.method, message.params);
     if (!event) {
-      return; // not ours to understand: a newer kernel's event, or garbage
+      return; // a newer kernel's event, or a malformed one
     }
     this._apply(event);
     this._received.emit(event);
   }
 
-  private _apply(event: GreedEvent): void {
-    if ('stats' in event) {
-      this._stats = event.stats;
-      this._statsAt = Date.now();
-      this._statsAskedAt = 0;
-      if (event.stats.memoryBudget?.held !== false) {
-        this._holders = null;
-      }
+  /** A response: what it says is kept, then the request it answers is settled. */
+  private _onResponse(
+    message: Exclude<Incoming, { kind: 'notification' }>
+  ): void {
+    const method = this._pending.method(message.id);
+    if (method === null) {
+      return; // answers no request of ours (one that timed out)
     }
+    if (message.kind === 'error') {
+      this._error = message.message;
+    } else {
+      this._error = '';
+      this._applyResult(method, message.result);
+    }
+    this._pending.settle(message);
+    this._changed.emit(message.kind === 'error' ? 'error' : method);
+  }
+
+  private _applyResult(method: GreedMethod, result: unknown): void {
+    switch (method) {
+      case 'stats': {
+        const stats = parseStats(result);
+        if (stats) {
+          this._setStats(stats);
+        }
+        break;
+      }
+      case 'vars': {
+        const vars = parseVariables(result);
+        if (vars) {
+          this._variables = vars.variables;
+          this._omitted = vars.omitted;
+        }
+        break;
+      }
+      case 'history': {
+        const reports = parseHistory(result);
+        if (reports) {
+          this._setHistory(reports);
+        }
+        break;
+      }
+      case 'restore':
+        // The answer has no stats: ask, so that what is paged shows at once.
+        this.request({ method: 'stats' }).catch(() => undefined);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private _setStats(stats: IStats): void {
+    this._stats = stats;
+    this._statsAt = Date.now();
+    if (stats.memoryBudget?.held !== false) {
+      this._holders = null;
+    }
+  }
+
+  private _setHistory(reports: IReport[]): void {
+    this._history = reports;
+    const cleanups = reports.filter(r => r.kind === 'cleanup');
+    const last = cleanups[cleanups.length - 1];
+    if (
+      last &&
+      (!this._lastCleanup || (last.time ?? 0) >= (this._lastCleanup.time ?? 0))
+    ) {
+      this._lastCleanup = last;
+    }
+  }
+
+  private _apply(event: GreedEvent): void {
+    this._setStats(event.stats);
     switch (event.event) {
       case 'hello':
         this._version = event.version;
@@ -421,7 +491,7 @@ export class GreedConnection {
         this._error = '';
         this._setState('open');
         // The last cleanup before this comm opened is in the history.
-        this.request({ request: 'history' });
+        this.request({ method: 'history' }).catch(() => undefined);
         break;
       case 'execution:cleanup':
         this._lastCleanup = event.report;
@@ -431,36 +501,8 @@ export class GreedConnection {
           this._holders = event.holders;
         }
         break;
-      case 'restored':
-        // The answer has no stats: ask, so that what is paged shows at once.
-        this.request({ request: 'stats' });
-        break;
-      case 'vars':
-        this._variables = event.variables;
-        this._omitted = event.omitted;
-        break;
-      case 'history': {
-        this._history = event.reports;
-        const cleanups = event.reports.filter(r => r.kind === 'cleanup');
-        const last = cleanups[cleanups.length - 1];
-        if (
-          last &&
-          (!this._lastCleanup ||
-            (last.time ?? 0) >= (this._lastCleanup.time ?? 0))
-        ) {
-          this._lastCleanup = last;
-        }
-        break;
-      }
-      case 'error':
-        this._error = event.message;
-        this._statsAskedAt = 0;
-        break;
       default:
         break;
-    }
-    if (event.event !== 'error' && event.event !== 'hello') {
-      this._error = '';
     }
     this._changed.emit(event.event);
   }
@@ -476,14 +518,10 @@ export class GreedConnection {
     this._holders = null;
     this._error = '';
     this._statsAt = 0;
-    this._statsAskedAt = 0;
     this._cellRan = false;
   }
 
   private _setState(state: ConnectionState): void {
-    if (state === 'waiting' || state === 'none' || state === 'checking') {
-      this._statsAskedAt = 0;
-    }
     if (this._state !== state) {
       this._state = state;
       this._changed.emit('state');
@@ -504,7 +542,7 @@ export class GreedConnection {
   private _holders: IHolder[] | null = null;
   private _error = '';
   private _statsAt = 0;
-  private _statsAskedAt = 0;
+  private _pending = new PendingRequests('', PENDING_TIMEOUT_MS);
   private _cellRan = false;
   private _changed = new Signal<this, string>(this);
   private _received = new Signal<this, GreedEvent>(this);

@@ -4,6 +4,8 @@
  * DOM or JupyterLab, so it is unit-tested on its own (test/logic.spec.ts).
  */
 
+import * as wire from './protocol';
+
 /** The kernel spec name and kernel_info implementation of the Greed kernel. */
 export const GREED_KERNEL = 'greed';
 /** The comm target the kernel registers. */
@@ -191,9 +193,9 @@ export interface IConfig {
   memoryThreshold: number;
 }
 
+/** An event (a notification from the kernel to every open comm), parsed. */
 export type GreedEvent =
   | { event: 'hello'; version: string; stats: IStats; config: IConfig }
-  | { event: 'stats'; stats: IStats }
   | {
       event: 'execution:cleanup' | 'execution:optimize' | 'memory:oom';
       stats: IStats;
@@ -204,18 +206,35 @@ export type GreedEvent =
       stats: IStats;
       /** Null but in the event that says the budget cannot be held. */
       holders: IHolder[] | null;
-    }
-  | { event: 'vars'; variables: IVariable[]; omitted: number }
-  | { event: 'history'; reports: IReport[] }
-  | { event: 'preserved' | 'unpreserved'; names: string[] }
-  | { event: 'restored'; names: string[]; bytes: number }
-  | { event: 'error'; message: string };
+    };
 
-/** A request the extension sends; the kernel validates it again. */
-export type GreedRequest =
-  | { request: 'stats' | 'cleanup' | 'optimize' | 'vars' | 'history' }
-  | { request: 'preserve' | 'unpreserve' | 'restore'; names: string[] }
-  | { request: 'restore'; all: true };
+/** The `vars` result, parsed. */
+export interface IVariables {
+  variables: IVariable[];
+  omitted: number;
+}
+
+/** The `restore` result, parsed. */
+export interface IRestored {
+  names: string[];
+  bytes: number;
+}
+
+// Compile-time checks against the protocol schema's types (src/protocol.ts, generated):
+// every field read here is one the kernel sends, and every event parsed is one of its.
+type KeysOf<T> = T extends unknown ? keyof T : never;
+type Within<A, B> = [Exclude<A, B>] extends [never] ? true : Exclude<A, B>;
+export const CHECKED_AGAINST_THE_SCHEMA: [
+  Within<keyof IStats, keyof wire.IStats>,
+  Within<keyof IMemoryBudget, keyof wire.IMemoryBudget>,
+  Within<keyof ICudaDevice, keyof wire.ICudaDevice>,
+  Within<keyof IReport, KeysOf<wire.Report>>,
+  Within<keyof IVariable, keyof wire.IVariable>,
+  Within<keyof IHolder, keyof wire.IHolder>,
+  Within<keyof IVariables, keyof wire.IVarsResult>,
+  Within<keyof IRestored, keyof wire.IRestoreResult>,
+  Within<GreedEvent['event'], wire.GreedEventName>
+] = [true, true, true, true, true, true, true, true, true];
 
 // -- message parsing -----------------------------------------------------------------------
 
@@ -365,80 +384,75 @@ export function parseHolder(value: unknown): IHolder | null {
 }
 
 /**
- * Check one comm message's `data` and return it as a typed event, or null when
- * it is not a well-formed Greed event (unknown events included).
+ * Check one notification's params and return it as a typed event, or null when it
+ * is not a well-formed Greed event (unknown events included).
  */
-export function parseEvent(data: unknown): GreedEvent | null {
-  if (!isDict(data) || typeof data.event !== 'string') {
+export function parseEvent(method: string, params: unknown): GreedEvent | null {
+  if (!isDict(params)) {
     return null;
   }
-  const event = data.event;
-  switch (event) {
+  switch (method) {
     case 'hello': {
-      const stats = parseStats(data.stats);
+      const stats = parseStats(params.stats);
       if (!stats) {
         return null;
       }
-      const config = isDict(data.config) ? data.config : {};
+      const config = isDict(params.config) ? params.config : {};
       const threshold = num(config.memory_threshold, DEFAULT_THRESHOLD);
       return {
-        event,
-        version: str(data.version),
+        event: method,
+        version: str(params.version),
         stats,
         config: { memoryThreshold: clamp01(threshold) }
       };
     }
-    case 'stats': {
-      const stats = parseStats(data.stats);
-      return stats ? { event, stats } : null;
-    }
     case 'memory:pressure': {
-      const stats = parseStats(data.stats);
+      const stats = parseStats(params.stats);
       // Only the event saying the budget cannot be held has `holders`.
-      const holders = Array.isArray(data.holders)
-        ? data.holders.map(parseHolder).filter((h): h is IHolder => h !== null)
+      const holders = Array.isArray(params.holders)
+        ? params.holders
+            .map(parseHolder)
+            .filter((h): h is IHolder => h !== null)
         : null;
-      return stats ? { event, stats, holders } : null;
+      return stats ? { event: method, stats, holders } : null;
     }
     case 'execution:cleanup':
     case 'execution:optimize':
     case 'memory:oom': {
-      const stats = parseStats(data.stats);
-      const report = parseReport(data.report);
-      return stats && report ? { event, stats, report } : null;
+      const stats = parseStats(params.stats);
+      const report = parseReport(params.report);
+      return stats && report ? { event: method, stats, report } : null;
     }
-    case 'vars': {
-      if (!Array.isArray(data.variables)) {
-        return null;
-      }
-      const variables = data.variables
-        .map(parseVariable)
-        .filter((v): v is IVariable => v !== null);
-      return { event, variables, omitted: Math.max(0, num(data.omitted)) };
-    }
-    case 'history': {
-      if (!Array.isArray(data.reports)) {
-        return null;
-      }
-      const reports = data.reports
-        .map(parseReport)
-        .filter((r): r is IReport => r !== null);
-      return { event, reports };
-    }
-    case 'preserved':
-    case 'unpreserved':
-      return { event, names: strings(data.names) };
-    case 'restored':
-      return {
-        event,
-        names: strings(data.names),
-        bytes: Math.max(0, num(data.bytes))
-      };
-    case 'error':
-      return { event, message: str(data.message, 'unknown error') };
     default:
       return null;
   }
+}
+
+/** The `vars` result, or null when `value` is not one. */
+export function parseVariables(value: unknown): IVariables | null {
+  if (!isDict(value) || !Array.isArray(value.variables)) {
+    return null;
+  }
+  const variables = value.variables
+    .map(parseVariable)
+    .filter((v): v is IVariable => v !== null);
+  return { variables, omitted: Math.max(0, num(value.omitted)) };
+}
+
+/** The `history` result's reports, or null when `value` is not one. */
+export function parseHistory(value: unknown): IReport[] | null {
+  if (!isDict(value) || !Array.isArray(value.reports)) {
+    return null;
+  }
+  return value.reports.map(parseReport).filter((r): r is IReport => r !== null);
+}
+
+/** The `restore` result, or null when `value` is not one. */
+export function parseRestored(value: unknown): IRestored | null {
+  if (!isDict(value)) {
+    return null;
+  }
+  return { names: strings(value.names), bytes: Math.max(0, num(value.bytes)) };
 }
 
 /** Whether a kernel (spec name, kernel_info implementation) is a Greed kernel. */
@@ -978,10 +992,7 @@ export function changesVariables(event: GreedEvent['event']): boolean {
     'execution:cleanup',
     'execution:optimize',
     'memory:oom',
-    'memory:pressure',
-    'preserved',
-    'unpreserved',
-    'restored'
+    'memory:pressure'
   ].includes(event);
 }
 

@@ -8,10 +8,10 @@
 import { Widget } from '@lumino/widgets';
 
 import { GreedConnection } from './connection';
+import { GreedRequest } from './rpc';
 import {
   DEFAULT_SORT,
   GreedEvent,
-  GreedRequest,
   ITrans,
   IReport,
   ISort,
@@ -31,6 +31,7 @@ import {
   recentReports,
   reportAge,
   reportPressureText,
+  parseRestored,
   restoredText,
   rowActions,
   sortVariables,
@@ -117,22 +118,6 @@ export class GreedPanel extends Widget {
   }
 
   private _onEvent(_: IGreedModel, event: GreedEvent): void {
-    // An answer frees the buttons that asked for it.
-    if (event.event === 'execution:cleanup' || event.event === 'error') {
-      this._busy.delete('cleanup');
-    }
-    if (event.event === 'execution:optimize' || event.event === 'error') {
-      this._busy.delete('optimize');
-    }
-    if (
-      ['preserved', 'unpreserved', 'restored', 'error'].includes(event.event)
-    ) {
-      this._busy.clear();
-    }
-    if (event.event === 'restored') {
-      this._message = restoredText(event.names, event.bytes, this._trans);
-      this.update();
-    }
     this._refreshSoon(
       changesVariables(event.event),
       changesHistory(event.event)
@@ -166,10 +151,10 @@ export class GreedPanel extends Widget {
       return;
     }
     if (what.vars) {
-      connection.request({ request: 'vars' });
+      connection.request({ method: 'vars' }).catch(() => undefined);
     }
     if (what.history) {
-      connection.request({ request: 'history' });
+      connection.request({ method: 'history' }).catch(() => undefined);
     }
   }
 
@@ -198,14 +183,43 @@ export class GreedPanel extends Widget {
     this.update();
   }
 
+  /** Send a request; its button is busy until its own answer (or error) comes. */
   private _send(key: string, request: GreedRequest): void {
     const connection = this._model.current;
-    if (!connection || !connection.request(request)) {
+    if (!connection || !connection.isOpen) {
       return;
     }
+    const since = Date.now();
     this._message = '';
-    this._busy.set(key, Date.now());
+    this._busy.set(key, since);
     this.update();
+    connection
+      .request(request)
+      .then(
+        result => {
+          if (request.method === 'restore') {
+            const restored = parseRestored(result);
+            if (restored) {
+              this._message = restoredText(
+                restored.names,
+                restored.bytes,
+                this._trans
+              );
+            }
+          }
+          const method: string = request.method;
+          if (['preserve', 'unpreserve', 'restore'].includes(method)) {
+            this._refreshSoon(true, false);
+          }
+        },
+        () => undefined // the connection shows the error
+      )
+      .finally(() => {
+        if (this._busy.get(key) === since) {
+          this._busy.delete(key);
+        }
+        this.update();
+      });
   }
 
   private _isBusy(key: string): boolean {
@@ -330,7 +344,7 @@ export class GreedPanel extends Widget {
       button(
         trans.__('Clean up now'),
         'cleanup',
-        { request: 'cleanup' },
+        { method: 'cleanup' },
         trans.__(
           'Delete temporaries, release old outputs and stale values, collect garbage'
         )
@@ -338,7 +352,7 @@ export class GreedPanel extends Widget {
       button(
         trans.__('Optimise now'),
         'optimize',
-        { request: 'optimize' },
+        { method: 'optimize' },
         trans.__(
           'Clear stale gradients, run a full collection, empty the CUDA cache'
         )
@@ -350,7 +364,7 @@ export class GreedPanel extends Widget {
         button(
           trans.__('Read back all'),
           'restore-all',
-          { request: 'restore', all: true },
+          { method: 'restore', params: { all: true } },
           trans.__(
             'Read every paged-out value back into RAM now (first use does it anyway; it stays file-backed, so the OS may drop it again)'
           )
@@ -478,7 +492,7 @@ export class GreedPanel extends Widget {
       }
       b.disabled = !open || this._isBusy(key);
       b.addEventListener('click', () =>
-        this._send(key, { request: action, names: [row.name] })
+        this._send(key, { method: action, params: { names: [row.name] } })
       );
       actions.append(b);
     }

@@ -21,7 +21,10 @@ import {
   nextSort,
   pagedCell,
   parseEvent,
+  parseHistory,
+  parseRestored,
   parseStats,
+  parseVariables,
   pressureLevel,
   ramFraction,
   recentReports,
@@ -242,8 +245,7 @@ describe('parseEvent', () => {
   };
 
   it('reads hello with the threshold', () => {
-    const event = parseEvent({
-      event: 'hello',
+    const event = parseEvent('hello', {
       version: '0.1.0',
       stats: STATS,
       config: { memory_threshold: 0.6 }
@@ -264,13 +266,14 @@ describe('parseEvent', () => {
   });
 
   it('defaults a missing threshold', () => {
-    const event = parseEvent({ event: 'hello', stats: STATS });
+    const event = parseEvent('hello', {
+      stats: STATS
+    });
     expect(event).toMatchObject({ config: { memoryThreshold: 0.8 } });
   });
 
   it('reads cleanup reports', () => {
-    const event = parseEvent({
-      event: 'execution:cleanup',
+    const event = parseEvent('execution:cleanup', {
       stats: STATS,
       report: {
         kind: 'cleanup',
@@ -291,8 +294,7 @@ describe('parseEvent', () => {
   });
 
   it('reads an oom report (ramFreedBytes)', () => {
-    const event = parseEvent({
-      event: 'memory:oom',
+    const event = parseEvent('memory:oom', {
       stats: STATS,
       report: { kind: 'oom', rssBefore: 10, rssAfter: 4, ramFreedBytes: 6 }
     });
@@ -302,8 +304,7 @@ describe('parseEvent', () => {
   });
 
   it('reads vars, dropping malformed rows', () => {
-    const event = parseEvent({
-      event: 'vars',
+    const vars = parseVariables({
       variables: [
         {
           name: 'x',
@@ -324,60 +325,41 @@ describe('parseEvent', () => {
       ],
       omitted: 2
     });
-    if (event?.event !== 'vars') {
+    if (!vars) {
       throw new Error('not vars');
     }
-    expect(event.omitted).toBe(2);
-    expect(event.variables.map(v => v.name)).toEqual(['x', 'y']);
-    expect(event.variables[0]).toMatchObject({
+    expect(vars.omitted).toBe(2);
+    expect(vars.variables.map(v => v.name)).toEqual(['x', 'y']);
+    expect(vars.variables[0]).toMatchObject({
       size: MiB,
       device: 'cpu',
       lastTouchedCell: 3,
       pagedBytes: 512 * 1024
     });
-    expect(event.variables[1]).toMatchObject({
+    expect(vars.variables[1]).toMatchObject({
       size: 0,
       pagedBytes: 0,
       device: null
     });
+    expect(parseVariables({ variables: 'x' })).toBeNull();
   });
 
-  it('reads history, events with names, errors', () => {
+  it('reads history and restore results', () => {
     expect(
-      parseEvent({
-        event: 'history',
-        reports: [{ kind: 'cleanup' }, { nope: 1 }]
-      })
-    ).toMatchObject({
-      event: 'history',
-      reports: [{ kind: 'cleanup', freedBytes: 0 }]
-    });
-    expect(parseEvent({ event: 'preserved', names: ['a', 3] })).toEqual({
-      event: 'preserved',
-      names: ['a']
-    });
-    expect(parseEvent({ event: 'error', message: 'nope' })).toEqual({
-      event: 'error',
-      message: 'nope'
-    });
-    expect(parseEvent({ event: 'restored', names: ['w'], bytes: 5 })).toEqual({
-      event: 'restored',
+      parseHistory({ reports: [{ kind: 'cleanup' }, { nope: 1 }] })
+    ).toMatchObject([{ kind: 'cleanup', freedBytes: 0 }]);
+    expect(parseHistory({})).toBeNull();
+    expect(parseRestored({ names: ['w', 3], bytes: 5 })).toEqual({
       names: ['w'],
       bytes: 5
     });
-    expect(parseEvent({ event: 'restored', names: [] })).toEqual({
-      event: 'restored',
-      names: [],
-      bytes: 0
-    });
+    expect(parseRestored({ names: [] })).toEqual({ names: [], bytes: 0 });
+    expect(parseRestored('x')).toBeNull();
   });
 
   it('reads the paging fields and the budget of STATS', () => {
-    const event = parseEvent({ event: 'stats', stats: STATS });
-    if (event?.event !== 'stats') {
-      throw new Error('not stats');
-    }
-    expect(event.stats).toMatchObject({
+    const stats = parseStats(STATS)!;
+    expect(stats).toMatchObject({
       paged: ['w'],
       pagedOmitted: 0,
       pagedBytes: 64 * MiB,
@@ -389,7 +371,7 @@ describe('parseEvent', () => {
         held: true
       }
     });
-    expect(event.stats).not.toHaveProperty('spilled');
+    expect(stats).not.toHaveProperty('spilled');
     // a kernel without a budget, and junk in one
     expect(parseStats({})!.memoryBudget).toBeNull();
     expect(
@@ -410,10 +392,11 @@ describe('parseEvent', () => {
 
   it('reads memory:pressure with and without holders', () => {
     expect(
-      parseEvent({ event: 'memory:pressure', stats: STATS })
+      parseEvent('memory:pressure', {
+        stats: STATS
+      })
     ).toMatchObject({ event: 'memory:pressure', holders: null });
-    const event = parseEvent({
-      event: 'memory:pressure',
+    const event = parseEvent('memory:pressure', {
       stats: STATS,
       holders: [
         {
@@ -437,8 +420,7 @@ describe('parseEvent', () => {
   });
 
   it('reads the paging fields of a memory-triggered cleanup', () => {
-    const event = parseEvent({
-      event: 'execution:cleanup',
+    const event = parseEvent('execution:cleanup', {
       stats: STATS,
       report: {
         kind: 'cleanup',
@@ -462,25 +444,20 @@ describe('parseEvent', () => {
   });
 
   it('rejects what is not an event', () => {
-    for (const junk of [
-      null,
-      undefined,
-      42,
-      'hello',
-      [],
-      {},
-      { event: 7 },
-      { event: 'unknown:thing', stats: STATS },
-      { event: 'hello' },
-      { event: 'stats', stats: [] },
-      { event: 'execution:cleanup', stats: STATS },
-      { event: 'execution:cleanup', stats: STATS, report: { kind: 5 } },
-      { event: 'vars', variables: 'x' },
-      { event: 'history' },
-      { event: 'spill:restore', stats: STATS, names: ['w'], bytes: 5 },
-      { event: 'memory:pressure', holders: [] }
-    ]) {
-      expect(parseEvent(junk)).toBeNull();
+    const junk: Array<[string, unknown]> = [
+      ['hello', null],
+      ['hello', 42],
+      ['hello', []],
+      ['hello', {}],
+      ['unknown:thing', { stats: STATS }],
+      ['stats', { stats: STATS }], // a method, not an event
+      ['execution:cleanup', { stats: STATS }],
+      ['execution:cleanup', { stats: STATS, report: { kind: 5 } }],
+      ['spill:restore', { stats: STATS, names: ['w'], bytes: 5 }],
+      ['memory:pressure', { holders: [] }]
+    ];
+    for (const [method, params] of junk) {
+      expect(parseEvent(method, params)).toBeNull();
     }
   });
 
@@ -617,13 +594,10 @@ describe('history and refreshes', () => {
 
   it('knows which events change the table and the history', () => {
     expect(changesVariables('execution:cleanup')).toBe(true);
-    expect(changesVariables('preserved')).toBe(true);
-    expect(changesVariables('stats')).toBe(false);
-    expect(changesVariables('vars')).toBe(false); // no loop
-    expect(changesVariables('restored')).toBe(true);
+    expect(changesVariables('hello')).toBe(false);
     expect(changesVariables('memory:pressure')).toBe(true);
     expect(changesHistory('execution:optimize')).toBe(true);
-    expect(changesHistory('history')).toBe(false);
+    expect(changesHistory('memory:pressure')).toBe(false);
   });
 });
 
