@@ -102,10 +102,10 @@ class Channel:
         comm_manager.register_target(TARGET, self.on_open)
 
     @property
-    def comms(self) -> list[Comm]:
-        """The open comms (those that got their hello)."""
+    def comms(self) -> dict[str, Comm]:
+        """The open comms (those that got their hello), by id: a copy."""
         with self._lock:
-            return list(self._comms.values())
+            return dict(self._comms)
 
     # -- comm callbacks ------------------------------------------------------------------
     def on_open(self, comm: Comm, open_msg: dict[str, t.Any]) -> None:
@@ -173,7 +173,7 @@ class Channel:
     def notify(self, method: str, params: dict[str, t.Any]) -> None:
         """Send an event to every open comm."""
         message = notification(method, params)
-        for comm in self.comms:
+        for comm in self.comms.values():
             self._send(comm, message)
 
     def _send(self, comm: Comm, message: dict[str, t.Any]) -> bool:

@@ -291,7 +291,7 @@ def test_register_and_hello(channel: Channel, service: FakeService) -> None:
     assert hello["params"]["version"] == greed_kernel.__version__
     assert hello["params"]["stats"] == STATS
     assert hello["params"]["config"]["evict"] == "page"
-    assert channel.comms == [comm]
+    assert list(channel.comms.values()) == [comm]
 
 
 def test_methods_are_the_schemas(channel: Channel) -> None:
@@ -509,7 +509,7 @@ def test_a_closed_comm_gets_nothing_more(channel: Channel, service: FakeService)
     channel.notify("memory:pressure", {"stats": STATS})
     assert [m["method"] for m in first.events()] == ["hello"]
     assert [m["method"] for m in second.events()] == ["hello", "memory:pressure"]
-    assert channel.comms == [second]
+    assert list(channel.comms.values()) == [second]
 
 
 def test_closed_before_its_hello(channel: Channel, service: FakeService) -> None:
@@ -517,7 +517,7 @@ def test_closed_before_its_hello(channel: Channel, service: FakeService) -> None
     comm = open_comm(channel)
     comm.close()
     service.end_cell()
-    assert comm.sent == [] and channel.comms == []
+    assert comm.sent == [] and channel.comms == {}
 
 
 def test_closed_by_the_kernel_side_or_failing(channel: Channel) -> None:
@@ -525,7 +525,7 @@ def test_closed_by_the_kernel_side_or_failing(channel: Channel) -> None:
     gone._closed = True
     failing.fail = True
     channel.notify("memory:pressure", {"stats": STATS})  # logged, never raised
-    assert channel.comms == [failing, fine]
+    assert list(channel.comms.values()) == [failing, fine]
     assert fine.sent[-1]["method"] == "memory:pressure"
 
 
