@@ -350,13 +350,14 @@ def test_greed_status_magic(kernel: KernelHarness) -> None:
 
 @pytest.mark.parametrize("line", ["%greed bogus", "%greed why nosuchname", "%greed why"])
 def test_bad_magic_requests_answer_one_line(kernel: KernelHarness, line: str) -> None:
+    """IPython's UsageError: the cell fails with one line on stderr, no traceback."""
     result = kernel.execute(line)
-    assert result.status == "ok", result
-    assert result.error is None, result
+    assert result.status == "error", result
+    assert result.error is None, result  # no error output, no traceback
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Greed: ")
+    assert lines[0].startswith("UsageError: ")
     assert "Traceback" not in result.stderr
 
 
