@@ -93,7 +93,7 @@ def _raw_read(fd: int, into: memoryview) -> int:
 def measure(mib: int, reps: int) -> dict[str, t.Any]:
     import torch
 
-    from greed_kernel import paging
+    from greed_kernel import paging, procmaps
 
     torch.set_num_threads(1)
 
@@ -114,7 +114,7 @@ def measure(mib: int, reps: int) -> dict[str, t.Any]:
     return {
         "mib": mib,
         "reps": reps,
-        "directory_filesystem": paging.filesystem_type(directory),
+        "directory_filesystem": procmaps.filesystem_type(directory),
         "rows": rows,
         **summarise(rows),
     }

@@ -3,7 +3,8 @@
     python -m benchmarks.tracking [--out docs/benchmarks]
 
 Runs Greed's per-cell hooks (pre_run_cell, the scan of the compiled tree,
-post_run_cell, after_execute) on a real in-process IPython shell, for an
+post_run_cell, cell_done before the reply, after_reply after it) on a real
+in-process IPython shell, for an
 ordinary 5-line cell and a 500-line cell, with 10 and 10,000 variables in the
 namespace. Periodic cleanups are disabled so only the per-cell work is timed.
 Writes tracking.json next to the other benchmark results.
@@ -18,8 +19,10 @@ import time
 from pathlib import Path
 
 from IPython.core.interactiveshell import InteractiveShell
+from traitlets import Bool, Float, Integer, List, Unicode
+from traitlets.config import Configurable
 
-from greed_kernel.engine import Engine
+from greed_kernel.engine import Greed
 
 CELL_5 = (
     "def scale(a):\n"
@@ -33,26 +36,26 @@ CELL_500 = "".join(
 )[:-1]
 
 
-class Settings:
+class Settings(Configurable):
     """GreedKernel's defaults, with periodic work off (only per-cell work is timed)."""
 
-    preserve = ("model",)
-    recent_window = 300.0
-    temporary_patterns = ("_temp_*", "_out_*")
-    evict_min_bytes = 1 << 20
-    cleanup_interval = 0
-    optimize_interval = 0
-    memory_threshold = 0.8
-    memory_low_watermark = 0.7
-    memory_limit = 0
-    pressure_cooldown = 10
-    idle_timeout = 0
-    output_cache_keep = 3
-    evict = "page"
-    gc_freeze = False
-    oom_recovery = True
-    spill_max_bytes = 0
-    spill_dir = ""
+    preserve = List(default_value=["model"])
+    recent_window = Float(300.0)
+    temporary_patterns = List(default_value=["_temp_*", "_out_*"])
+    evict_min_bytes = Integer(1 << 20)
+    cleanup_interval = Integer(0)
+    optimize_interval = Integer(0)
+    memory_threshold = Float(0.8)
+    memory_low_watermark = Float(0.7)
+    memory_limit = Integer(0)
+    pressure_cooldown = Integer(10)
+    idle_timeout = Float(0.0)
+    output_cache_keep = Integer(3)
+    evict = Unicode("page")
+    gc_freeze = Bool(False)
+    oom_recovery = Bool(True)
+    spill_max_bytes = Integer(0)
+    spill_dir = Unicode("")
 
 
 class _Info:
@@ -68,20 +71,26 @@ class _Result:
         self.info = info
 
 
-def time_hooks(engine: Engine, shell: InteractiveShell, cell: str, runs: int) -> float:
-    """Median microseconds of one cell's worth of Greed hooks."""
+def time_hooks(engine: Greed, shell: InteractiveShell, cell: str, runs: int) -> tuple[float, float]:
+    """Median microseconds of one cell's worth of Greed work: before the reply (the
+    hooks and the pressure probe), and after it (what the kernel schedules)."""
     tree = shell.compile.ast_parse(shell.transform_cell(cell))
-    samples = []
+    hooks = engine.hooks
+    before, after = [], []
     for _ in range(runs):
         info = _Info()
         result = _Result(info)
         t0 = time.perf_counter()
-        engine.pre_run_cell(info)
-        engine.on_tree(tree)
-        engine.post_run_cell(result)
-        engine.after_execute()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples) * 1e6
+        hooks.pre_run_cell(info)
+        hooks.on_tree(tree)
+        hooks.post_run_cell(result)
+        engine.cell_done()
+        t1 = time.perf_counter()
+        engine.after_reply()
+        t2 = time.perf_counter()
+        before.append(t1 - t0)
+        after.append(t2 - t1)
+    return statistics.median(before) * 1e6, statistics.median(after) * 1e6
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--runs", type=int, default=500)
     args = parser.parse_args(argv)
     shell = InteractiveShell.instance()
-    engine = Engine(shell, Settings())  # type: ignore[arg-type]
+    engine = Greed(shell, parent=Settings(), schedule=lambda delay, fn: None)
     shell.run_cell("model = None\n" + CELL_5)  # define model, scale, weight, values
     results = {}
     for nvars in (10, 10_000):
@@ -98,9 +107,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             shell.user_ns[f"var{k}"] = k
         for label, cell in (("5-line", CELL_5), ("500-line", CELL_500)):
             runs = args.runs if label == "5-line" else max(20, args.runs // 10)
-            results[f"{label}, {nvars} vars (us)"] = round(time_hooks(engine, shell, cell, runs), 1)
+            before, after = time_hooks(engine, shell, cell, runs)
+            results[f"{label}, {nvars} vars (us)"] = round(before, 1)
+            results[f"{label}, {nvars} vars, after the reply (us)"] = round(after, 1)
     for key, value in results.items():
-        print(f"{key:32} {value:9.1f}")
+        print(f"{key:50} {value:9.1f}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "tracking.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -14,8 +14,8 @@ import types
 import typing as t
 from collections.abc import Callable, Mapping
 
-from .paging import PAGE
 from .policy import Policy
+from .procmaps import PAGE
 from .sizes import cpu_buffers, human_bytes, measure
 from .tracker import Access
 

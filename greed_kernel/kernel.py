@@ -212,45 +212,41 @@ class GreedKernel(IPythonKernel):
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
         from .channel import Channel
-        from .engine import Engine
+        from .engine import Greed
         from .magics import GreedMagics
 
-        self.greed = Engine(self.shell, self, schedule=self._call_later, log=self.log)
+        self.greed = Greed(self.shell, parent=self, log=self.log, schedule=self._call_later)
         self.greed_channel = Channel(
-            self.greed,
-            self.greed_config,
-            self.log,
+            service=self.greed,
+            log=self.log,
             on_main_thread=lambda fn: self.io_loop.add_callback(fn),
         )
-        self.greed.publish = self.greed_channel.publish
+        self.greed.publish = self.greed_channel.notify
         self.greed.register()
         self.greed_channel.register(self.comm_manager)
-        self.shell.register_magics(GreedMagics(self.shell, self.greed, self))
+        self.shell.register_magics(GreedMagics(self.shell, self.greed))
 
     def _call_later(self, delay: float, callback: t.Callable[[], None]) -> t.Any:
         return self.io_loop.call_later(delay, callback)
 
     def do_shutdown(self, restart: bool) -> t.Any:
-        """Remove our paging subdirectory (if we made one), then shut down as IPython does."""
+        """Disconnect and remove our paging subdirectory (if we made one), then shut
+        down as IPython does."""
         try:
             self.greed.shutdown()
         except Exception:
-            self.log.exception("greed: removing the paging directory failed")
+            self.log.exception("greed: shutting down the engine failed")
         return super().do_shutdown(restart)
 
-    def greed_config(self) -> dict[str, t.Any]:
-        """Our traits and their current values (sent in the comm's hello)."""
-        return {name: getattr(self, name) for name in self.class_own_traits(config=True)}
-
     async def do_execute(self, *args: t.Any, **kwargs: t.Any) -> dict[str, t.Any]:
-        """Run the request as IPython does, then the triggers (after the reply is built,
-        so nothing we do can change the cell's outcome)."""
+        """Run the request as IPython does; then what must be said under the cell
+        (before the reply), and the rest scheduled after the reply is sent."""
         self.greed.executing = True
         try:
             return await super().do_execute(*args, **kwargs)
         finally:
             self.greed.executing = False
-            self.greed.after_execute()
+            self.greed.cell_done()
 
     # -- kernel_info -------------------------------------------------------------------
     @property

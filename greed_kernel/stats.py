@@ -47,27 +47,31 @@ def json_clean(value: t.Any, depth: int = 0) -> t.Any:
 class Stats:
     """Counters the engine updates; :meth:`snapshot` gives the STATS dict."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: t.Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # monotonic seconds (tests inject their own)
         self.execution_count = 0
         self.total_time = 0.0  # seconds spent in user cells
-        self.last_end = time.monotonic()  # when the last execution ended
+        self.last_end = clock()  # when the last execution ended
         self.memory_pressure = 0.0
         self.cleanup_count = 0
         self.optimize_count = 0
         self.last_cleanup: int | None = None
+        #: The budget episode in progress (pressure above memory_threshold) that could
+        #: not be held, as %greed status shows it; None once pressure is back down.
+        self.budget_refusal: dict[str, t.Any] | None = None
         self.reports: collections.deque[dict[str, t.Any]] = collections.deque(maxlen=MAX_REPORTS)
 
     def record_execution(self, seconds: float) -> int:
         self.execution_count += 1
         self.total_time += seconds
-        self.last_end = time.monotonic()
+        self.last_end = self.clock()
         return self.execution_count
 
     def record_report(self, report: dict[str, t.Any]) -> None:
         if report["kind"] == "cleanup":
             self.cleanup_count += 1
             self.last_cleanup = report["executionCount"]
-        else:
+        elif report["kind"] == "optimize":
             self.optimize_count += 1
         self.reports.append(report)
 
@@ -90,7 +94,7 @@ class Stats:
             "executionCount": n,
             "avgExecutionTime": (self.total_time / n * 1000.0) if n else 0.0,
             "memoryPressure": min(1.0, max(0.0, self.memory_pressure)),
-            "idleTime": max(0.0, (time.monotonic() - self.last_end) * 1000.0),
+            "idleTime": max(0.0, (self.clock() - self.last_end) * 1000.0),
             "preservedVariables": names,
             "preservedVariablesOmitted": omitted,
             "cleanupCount": self.cleanup_count,

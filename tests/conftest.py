@@ -131,7 +131,7 @@ KERNEL_GLOBALS = frozenset(
 )
 # Modules that start heavy processes without any of those names.
 KERNEL_MODULES = frozenset({"test_benchmarks_smoke", "test_packaging", "test_labextension_unit"})
-INPROCESS_GLOBALS = frozenset({"InteractiveShell", "GreedKernel", "Engine"})
+INPROCESS_GLOBALS = frozenset({"InteractiveShell", "GreedKernel", "Greed", "InProcess"})
 
 
 def _tier(item: pytest.Item) -> str:

@@ -1,76 +1,40 @@
-"""The engine on a real in-process InteractiveShell: interrupts before the cell,
-hostile metaclasses, and requests that must wait for a running cell."""
+"""The engine on a real in-process InteractiveShell, with the clock and the scheduler
+driven by the test (tests/inprocess.py): triggers, the moments of a cell, interrupts,
+hostile objects, requests that wait for a running cell, and the memory budget."""
 
 from __future__ import annotations
 
-import gc
-import logging
-import time
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
+from inprocess import InProcess
 
-from greed_kernel import engine as engine_module
-from greed_kernel.engine import Engine
-from greed_kernel.kernel import GreedKernel
-
-
-class Settings:
-    """GreedKernel's trait defaults as plain attributes."""
-
-    def __init__(self, **overrides: t.Any) -> None:
-        for name, trait in GreedKernel.class_own_traits(config=True).items():
-            setattr(self, name, trait.default())
-        self.__dict__.update(overrides)
-
-
-class Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+from greed_kernel import hooks as hooks_module
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    created = not InteractiveShell.initialized()
-    c = Config()
-    c.HistoryManager.hist_file = ":memory:"
-    shell = InteractiveShell.instance(config=c)
-    shell.reset(new_session=False)
-    log = logging.getLogger(f"greed-inprocess-{tmp_path.name}")
-    log.propagate = False
-    errors = Errors()
-    log.addHandler(errors)
-    own_transform = shell.__dict__.get("transform_ast")
-    e = Engine(shell, Settings(spill_dir=str(tmp_path), idle_timeout=0.0), log=log)
-    e.errors = errors  # type: ignore[attr-defined]
-    e.register()
-    try:
-        yield e
-    finally:
-        shell.events.unregister("pre_run_cell", e.pre_run_cell)
-        shell.events.unregister("post_run_cell", e.post_run_cell)
-        if own_transform is None:
-            shell.__dict__.pop("transform_ast", None)
-        else:
-            shell.transform_ast = own_transform
-        shell.reset(new_session=False)
-        gc.collect()
-        if created:
-            InteractiveShell.clear_instance()
+def p(tmp_path: Path) -> Iterator[InProcess]:
+    with InProcess(tmp_path) as harness:
+        yield harness
 
 
-def run(engine: Engine, code: str) -> t.Any:
-    result = engine.shell.run_cell(code, store_history=True)
-    engine.after_execute()
-    return result
+@pytest.fixture
+def make(tmp_path: Path) -> Iterator[t.Callable[..., InProcess]]:
+    made: list[InProcess] = []
+
+    def factory(**overrides: t.Any) -> InProcess:
+        made.append(InProcess(tmp_path, **overrides))
+        return made[-1]
+
+    yield factory
+    for harness in made:
+        harness.close()
+
+
+def triggers(p: InProcess, method: str) -> list[tuple[str, int]]:
+    return [(e["report"]["trigger"], e["report"]["executionCount"]) for e in p.methods(method)]
 
 
 def assert_interrupted(result: t.Any) -> None:
@@ -79,95 +43,246 @@ def assert_interrupted(result: t.Any) -> None:
     assert not result.success and isinstance(error, KeyboardInterrupt), error
 
 
+# -- triggers ----------------------------------------------------------------------------
+def test_periodic_cleanup_and_optimize_run_after_the_reply(
+    make: t.Callable[..., InProcess],
+) -> None:
+    p = make(cleanup_interval=4, optimize_interval=3, memory_threshold=0, recent_window=0)
+    p.run("a0 = 0")
+    p.run("_temp_x = 1")
+    p.run("a2 = 2")
+    assert triggers(p, "execution:optimize") == [("periodic", 3)]
+    p.clock.advance(1)  # _temp_x is no longer recent
+    p.run("a3 = 3", reply_sent=False)  # the 4th cell: its reply is on its way
+    assert triggers(p, "execution:cleanup") == []  # nothing ran before the reply
+    assert p.clock.advance(0) == 1
+    assert triggers(p, "execution:cleanup") == [("periodic", 4)] and "_temp_x" not in p.ns
+    for i in range(4, 12):
+        p.run(f"a{i} = {i}")
+    assert [n for _, n in triggers(p, "execution:cleanup")] == [4, 8, 12]
+    # due together at 12: the optimisation does not collect a second time
+    assert [n for _, n in triggers(p, "execution:optimize")] == [3, 6, 9, 12]
+    assert p.methods("execution:optimize")[-1]["report"]["gcCollected"] == 0
+
+
+def test_work_due_while_the_next_cell_runs_waits_for_it(make: t.Callable[..., InProcess]) -> None:
+    """nbclient sends the next cell at once: what the last one scheduled runs after it."""
+    p = make(cleanup_interval=2, memory_threshold=0)
+    p.run("a = 1")
+    p.run("b = 2", reply_sent=False)  # the periodic cleanup is due
+    p.run("c = 3", reply_sent=False)  # ... and the next cell starts first
+    p.greed.executing = True  # the cell after that is running when the callbacks come
+    p.clock.advance(0)
+    assert triggers(p, "execution:cleanup") == []
+    p.greed.executing = False
+    p.greed.cell_done()
+    p.clock.advance(0)
+    assert triggers(p, "execution:cleanup") == [("periodic", 3)]  # once, crossing 2
+
+
+def test_disabled_intervals(make: t.Callable[..., InProcess]) -> None:
+    p = make(cleanup_interval=0, optimize_interval=0, memory_threshold=0)
+    for i in range(10):
+        p.run(f"a{i} = {i}")
+    assert p.events == [] and p.greed.status()["nextCleanupIn"] is None
+
+
+def test_idle_trigger_fires_once_per_idle_period(make: t.Callable[..., InProcess]) -> None:
+    p = make(idle_timeout=300, memory_threshold=0)
+    p.run("x = 1")
+    p.clock.advance(299)
+    assert p.events == []
+    p.clock.advance(1)
+    assert triggers(p, "execution:cleanup") == [("idle", 1)]
+    assert triggers(p, "execution:optimize") == [("idle", 1)]
+    assert p.methods("execution:cleanup")[0]["stats"]["cleanupCount"] == 1
+    p.clock.advance(3600)  # nothing ran since: no second one
+    assert len(p.events) == 2 and p.clock.pending == 0
+    p.run("y = 2")
+    p.clock.advance(300)
+    assert triggers(p, "execution:cleanup") == [("idle", 1), ("idle", 2)]
+
+
+def test_idle_trigger_waits_for_a_running_or_awaiting_cell(
+    make: t.Callable[..., InProcess],
+) -> None:
+    p = make(idle_timeout=300, memory_threshold=0)
+    p.run("x = 1")
+    p.greed.executing = True  # a long cell (or one awaiting) began before the timer fired
+    p.clock.advance(1000)
+    assert p.events == []
+    p.greed.executing = False  # it ended 1000 s after the last one
+    p.greed.stats.record_execution(0.0)
+    p.clock.advance(299)
+    assert p.events == []
+    p.clock.advance(1)
+    assert triggers(p, "execution:cleanup") == [("idle", 2)]
+
+
+def test_memory_trigger_and_cooldown(make: t.Callable[..., InProcess]) -> None:
+    p = make(memory_limit=1_000_000)  # 1 MB: pressure is 1.0
+    p.run("x = 1")
+    pressure = p.methods("memory:pressure")
+    # crossing the threshold, then the budget that cannot be held (with the holders)
+    assert len(pressure) == 2 and "holders" in pressure[1]
+    assert pressure[0]["stats"]["memoryPressure"] == 1.0
+    assert pressure[0]["stats"]["memoryLimitBytes"] == 1_000_000
+    assert triggers(p, "execution:cleanup") == [("memory", 1)]
+    assert triggers(p, "execution:optimize") == [("memory", 1)]
+    for i in range(4):  # cooldown: pressure cannot rise above 1.0
+        p.run(f"y{i} = {i}")
+    assert len(p.methods("memory:pressure")) == 2
+    assert len(triggers(p, "execution:cleanup")) == 1
+    p.settings.pressure_cooldown = 2
+    p.run("z = 1")  # the cooldown is over: looked at again, still not held, said once
+    assert triggers(p, "execution:cleanup")[-1] == ("memory", 6)
+    assert len(p.methods("memory:pressure")) == 3
+
+
+def test_a_budget_that_cannot_be_held_is_explained_once_per_episode(
+    p: InProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p.run("junk = bytearray(64 << 20)")  # plain Python memory: never paged
+    used = p.greed.probe.unreclaimable()
+    p.settings.memory_limit = int(used / 0.9)  # pressure 0.9, above the 0.8 threshold
+    capsys.readouterr()
+    p.run("x = 1", reply_sent=False)  # said before the reply: under this cell
+    err = capsys.readouterr().err
+    assert "nothing more can be paged out" in err and "junk (64 MiB, bytearray)" in err
+    (event,) = [e for e in p.methods("memory:pressure") if "holders" in e]
+    assert event["holders"][0]["name"] == "junk"
+    assert p.greed.status()["budgetRefusal"]["holders"][0]["name"] == "junk"
+    assert p.greed.snapshot()["memoryBudget"]["held"] is False
+    p.run("y = 2")  # the same episode: no second line
+    assert "nothing more can be paged out" not in capsys.readouterr().err
+    p.settings.memory_limit = used * 4  # pressure far below the watermark: episode over
+    p.run("z = 3")
+    assert p.greed.status()["budgetRefusal"] is None
+
+
+def test_out_of_memory_is_recovered_before_the_reply(
+    p: InProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p.run("def f():\n    x = bytearray(1 << 20)\n    raise MemoryError\nf()", reply_sent=False)
+    assert p.greed.stats.execution_count == 1
+    assert "Greed: reclaimed" in capsys.readouterr().err  # under the failing cell
+    assert [m for m, _ in p.events][-1] == "memory:oom"
+
+
+# -- the hooks ---------------------------------------------------------------------------
 def test_an_interrupt_during_the_pre_cell_scan_stops_the_cell(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def interrupted(*args: object, **kwargs: object) -> t.NoReturn:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine.tracker, "touch", interrupted)
-    assert_interrupted(engine.shell.run_cell("ran = True", store_history=True))
-    assert "ran" not in engine.shell.user_ns
+    monkeypatch.setattr(p.greed.tracker, "touch", interrupted)
+    assert_interrupted(p.shell.run_cell("ran = True", store_history=True))
+    assert "ran" not in p.ns
 
 
 def test_an_interrupt_in_pre_run_cell_stops_the_cell(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """IPython's event manager swallows what a callback raises: the engine stops the
-    cell itself, at the tree hook, before any of its code runs."""
+    """IPython's event manager swallows what a callback raises: the hooks stop the
+    cell themselves, at the tree hook, before any of its code runs."""
     calls = iter([KeyboardInterrupt, None])
+    real = hooks_module.time.perf_counter
 
-    class Clock:
-        """The engine module's `time`, whose first perf_counter() is interrupted
-        (only the engine's: gc callbacks elsewhere read the real clock)."""
-
-        monotonic = staticmethod(time.monotonic)
-        time = staticmethod(time.time)
-
+    class Time:
         @staticmethod
         def perf_counter() -> float:
             if next(calls, None) is KeyboardInterrupt:
                 raise KeyboardInterrupt
-            return time.perf_counter()
+            return real()
 
-    monkeypatch.setattr(engine_module, "time", Clock)
-    assert_interrupted(engine.shell.run_cell("ran = True", store_history=True))
-    assert "ran" not in engine.shell.user_ns
+    monkeypatch.setattr(hooks_module, "time", Time)
+    assert_interrupted(p.shell.run_cell("ran = True", store_history=True))
+    assert "ran" not in p.ns
     monkeypatch.undo()
-    assert run(engine, "ran = True").success and engine.shell.user_ns["ran"] is True
+    assert p.run("ran = True").success and p.ns["ran"] is True
 
 
-def test_a_class_with_an_unhashable_metaclass_does_not_stop_tracking(engine: Engine) -> None:
-    run(engine, "class Meta(type):\n    __hash__ = None\nclass C(metaclass=Meta):\n    pass\nx = 1")
-    result = run(engine, "C\nx")
-    assert result.success
-    n = engine.shell.execution_count - 1
-    assert engine.tracker.last["x"].execution == n and engine.tracker.last["C"].execution == n
-    assert not engine.errors.records  # type: ignore[attr-defined]
+def test_a_class_with_an_unhashable_metaclass_does_not_stop_tracking(p: InProcess) -> None:
+    p.run("class Meta(type):\n    __hash__ = None\nclass C(metaclass=Meta):\n    pass\nx = 1")
+    assert p.run("C\nx").success
+    n = p.shell.execution_count - 1
+    assert p.greed.tracker.last["x"].execution == n and p.greed.tracker.last["C"].execution == n
+    assert not p.errors.records
 
 
-def test_requests_wait_for_a_running_cell(engine: Engine) -> None:
+def test_names_are_stamped_with_the_injected_clock(p: InProcess) -> None:
+    p.clock.advance(42)
+    p.run("def f():\n    return g\ng = 1\nf()")
+    assert p.greed.tracker.last["g"].time == p.clock.now
+    assert p.greed.why("g")["lastTouchedAgo"] == 0
+    p.clock.advance(60)
+    assert p.greed.why("g")["lastTouchedAgo"] == 60
+
+
+def test_unregister_leaves_the_shell_as_it_was(p: InProcess) -> None:
+    p.greed.unregister()
+    assert "transform_ast" not in p.shell.__dict__
+    assert p.greed.hooks.pre_run_cell not in p.shell.events.callbacks["pre_run_cell"]
+    count = p.greed.stats.execution_count
+    p.run("x = 1")
+    assert p.greed.stats.execution_count == count
+
+
+def test_a_failure_of_ours_never_changes_the_cell(
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> t.NoReturn:
+        raise RuntimeError("ours")
+
+    monkeypatch.setattr(p.greed.tracker, "touch", broken)
+    monkeypatch.setattr(p.greed.triggers, "check_pressure", broken)
+    result = p.run("x = 40 + 2\nx")
+    assert result.success and result.result == 42
+    assert p.errors.records  # logged
+
+
+# -- requests and the running cell -------------------------------------------------------
+def test_requests_wait_for_a_running_cell(p: InProcess) -> None:
     ran: list[str] = []
-    engine.executing = True  # as the kernel's do_execute sets it, also while a cell awaits
-    engine.when_no_cell(lambda: ran.append("cleanup"))
+    p.greed.executing = True  # as the kernel's do_execute sets it, also while a cell awaits
+    p.greed.when_no_cell(lambda: ran.append("cleanup"))
     assert ran == []
-    engine.executing = False
-    engine.after_execute()  # the kernel calls this once the reply is built
+    p.greed.executing = False
+    p.greed.cell_done()  # the kernel calls this once the reply is built
+    assert ran == []
+    p.clock.advance(0)  # ... and the rest after the reply
     assert ran == ["cleanup"]
-    engine.when_no_cell(lambda: ran.append("now"))
+    p.greed.when_no_cell(lambda: ran.append("now"))
     assert ran == ["cleanup", "now"]
 
 
-def test_a_user_thread_pauses_paging(engine: Engine) -> None:
+def test_a_user_thread_pauses_paging(make: t.Callable[..., InProcess]) -> None:
     pytest.importorskip("numpy")
-    engine.config.recent_window = 0.0
-    engine.config.evict_min_bytes = 1
-    run(engine, "import numpy as np, threading\nbig = np.ones(1 << 20)\nstop = threading.Event()")
-    run(engine, "worker = threading.Thread(target=stop.wait, name='users-worker')\nworker.start()")
-    report = engine.cleanup("manual")
-    assert report["paged"] == [] and "users-worker" in engine.paging_paused
-    run(engine, "stop.set()\nworker.join()")
-    report = engine.cleanup("manual")
-    assert "big" in report["paged"] and engine.paging_paused == ""
+    p = make(recent_window=0.0, evict_min_bytes=1)
+    p.run("import numpy as np, threading\nbig = np.ones(1 << 20)\nstop = threading.Event()")
+    p.run("worker = threading.Thread(target=stop.wait, name='users-worker')\nworker.start()")
+    p.clock.advance(1)  # big is no longer recent
+    report = p.greed.cleanup("manual")
+    assert report is not None and report["paged"] == []
+    assert "users-worker" in p.greed.status()["pagingPaused"]
+    p.run("stop.set()\nworker.join()")
+    report = p.greed.cleanup("manual")
+    assert report is not None and "big" in report["paged"]
+    assert p.greed.status()["pagingPaused"] == ""
+    assert p.greed.paged_names()["big"] > 0
+    assert p.greed.page_in(["big"]) > 0
 
 
-def test_a_budget_that_cannot_be_held_is_explained_once_per_episode(
-    engine: Engine, capsys: pytest.CaptureFixture[str]
-) -> None:
-    events: list[dict[str, t.Any]] = []
-    engine.publish = events.append
-    run(engine, "junk = bytearray(64 << 20)")  # plain Python memory: never paged
-    used = engine.probe.unreclaimable()
-    engine.config.memory_limit = int(used / 0.9)  # pressure 0.9, above the 0.8 threshold
-    capsys.readouterr()
-    run(engine, "x = 1")
-    err = capsys.readouterr().err
-    assert "nothing more can be paged out" in err and "junk (64 MiB, bytearray)" in err
-    (event,) = [e for e in events if e["event"] == "memory:pressure" and "holders" in e]
-    assert event["holders"][0]["name"] == "junk"
-    assert engine.budget_refusal is not None
-    run(engine, "y = 2")  # the same episode: no second line
-    assert "nothing more can be paged out" not in capsys.readouterr().err
-    engine.config.memory_limit = used * 4  # pressure far below the watermark: episode over
-    run(engine, "z = 3")
-    assert engine.budget_refusal is None
+def test_marks_and_views(p: InProcess) -> None:
+    p.run("kept = 1\nother = 2")
+    p.greed.preserve(["kept"])
+    assert p.greed.why("kept")["rule"] == "marked"
+    assert "kept" in p.greed.snapshot()["preservedVariables"]
+    p.greed.unpreserve(["kept", "model"])
+    assert p.greed.why("kept")["rule"] != "marked"
+    rows = {r["name"]: r for r in p.greed.variables()}
+    assert {"kept", "other"} <= set(rows) and rows["kept"]["type"] == "int"
+    with pytest.raises(KeyError):
+        p.greed.why("missing")
+    assert set(p.greed.settings()) >= {"cleanup_interval", "memory_limit", "evict"}

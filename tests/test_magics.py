@@ -140,6 +140,7 @@ def shell() -> Iterator[InteractiveShell]:
     c = Config()
     c.HistoryManager.hist_file = ":memory:"
     sh = InteractiveShell.instance(config=c)
+    sh.find_line_magic("tb")  # IPython loads %tb lazily: loaded before the snapshot
     line_magics = dict(sh.magics_manager.magics["line"])
     try:
         yield sh

@@ -1,7 +1,7 @@
 """Random cell sequences against the engine, in process, on a real IPython shell.
 
 A hypothesis state machine runs cells on an ``InteractiveShell`` with a Greed
-``Engine`` attached the way the kernel attaches it (events, AST transformer,
+``Greed`` attached the way the kernel attaches it (events, AST transformer,
 ``%greed`` magic, ``after_execute`` after each cell), with tiny intervals so
 that cleanups and optimisations happen every few steps. After every step:
 
@@ -34,13 +34,13 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from inprocess import GreedSettings
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
-from greed_kernel.engine import Engine
-from greed_kernel.kernel import DEFAULT_PRESERVE, GreedKernel
+from greed_kernel.engine import Greed
+from greed_kernel.kernel import DEFAULT_PRESERVE
 from greed_kernel.magics import GreedMagics
-from greed_kernel.sizes import cpu_buffers
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -66,35 +66,26 @@ def same_value(a: t.Any, b: t.Any) -> bool:
 values = st.lists(st.integers(-1000, 1000), max_size=5)
 
 
-class EngineConfig:
-    """GreedKernel's traits as plain attributes (their defaults), with tiny intervals."""
-
-    def __init__(self, spill_dir: Path) -> None:
-        self.spill_dir = str(spill_dir)
-        for name, trait in GreedKernel.class_own_traits(config=True).items():
-            setattr(self, name, trait.default())
-        self.preserve = list(DEFAULT_PRESERVE)
-        self.recent_window = 0.0
-        self.temporary_patterns = ["_temp_*", "_out_*"]
-        self.evict_min_bytes = 64 << 10
-        self.cleanup_interval = 2
-        self.optimize_interval = 3
-        self.memory_threshold = 0.0
-        self.memory_limit = 0
-        self.pressure_cooldown = 10
-        self.idle_timeout = 0.0
-        self.output_cache_keep = 1
-        self.evict = "page"
+def engine_settings(spill_dir: Path) -> t.Any:
+    """GreedKernel's traits (their defaults), with tiny intervals."""
+    return GreedSettings(
+        spill_dir=str(spill_dir),
+        preserve=list(DEFAULT_PRESERVE),
+        recent_window=0.0,
+        evict_min_bytes=64 << 10,
+        cleanup_interval=2,
+        optimize_interval=3,
+        memory_threshold=0.0,
+        idle_timeout=0.0,
+        output_cache_keep=1,
+        evict="page",
         # Frozen survivors keep each collection to the objects new since the last one:
         # this process's heap is large (hypothesis, torch from other tests), and a
         # cleanup every two cells would walk all of it. gc_freeze's default (off, as
         # python3) is what tests/test_differential.py checks; the fixture unfreezes.
-        self.gc_freeze = True
-        self.oom_recovery = False
-        self.spill_max_bytes = 0
-
-    def greed_config(self) -> dict[str, t.Any]:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        gc_freeze=True,
+        oom_recovery=False,
+    )
 
 
 class ErrorLog(logging.Handler):
@@ -127,17 +118,17 @@ class CellMachine(RuleBasedStateMachine):
         super().__init__()
         self.shell = shell
         shell.reset(new_session=False)
-        self.config = EngineConfig(spill_dir)
+        self.config = engine_settings(spill_dir)
         self.errors = ErrorLog()
         self.log = logging.getLogger(f"greed-state-machine-{id(self)}")
         self.log.propagate = False
         self.log.addHandler(self.errors)
-        self.engine = Engine(shell, self.config, log=self.log)
+        self.engine = Greed(shell, parent=self.config, log=self.log)
         # the engine hooks into the shell (events, and transform_ast or ast_transformers);
         # remember the shell's own transform_ast so that teardown can unhook it
         self._own_transform = shell.__dict__.get("transform_ast", _MISSING)
         self.engine.register()
-        shell.register_magics(GreedMagics(shell, self.engine, kernel=self.config))
+        shell.register_magics(GreedMagics(shell, self.engine))
         #: name -> (object, a deep copy of its value when defined)
         self.kept: dict[str, tuple[t.Any, t.Any]] = {}
         #: temporary name -> object, while it may still exist
@@ -147,15 +138,11 @@ class CellMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         shell = self.shell
-        shell.events.unregister("pre_run_cell", self.engine.pre_run_cell)
-        shell.events.unregister("post_run_cell", self.engine.post_run_cell)
+        self.engine.unregister()
         if self._own_transform is _MISSING:
             shell.__dict__.pop("transform_ast", None)
         else:
             shell.transform_ast = self._own_transform
-        transformer = getattr(self.engine, "transformer", None)
-        if transformer is not None and transformer in shell.ast_transformers:
-            shell.ast_transformers.remove(transformer)
         self.log.removeHandler(self.errors)
         shell.reset(new_session=False)
 
@@ -167,15 +154,19 @@ class CellMachine(RuleBasedStateMachine):
         before_triggers: t.Callable[[t.Any], None] | None = None,
     ) -> t.Any:
         """Run a cell as the kernel does: run_cell, the reply (here: checking the result
-        and calling *before_triggers*), then the engine's after_execute."""
-        result = self.shell.run_cell(code, store_history=True)
+        and calling *before_triggers*), then what the engine does after it."""
+        self.engine.executing = True
+        try:
+            result = self.shell.run_cell(code, store_history=True)
+        finally:
+            self.engine.executing = False
         if expect_error:
             assert not result.success, code
         else:
             assert result.success, (code, result.error_before_exec, result.error_in_exec)
         if before_triggers is not None:
             before_triggers(result)
-        self.engine.after_execute()
+        self.engine.cell_done()  # no scheduler: the work after the reply runs at once
         return result
 
     @property
@@ -303,7 +294,7 @@ class CellMachine(RuleBasedStateMachine):
         """What variable inspectors do: not an execution, must not count."""
         before = self.engine.stats.execution_count
         self.shell.run_cell("len(dir())", store_history=False, silent=True)
-        self.engine.after_execute()
+        self.engine.cell_done()
         assert self.engine.stats.execution_count == before
 
     # -- invariants ----------------------------------------------------------------------
@@ -365,7 +356,7 @@ def test_cleanups_really_happen(shell: InteractiveShell, tmp_path: Path) -> None
         if np is not None:  # and eviction pages arrays out
             machine.define_array("weights", [])
             machine.cell("pass")
-            assert machine.engine.pager.paged_in(cpu_buffers(machine.ns["weights"])) > 0
+            assert machine.engine.paged_names().get("weights", 0) > 0
             machine.kept_names_are_intact()
     finally:
         machine.teardown()

@@ -1,0 +1,300 @@
+"""Housekeeping: the work the triggers ask for, and the reports that say what it did.
+
+- :meth:`Housekeeping.cleanup`: temporaries, old outputs, the stored error, stale
+  values (paged out in place by default), then garbage collection and malloc_trim;
+- :meth:`Housekeeping.optimize`: stale gradients, a full collection, the CUDA cache;
+- :meth:`Housekeeping.recover_from_oom`: both at once after an out-of-memory error,
+  with one line under the cell saying what was reclaimed;
+- :meth:`Housekeeping.refuse`: the line and event when the memory budget cannot be held.
+
+Each report is recorded in :class:`~greed_kernel.stats.Stats` and published as an
+event (``execution:cleanup``, ``execution:optimize``, ``memory:oom``, ``memory:pressure``).
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+import typing as t
+from collections.abc import Callable
+
+from . import budget, cleaner, torchlib
+from .component import Component, guarded
+from .memory import MemoryProbe, malloc_trim
+from .policy import Policy, Verdict
+from .sizes import human_bytes, measure
+from .stats import Stats, capped, json_clean
+from .store import PagedValues
+from .tracker import Tracker
+
+#: ``publish(method, params)``: an event to every open comm.
+Publish = t.Callable[[str, dict[str, t.Any]], None]
+#: Rules whose names are shown as "preserved" (the user's own choices and recent use).
+PRESERVED_RULES = frozenset({"marked", "preserved", "recent"})
+#: internal_rule() values of names that count as the user's (listed modules do).
+USER_RULES = (None, "module")
+
+
+class Housekeeping(Component):
+    """Runs cleanups and optimisations on the user's shell; records and publishes them."""
+
+    def __init__(
+        self,
+        shell: t.Any,
+        tracker: Tracker,
+        store: PagedValues,
+        probe: MemoryProbe,
+        stats: Stats,
+        policy: Callable[[], Policy],
+        snapshot: Callable[[], dict[str, t.Any]],
+        just_ran: Callable[[], int],
+        **kwargs: t.Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.shell = shell
+        self.tracker = tracker
+        self.store = store
+        self.probe = probe
+        self.stats = stats
+        self.policy = policy
+        self.snapshot = snapshot
+        self.just_ran = just_ran
+        self.publish: Publish = lambda method, params: None
+        self._modules_seen = 0
+
+    # -- cleanup -----------------------------------------------------------------------
+    @guarded
+    def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None:
+        """Temporaries, old outputs, the stored error, stale values; then gc and trim.
+
+        *full* also collects the frozen heap (``%greed cleanup --full``).
+        """
+        start = time.perf_counter()
+        rss_before, cuda_before = self.probe.rss(), torchlib.cuda_reserved()
+        now = self.clock()
+        policy, s = self.policy(), self.options
+        last = self.tracker.last
+        temporaries, stale, preserved = self._sort_names(policy, now, s.evict != "off")
+        deleted = cleaner.delete_names(self.shell, temporaries)
+        released = cleaner.release_outputs(
+            self.shell,
+            s.output_cache_keep,
+            is_recent=lambda k: policy.is_recent(last.get(f"_{k}"), now),
+        )
+        error_released = cleaner.release_last_error(self.shell)
+        paged: list[str] = []
+        paged_bytes = 0
+        evicted: list[str] = []
+        budget_fields: dict[str, t.Any] = {}
+        if s.evict == "delete":
+            evicted = cleaner.delete_names(self.shell, stale)
+        elif s.evict in ("page", "spill"):
+            try:
+                paged, paged_bytes = self.store.page_stale(stale)
+                if trigger == "memory":
+                    budget_fields = self.store.hold_budget(
+                        paged, policy, last, self.just_ran(), self.probe.pressure
+                    )
+                    paged_bytes += budget_fields.pop("pagedBytes")
+            except Exception:  # the rest of the cleanup still runs
+                self.log.exception("greed: paging failed; stale values stay in memory")
+        if full:
+            gc.unfreeze()  # after the error's release, so its frames are collected too
+        collected = gc.collect(2)
+        self.freeze_heap()
+        trimmed = malloc_trim()
+        self.tracker.forget_missing()
+        report = self._report(
+            "cleanup",
+            trigger,
+            start,
+            rss_before,
+            cuda_before,
+            deleted=deleted,
+            evicted=evicted,
+            outputsReleased=len(released),
+            errorReleased=error_released,
+            paged=paged,
+            pagedBytes=paged_bytes,
+            gcCollected=collected,
+            mallocTrim=trimmed,
+            preserved=preserved,
+            **budget_fields,
+        )
+        self.log.info(
+            "greed: cleanup (%s) deleted %d, released %d outputs%s in %.1f ms",
+            trigger,
+            len(deleted) + len(evicted),
+            len(released),
+            ", the stored error" if error_released else "",
+            report["durationMs"],
+        )
+        return report
+
+    def _sort_names(
+        self, policy: Policy, now: float, evicting: bool
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Temporaries, stale names and preserved names of the namespace."""
+        last = self.tracker.last
+        temporaries: list[str] = []
+        stale: list[str] = []
+        preserved: list[str] = []
+        for name, value in list(self.shell.user_ns.items()):
+            size = _sizer(value) if evicting else None
+            verdict, rule, _ = policy.classify(name, value, last.get(name), now, size)
+            if verdict is Verdict.CLEAN:
+                temporaries.append(name)
+            elif verdict is Verdict.STALE:
+                stale.append(name)
+            elif rule in PRESERVED_RULES and policy.internal_rule(name, value) in USER_RULES:
+                preserved.append(name)
+        return temporaries, stale, preserved
+
+    # -- optimisation ------------------------------------------------------------------
+    @guarded
+    def optimize(self, trigger: str, collect: bool = True) -> dict[str, t.Any] | None:
+        """Stale gradients, a full collection, the CUDA cache.
+
+        *collect* False: a cleanup has just run its own full collection (they were
+        due together); one collection is enough, and costs a whole heap walk.
+        """
+        start = time.perf_counter()
+        rss_before, cuda_before = self.probe.rss(), torchlib.cuda_reserved()
+        grads = torchlib.clear_stale_grads(list(self.shell.user_ns.values()))
+        collected = gc.collect(2) if collect else 0
+        self.freeze_heap()
+        devices = torchlib.empty_cuda_cache()
+        return self._report(
+            "optimize",
+            trigger,
+            start,
+            rss_before,
+            cuda_before,
+            gradsCleared=grads,
+            gcCollected=collected,
+            cudaEmptied=devices,
+        )
+
+    def freeze_heap(self) -> None:
+        """With GreedKernel.gc_freeze (off by default): move the objects that survived
+        a full collection to the permanent generation, so the next collection only
+        looks at newer ones.
+
+        Called after a full collection and after a cell that imported modules.
+        Never while an error is stored. Frozen objects are still freed by reference
+        counting, but cycles among them are then invisible to every collection,
+        the user's own ``gc.collect()`` included, until ``%greed cleanup --full``:
+        that is why it is off by default.
+        """
+        # A stored error's frames would become frozen garbage once a cleanup releases
+        # them: while one is held, wait for the cleanup (which releases it first).
+        if self.options.gc_freeze and not cleaner.error_stored(self.shell):
+            gc.freeze()
+            self._modules_seen = len(sys.modules)
+
+    def imports_to_freeze(self) -> bool:
+        """gc_freeze is on and the last cell imported modules (they live for good)."""
+        return self.options.gc_freeze and len(sys.modules) != self._modules_seen
+
+    def _report(
+        self,
+        kind: str,
+        trigger: str,
+        start: float,
+        rss_before: int,
+        cuda_before: list[dict[str, int]],
+        **fields: t.Any,
+    ) -> dict[str, t.Any]:
+        rss_after = self.probe.rss()
+        report: dict[str, t.Any] = {
+            "kind": kind,
+            "trigger": trigger,
+            "executionCount": self.stats.execution_count,
+            "time": time.time(),
+            "durationMs": (time.perf_counter() - start) * 1000.0,
+            "rssBefore": rss_before,
+            "rssAfter": rss_after,
+            "freedBytes": max(0, rss_before - rss_after),
+            "cudaBefore": cuda_before,
+            "cudaAfter": torchlib.cuda_reserved(),
+        }
+        for key, value in fields.items():
+            if isinstance(value, list) and value and isinstance(value[0], str):
+                report[key], report[key + "Omitted"] = capped(value)
+            else:
+                report[key] = value
+        report = json_clean(report)
+        self.stats.record_report(report)
+        self.emit(f"execution:{kind}", {"stats": self.snapshot(), "report": report})
+        return report
+
+    # -- out of memory -----------------------------------------------------------------
+    @guarded
+    def recover_from_oom(self) -> dict[str, t.Any] | None:
+        """The emergency cleanup after an out-of-memory error, and one line saying what
+        it reclaimed (measured). The error's frames go first: they pin the tensors."""
+        rss_before, cuda_before = self.probe.rss(), torchlib.cuda_reserved()
+        self.cleanup("oom")
+        self.optimize("oom", collect=False)
+        malloc_trim()
+        rss_after, cuda_after = self.probe.rss(), torchlib.cuda_reserved()
+        after = {d["device"]: d["reserved"] for d in cuda_after}
+        gpu = [
+            (d["device"], d["reserved"] - after.get(d["device"], 0))
+            for d in cuda_before
+            if d["reserved"] > after.get(d["device"], 0)
+        ]
+        ram = max(0, rss_before - rss_after)
+        parts = [f"{human_bytes(freed)} on cuda:{dev}" for dev, freed in gpu]
+        parts.append(f"{human_bytes(ram)} of RAM")
+        intact = (
+            "your variables are intact"
+            if self.options.evict != "delete"
+            else "stale variables were deleted (GreedKernel.evict = 'delete')"
+        )
+        print(
+            f"Greed: reclaimed {' and '.join(parts)}; {intact}. Try again with a smaller batch.",
+            file=sys.stderr,
+        )
+        report = json_clean(
+            {
+                "kind": "oom",
+                "executionCount": self.stats.execution_count,
+                "rssBefore": rss_before,
+                "rssAfter": rss_after,
+                "ramFreedBytes": ram,
+                "cudaBefore": cuda_before,
+                "cudaAfter": cuda_after,
+                "cudaFreed": [{"device": d, "bytes": b} for d, b in gpu],
+            }
+        )
+        self.emit("memory:oom", {"stats": self.snapshot(), "report": report})
+        return report
+
+    # -- the budget --------------------------------------------------------------------
+    def refuse(self, pressure: float) -> None:
+        """The budget cannot be held: what holds the memory, said once per episode."""
+        first = self.stats.budget_refusal is None
+        rows = budget.holders(self.shell.user_ns, self.policy(), self.store.bytes_of)
+        limit = self.probe.effective_limit()
+        self.stats.budget_refusal = {
+            "executionCount": self.stats.execution_count,
+            "pressure": pressure,
+            "limitBytes": limit,
+            "holders": rows,
+        }
+        self.log.warning("greed: memory budget not held at %.2f: %s", pressure, rows)
+        if first:
+            print(budget.refusal_line(pressure, limit, rows), file=sys.stderr)
+            self.emit("memory:pressure", {"holders": json_clean(rows), "stats": self.snapshot()})
+
+    def emit(self, method: str, params: dict[str, t.Any]) -> None:
+        try:
+            self.publish(method, params)
+        except Exception:
+            self.log.exception("greed: publishing %s failed", method)
+
+
+def _sizer(value: t.Any) -> Callable[[], int]:
+    return lambda: measure(value).nbytes
