@@ -245,11 +245,11 @@ def _series_stats(rows: list[dict[str, t.Any]], base: dict[str, int]) -> dict[st
 
 _STATS_EXPR = (
     "__import__('json').dumps({'snapshot': get_ipython().kernel.greed.snapshot(), "
-    "'pagedTotal': getattr(get_ipython().kernel.greed.pager, 'paged_total', None), "
+    "'pagedTotal': get_ipython().kernel.greed.store.pager.paged_total, "
     "'reports': [{k: r.get(k) for k in ('kind', 'trigger', 'executionCount', 'durationMs', "
     "'freedBytes', 'gcCollected', 'pagedBytes', 'pressureBefore', 'pressureAfter', "
     "'outputsReleased', 'gradsCleared')} "
-    "for r in get_ipython().kernel.greed.stats.reports]})"
+    "for r in get_ipython().kernel.greed.reports()]})"
 )
 _SNAPSHOT_KEYS = (
     "executionCount",
@@ -547,7 +547,7 @@ def digest(block):
 _BUDGET_EXPR = (
     "(lambda g: __import__('json').dumps({'execution': g.stats.execution_count, 'last': "
     "[{k: r.get(k) for k in ('trigger', 'executionCount', 'durationMs', 'pressureBefore', "
-    "'pressureAfter', 'pagedBytes')} for r in g.stats.reports if r['kind'] == 'cleanup'][-1:]"
+    "'pressureAfter', 'pagedBytes')} for r in g.reports() if r['kind'] == 'cleanup'][-1:]"
     "}))(get_ipython().kernel.greed)"
 )
 

@@ -70,7 +70,7 @@ class Greed(Component):
             self.housekeeping, self.probe, self.stats, self.busy, schedule, **parts
         )
         self.executing = False  # an execute request is in progress (set by the kernel)
-        self._ended: CellEnd | None = None
+        self._ended: bool | None = None  # a user cell ended: was it out of memory?
         self._shown_traceback: list[str] = []
         self._waiting: list[Callable[[], None]] = []  # requests that wait for the cell
         self._after_reply_due = False
@@ -112,14 +112,16 @@ class Greed(Component):
         if end.error is not None:
             # the text as shown, for %tb once a cleanup has released the error itself
             self._shown_traceback = end.shown_traceback
-        self._ended = end  # the rest waits for cell_done: the reply must report the error
+        # the rest waits for cell_done, since the reply must report the error; only
+        # whether it was out of memory is kept (the error pins the frames to free)
+        self._ended = is_out_of_memory(end.error)
 
     def cell_done(self) -> None:
         """The execute request's reply is built: what must be under this cell (the OOM
         line, the budget) now; the rest once the reply and the idle status are sent."""
-        end, self._ended = self._ended, None
-        if end is not None:
-            self.triggers.cell_ended(is_out_of_memory(end.error))
+        oom, self._ended = self._ended, None
+        if oom is not None:
+            self.triggers.cell_ended(oom)
             self._after_reply_due = True
         if self.schedule is None:
             self.after_reply()

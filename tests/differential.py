@@ -117,7 +117,7 @@ class Differential:
 
     def paged_total(self) -> int:
         """Bytes greed has paged out so far (it must have, for a run to mean anything)."""
-        return int(self.greed.eval("get_ipython().kernel.greed.pager.paged_total"))
+        return int(self.greed.eval("get_ipython().kernel.greed.store.pager.paged_total"))
 
     def shutdown(self) -> None:
         try:

@@ -182,13 +182,13 @@ class Frames:
         return sum(1 for url, _ in self.sent if f"/api/kernels/{kernel_id}/" in url)
 
     def stats_requests(self, kernel_id: str) -> int:
-        """The extension's {"request": "stats"} comm messages to that kernel."""
+        """The extension's {"method": "stats"} JSON-RPC requests to that kernel."""
         return sum(
             1
             for url, data in self.sent
             if f"/api/kernels/{kernel_id}/" in url
             and b'"msg_type":"comm_msg"' in data
-            and b'"request":"stats"' in data
+            and b'"method":"stats"' in data
         )
 
 

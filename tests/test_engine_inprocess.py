@@ -12,6 +12,7 @@ import pytest
 from inprocess import InProcess
 
 from greed_kernel import hooks as hooks_module
+from greed_kernel import store as store_module
 
 
 @pytest.fixture
@@ -257,8 +258,17 @@ def test_requests_wait_for_a_running_cell(p: InProcess) -> None:
     assert ran == ["cleanup", "now"]
 
 
-def test_a_user_thread_pauses_paging(make: t.Callable[..., InProcess]) -> None:
+def test_a_user_thread_pauses_paging(
+    make: t.Callable[..., InProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("numpy")
+    # threads other tests of this process left running (jupyter_core's run_sync
+    # runner, say) are not this test's: only the ones started from here on count
+    before = set(store_module.foreign_threads())
+    real = store_module.foreign_threads
+    monkeypatch.setattr(
+        store_module, "foreign_threads", lambda: [n for n in real() if n not in before]
+    )
     p = make(recent_window=0.0, evict_min_bytes=1)
     p.run("import numpy as np, threading\nbig = np.ones(1 << 20)\nstop = threading.Event()")
     p.run("worker = threading.Thread(target=stop.wait, name='users-worker')\nworker.start()")

@@ -107,4 +107,4 @@ def test_why_names_the_rule_and_the_last_touch(kernel):
     r = kernel.execute("%greed preserve plain\n%greed why plain")
     assert "marked with %greed preserve" in r.stdout
     r = kernel.execute("%greed why")
-    assert r.status == "ok" and "usage: %greed why NAME" in r.stderr
+    assert r.status == "error" and "usage: %greed why NAME" in r.stderr  # a UsageError

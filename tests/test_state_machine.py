@@ -2,7 +2,7 @@
 
 A hypothesis state machine runs cells on an ``InteractiveShell`` with a Greed
 ``Greed`` attached the way the kernel attaches it (events, AST transformer,
-``%greed`` magic, ``after_execute`` after each cell), with tiny intervals so
+``%greed`` magic, ``cell_done`` after each cell), with tiny intervals so
 that cleanups and optimisations happen every few steps. After every step:
 
 * every non-temporary variable the machine defined still exists, is the same
