@@ -11,6 +11,7 @@ but the user's marks and the moments of a cell: before the reply
 
 from __future__ import annotations
 
+import sys
 import typing as t
 from collections.abc import Callable, Iterable
 
@@ -25,6 +26,10 @@ from .torchlib import is_out_of_memory
 from .tracker import Tracker
 from .triggers import Triggers
 from .views import Views
+
+#: Seconds between an execute request's reply and the work after it: the kernel's
+#: threads that send the reply and the idle status need the GIL, which that work holds.
+AFTER_REPLY_DELAY = 0.002
 
 
 class Greed(Component):
@@ -48,7 +53,7 @@ class Greed(Component):
         self.stats = Stats(clock)
         self.tracker = Tracker(shell.user_ns)
         self.probe = MemoryProbe(limit=self.options.memory_limit)
-        self.hooks = CellHooks(shell, self.tracker, self._cell_ended, **parts)
+        self.hooks = CellHooks(shell, self.tracker, self._cell_ended, self._cell_started, **parts)
         self.store = PagedValues(shell.user_ns, **parts)
         self.views = Views(
             shell, self.tracker, self.store, self.probe, self.stats, self.policy, **parts
@@ -107,6 +112,16 @@ class Greed(Component):
         return self.executing or self.hooks.running
 
     # -- the moments of a cell -----------------------------------------------------------
+    def _cell_started(self) -> None:
+        """A user cell begins (its names are not yet in use): the work due after the last
+        reply if it has not run yet (the next cell came first), and what it said."""
+        if self._after_reply_due:
+            self._after_reply_due = False
+            self.triggers.after_reply()
+        notices, self.housekeeping.notices = self.housekeeping.notices, []
+        for line in notices:
+            print(line, file=sys.stderr)
+
     def _cell_ended(self, end: CellEnd) -> None:
         self.stats.record_execution(end.seconds)
         if end.error is not None:
@@ -117,22 +132,27 @@ class Greed(Component):
         self._ended = is_out_of_memory(end.error)
 
     def cell_done(self) -> None:
-        """The execute request's reply is built: what must be under this cell (the OOM
-        line, the budget) now; the rest once the reply and the idle status are sent."""
+        """The execute request's reply is built: what must be under this cell (the
+        out-of-memory recovery and its line) now; the rest once the reply and the idle
+        status are sent (AFTER_REPLY_DELAY later), or when the next cell starts."""
         oom, self._ended = self._ended, None
         if oom is not None:
+            if oom:
+                self.hooks.stamp()  # the emergency cleanup reads the stamps
             self.triggers.cell_ended(oom)
             self._after_reply_due = True
         if self.schedule is None:
             self.after_reply()
         else:
-            self.schedule(0, self.after_reply)
+            self.schedule(AFTER_REPLY_DELAY, self.after_reply)
 
     def after_reply(self) -> None:
         """Periodic work that fell due, then the requests that waited for the cell.
-        When a next cell has already started, all of it waits for that one to end."""
+        When a next cell has already started, that cell ran the work first (before its
+        code), and the requests wait for it to end."""
         if self.busy():
             return  # cell_done of the running cell schedules us again
+        self.hooks.stamp()
         if self._after_reply_due:
             self._after_reply_due = False
             self.triggers.after_reply()
@@ -155,13 +175,18 @@ class Greed(Component):
             fn()
 
     # -- the service (comm channel and %greed) -------------------------------------------
+    # Whatever reads the stamps first stamps what ran so far (from a magic: the running
+    # cell's own trees too).
     def snapshot(self) -> dict[str, t.Any]:
+        self.hooks.stamp(running=True)
         return self.views.snapshot()
 
     def variables(self) -> list[dict[str, t.Any]]:
+        self.hooks.stamp(running=True)
         return self.views.variables()
 
     def why(self, name: str) -> dict[str, t.Any]:
+        self.hooks.stamp(running=True)
         return self.views.why(name)
 
     def status(self) -> dict[str, t.Any]:
@@ -171,6 +196,7 @@ class Greed(Component):
         return list(self.stats.reports)
 
     def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None:
+        self.hooks.stamp(running=True)
         return self.housekeeping.cleanup(trigger, full)
 
     def optimize(self, trigger: str) -> dict[str, t.Any] | None:

@@ -1,10 +1,12 @@
 """Cell events in: IPython's shell events and the trees it compiles, to the tracker.
 
 :class:`CellHooks` connects to ``pre_run_cell`` and ``post_run_cell`` and sees every
-tree IPython compiles during a user cell. Before the cell's code runs it stamps
-the names the cell touches (:mod:`greed_kernel.scope`); when the cell ends it hands
-a :class:`CellEnd` to its ``on_end`` callback. This is the hot path: everything
-here runs for every cell, so it only scans and stamps.
+tree IPython compiles during a user cell. This is the hot path: while the cell runs
+it only keeps the trees (a list append). When the cell ends it hands a
+:class:`CellEnd` to its ``on_end`` callback; :meth:`CellHooks.stamp`, which the
+engine calls once the reply is sent (or before anything reads the stamps), scans
+the trees (:mod:`greed_kernel.scope`) and stamps the names the cell touched with the
+cell's number and start time.
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ class CellEnd:
     shown_traceback: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """What a user cell compiled, to be scanned after its reply."""
+
+    number: int
+    started: float  # the clock's time when the cell began
+    trees: list[ast.AST]
+    source: str  # for the token fallback, when a tree is missing or too deep
+    fallback: bool
+
+
 class CellHooks(Component):
     """Shell events -> tracker stamps, and one :class:`CellEnd` per user cell."""
 
@@ -41,20 +54,23 @@ class CellHooks(Component):
         shell: t.Any,
         tracker: Tracker,
         on_end: Callable[[CellEnd], None],
+        on_start: Callable[[], None] = lambda: None,
         **kwargs: t.Any,
     ) -> None:
         super().__init__(**kwargs)
         self.shell = shell
         self.tracker = tracker
         self.on_end = on_end
+        self.on_start = on_start
         # the user cell in progress: its ExecutionInfo, start time and scanned names
         self._info: t.Any = None
         self._start = 0.0
+        self._started = 0.0
         self._number = 0
-        self._names: CellNames | None = None
-        self._token_fallback = False
+        self._trees: list[ast.AST] = []
         self._interrupted = False  # a KeyboardInterrupt reached pre_run_cell
         self._transform: Callable[[ast.AST], ast.AST] | None = None
+        self._unstamped: list[Compiled] = []  # cells whose names are not stamped yet
 
     @property
     def running(self) -> bool:
@@ -106,11 +122,15 @@ class CellHooks(Component):
                 return  # a nested run_cell (%%capture, %run -i ...): part of the outer cell
             if getattr(info, "silent", False) or not getattr(info, "store_history", False):
                 return  # variable inspectors and the like: not an execution, touches nothing
+            if self._unstamped:
+                self.stamp()  # an earlier cell's names first, in order
             self._info = info
             # IPython has already counted this cell: its number is one less
             self._number = self.shell.execution_count - 1
             self._start = time.perf_counter()
-            self._names = None
+            self._started = self.clock()
+            self._trees = []
+            self.on_start()
         except KeyboardInterrupt:
             # IPython's event manager would print and swallow it: the tree hook
             # stops the cell instead, before any of its code runs
@@ -121,23 +141,13 @@ class CellHooks(Component):
     def on_tree(self, tree: ast.AST) -> None:
         """Called with every tree IPython compiles during a user cell (nested ones too).
 
-        A KeyboardInterrupt goes through: the user asked to stop the cell, and python3
-        would stop it at this point too."""
+        A KeyboardInterrupt that reached pre_run_cell goes through here: the user
+        asked to stop the cell, and python3 would stop it at this point too."""
         if self._interrupted:  # it reached pre_run_cell: stop the cell here
             self._interrupted = False
             raise KeyboardInterrupt
-        if self._info is None:
-            return
-        try:
-            names = scan_tree(tree)
-            if not names.parsed:  # too deep for the scanner: post_run_cell reads the tokens
-                self._token_fallback = True
-                return
-            self._names = names if self._names is None else merge(self._names, names)
-            # stamp now, before the cell runs: what it touches is in use
-            self.tracker.touch(names.touched, self._number, self.clock())
-        except Exception:
-            self.log.exception("greed: on_tree failed; the user's cell is unaffected")
+        if self._info is not None:
+            self._trees.append(tree)  # scanned after the reply (stamp)
 
     def post_run_cell(self, result: t.Any) -> None:
         try:
@@ -150,13 +160,39 @@ class CellHooks(Component):
         if info is None or getattr(result, "info", None) is not info:
             return
         self._info = None
-        if self._names is None or self._token_fallback:
-            # it never compiled (SyntaxError, deep nesting, ...): every token counts
-            names = scan_tokens(info.raw_cell or "")
-            self.log.debug("greed: cell did not parse; %d names from its tokens", len(names.reads))
-            self.tracker.touch(names.touched, self._number, self.clock())
-        self._names = None
-        self._token_fallback = False
+        trees, self._trees = self._trees, []
+        self._unstamped.append(
+            Compiled(self._number, self._started, trees, info.raw_cell or "", not trees)
+        )
         error = getattr(result, "error_in_exec", None)
         shown = list(getattr(self.shell, "_last_traceback", None) or []) if error else []
         self.on_end(CellEnd(self._number, time.perf_counter() - self._start, error, shown))
+
+    # -- after the reply ---------------------------------------------------------------
+    def stamp(self, running: bool = False) -> None:
+        """Scan what the ended cells compiled and stamp the names they touched. Called
+        after the reply, and before anything reads the stamps (a cleanup, a view);
+        *running*: the running cell's trees so far too (``%greed why`` in that cell)."""
+        pending, self._unstamped = self._unstamped, []
+        if running and self._info is not None and self._trees:
+            pending.append(Compiled(self._number, self._started, list(self._trees), "", False))
+        for cell in pending:
+            try:
+                self._stamp(cell)
+            except Exception:
+                self.log.exception("greed: scanning cell %d failed", cell.number)
+
+    def _stamp(self, cell: Compiled) -> None:
+        names: CellNames | None = None
+        fallback = cell.fallback
+        for tree in cell.trees:
+            found = scan_tree(tree)
+            if not found.parsed:  # too deep for the scanner: every token counts
+                fallback = True
+                break
+            names = found if names is None else merge(names, found)
+        if fallback or names is None:
+            # it never compiled (SyntaxError, deep nesting, ...): every token counts
+            names = scan_tokens(cell.source)
+            self.log.debug("greed: cell did not parse; %d names from its tokens", len(names.reads))
+        self.tracker.touch(names.touched, cell.number, cell.started)

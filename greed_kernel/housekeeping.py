@@ -62,6 +62,8 @@ class Housekeeping(Component):
         self.just_ran = just_ran
         self.publish: Publish = lambda method, params: None
         self._modules_seen = 0
+        #: lines for the user, said under the next cell (the work ran after a reply)
+        self.notices: list[str] = []
 
     # -- cleanup -----------------------------------------------------------------------
     @guarded
@@ -274,7 +276,8 @@ class Housekeeping(Component):
 
     # -- the budget --------------------------------------------------------------------
     def refuse(self, pressure: float) -> None:
-        """The budget cannot be held: what holds the memory, said once per episode."""
+        """The budget cannot be held: what holds the memory, once per episode (the line
+        under the next cell, and a memory:pressure event with the holders now)."""
         first = self.stats.budget_refusal is None
         rows = budget.holders(self.shell.user_ns, self.policy(), self.store.bytes_of)
         limit = self.probe.effective_limit()
@@ -286,7 +289,7 @@ class Housekeeping(Component):
         }
         self.log.warning("greed: memory budget not held at %.2f: %s", pressure, rows)
         if first:
-            print(budget.refusal_line(pressure, limit, rows), file=sys.stderr)
+            self.notices.append(budget.refusal_line(pressure, limit, rows))
             self.emit("memory:pressure", {"holders": json_clean(rows), "stats": self.snapshot()})
 
     def emit(self, method: str, params: dict[str, t.Any]) -> None:

@@ -2,13 +2,13 @@
 after an idle timeout, and right after an out-of-memory error.
 
 Two moments per user cell:
-- :meth:`Triggers.cell_ended`, before the reply: what must be under the cell it
-  belongs to. The OOM recovery line, and the memory budget: a cheap pressure probe
-  (about 10 us) and, above ``memory_threshold``, the budget cleanup, whose refusal
-  line must be shown under the cell that crossed the budget.
+- :meth:`Triggers.cell_ended`, before the reply: only what must be under the cell it
+  belongs to, the recovery after an out-of-memory error and its line.
 - :meth:`Triggers.after_reply`, scheduled once the reply and the idle status are
-  on their way: the periodic cleanup and optimisation, the heap freeze check and
-  the idle timer. Work here delays only a request that arrives while it runs.
+  on their way: the memory budget (the pressure probe and, above
+  ``memory_threshold``, the budget cleanup), the periodic cleanup and optimisation,
+  the heap freeze check and the idle timer. Work here delays only a message that
+  arrives while it runs.
 
 The clock and the scheduler are injected, so tests drive time by hand.
 """
@@ -25,6 +25,11 @@ from .stats import Stats
 
 #: Shortest wait before looking again when the idle timer fired too early.
 IDLE_RECHECK = 0.05
+#: Seconds of cell run time between two looks at the memory pressure. A cell cannot
+#: fill memory faster than it can write it (about 10 GB/s), so between two looks
+#: unreclaimable memory grows by at most some tens of MB; a run of trivial cells
+#: (``x = 1``) is then probed every 20 cells or so instead of after each one.
+PROBE_EVERY_CELL_SECONDS = 0.002
 
 
 class Triggers(Component):
@@ -49,15 +54,15 @@ class Triggers(Component):
         self._idle_timer: t.Any = None
         self._idle_done = False
         self._pressure_at: tuple[int, float] | None = None  # (execution, pressure) last trigger
+        self._probed_at: float | None = None  # stats.total_time at the last probe
 
     # -- per cell ----------------------------------------------------------------------
     @guarded
     def cell_ended(self, oom: bool) -> None:
-        """Before the reply: OOM recovery and the memory budget."""
+        """Before the reply: the recovery after an out-of-memory error."""
         self._idle_done = False
         if oom and self.options.oom_recovery:
             self.hk.recover_from_oom()
-        self.check_pressure()
 
     @guarded
     def after_reply(self) -> None:
@@ -74,6 +79,9 @@ class Triggers(Component):
             hk.cleanup("periodic")
         if _crossed(s.optimize_interval, before, n):
             hk.optimize("periodic", collect=not cleaned)
+        last = self._probed_at
+        if last is None or cleaned or self.stats.total_time - last >= PROBE_EVERY_CELL_SECONDS:
+            self.check_pressure()
         self.arm_idle_timer()
 
     def next_due(self, interval: int) -> int | None:
@@ -89,6 +97,7 @@ class Triggers(Component):
         that cannot be done, say so once per episode."""
         s, hk = self.options, self.hk
         self.probe.limit = s.memory_limit
+        self._probed_at = self.stats.total_time
         pressure = self.probe.pressure()
         self.stats.memory_pressure = pressure
         if pressure <= low_watermark(s):

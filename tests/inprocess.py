@@ -20,7 +20,8 @@ from pathlib import Path
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config, Configurable
 
-from greed_kernel.engine import Greed
+from greed_kernel import triggers
+from greed_kernel.engine import AFTER_REPLY_DELAY, Greed
 from greed_kernel.kernel import GreedKernel
 
 
@@ -83,6 +84,9 @@ class InProcess:
 
     def __init__(self, spill_dir: Path | str, **overrides: t.Any) -> None:
         overrides.setdefault("idle_timeout", 0.0)
+        # every cell's memory is looked at, however short it ran (see PROBE_EVERY_...)
+        self._probe_every = triggers.PROBE_EVERY_CELL_SECONDS
+        triggers.PROBE_EVERY_CELL_SECONDS = 0.0
         self.settings = GreedSettings(spill_dir=str(spill_dir), **overrides)
         self.clock = ManualClock()
         self.events: list[tuple[str, dict[str, t.Any]]] = []
@@ -115,8 +119,12 @@ class InProcess:
             self.greed.executing = False
             self.greed.cell_done()
         if reply_sent:
-            self.clock.advance(0)
+            self.after_reply()
         return result
+
+    def after_reply(self) -> int:
+        """Let the time the kernel waits after a reply pass: what it scheduled runs."""
+        return self.clock.advance(AFTER_REPLY_DELAY)
 
     def methods(self, method: str) -> list[dict[str, t.Any]]:
         return [params for m, params in self.events if m == method]
@@ -126,6 +134,7 @@ class InProcess:
         return self.shell.user_ns
 
     def close(self) -> None:
+        triggers.PROBE_EVERY_CELL_SECONDS = self._probe_every
         self.greed.shutdown()
         self.shell.reset(new_session=False)
         gc.collect()

@@ -56,7 +56,7 @@ def test_periodic_cleanup_and_optimize_run_after_the_reply(
     p.clock.advance(1)  # _temp_x is no longer recent
     p.run("a3 = 3", reply_sent=False)  # the 4th cell: its reply is on its way
     assert triggers(p, "execution:cleanup") == []  # nothing ran before the reply
-    assert p.clock.advance(0) == 1
+    assert p.after_reply() == 1
     assert triggers(p, "execution:cleanup") == [("periodic", 4)] and "_temp_x" not in p.ns
     for i in range(4, 12):
         p.run(f"a{i} = {i}")
@@ -66,19 +66,30 @@ def test_periodic_cleanup_and_optimize_run_after_the_reply(
     assert p.methods("execution:optimize")[-1]["report"]["gcCollected"] == 0
 
 
-def test_work_due_while_the_next_cell_runs_waits_for_it(make: t.Callable[..., InProcess]) -> None:
-    """nbclient sends the next cell at once: what the last one scheduled runs after it."""
-    p = make(cleanup_interval=2, memory_threshold=0)
+def test_work_due_when_the_next_cell_starts_runs_before_its_code(
+    make: t.Callable[..., InProcess],
+) -> None:
+    """nbclient sends the next cell at once: what the last one left due runs first."""
+    p = make(cleanup_interval=2, memory_threshold=0, recent_window=0)
     p.run("a = 1")
-    p.run("b = 2", reply_sent=False)  # the periodic cleanup is due
-    p.run("c = 3", reply_sent=False)  # ... and the next cell starts first
-    p.greed.executing = True  # the cell after that is running when the callbacks come
-    p.clock.advance(0)
-    assert triggers(p, "execution:cleanup") == []
+    p.run("_temp_b = 2", reply_sent=False)  # the periodic cleanup is due
+    p.clock.advance(0.001)  # ... and the next cell arrives before the work's timer
+    p.run("print(_temp_b)")  # the cleanup ran before its code: the temporary is gone
+    assert triggers(p, "execution:cleanup") == [("periodic", 2)]
+    assert "_temp_b" not in p.ns and p.greed.stats.execution_count == 3
+    p.clock.advance(1)  # the stale timer finds nothing more to do
+    assert triggers(p, "execution:cleanup") == [("periodic", 2)]
+
+
+def test_requests_that_wait_for_a_cell_run_after_the_reply(p: InProcess) -> None:
+    ran: list[str] = []
+    p.greed.executing = True  # a cell awaits: the event loop delivers a request
+    p.greed.when_no_cell(lambda: ran.append("request"))
     p.greed.executing = False
     p.greed.cell_done()
-    p.clock.advance(0)
-    assert triggers(p, "execution:cleanup") == [("periodic", 3)]  # once, crossing 2
+    assert ran == []
+    p.after_reply()
+    assert ran == ["request"]
 
 
 def test_disabled_intervals(make: t.Callable[..., InProcess]) -> None:
@@ -147,17 +158,19 @@ def test_a_budget_that_cannot_be_held_is_explained_once_per_episode(
     used = p.greed.probe.unreclaimable()
     p.settings.memory_limit = int(used / 0.9)  # pressure 0.9, above the 0.8 threshold
     capsys.readouterr()
-    p.run("x = 1", reply_sent=False)  # said before the reply: under this cell
-    err = capsys.readouterr().err
-    assert "nothing more can be paged out" in err and "junk (64 MiB, bytearray)" in err
+    p.run("x = 1")  # the budget is looked at after the reply ...
     (event,) = [e for e in p.methods("memory:pressure") if "holders" in e]
     assert event["holders"][0]["name"] == "junk"
     assert p.greed.status()["budgetRefusal"]["holders"][0]["name"] == "junk"
     assert p.greed.snapshot()["memoryBudget"]["held"] is False
-    p.run("y = 2")  # the same episode: no second line
+    assert "nothing more can be paged out" not in capsys.readouterr().err
+    p.run("y = 2")  # ... so its line is said under the next cell, before its code runs
+    err = capsys.readouterr().err
+    assert "nothing more can be paged out" in err and "junk (64 MiB, bytearray)" in err
+    p.run("z = 2")  # the same episode: no second line
     assert "nothing more can be paged out" not in capsys.readouterr().err
     p.settings.memory_limit = used * 4  # pressure far below the watermark: episode over
-    p.run("z = 3")
+    p.run("w = 3")
     assert p.greed.status()["budgetRefusal"] is None
 
 
@@ -171,15 +184,28 @@ def test_out_of_memory_is_recovered_before_the_reply(
 
 
 # -- the hooks ---------------------------------------------------------------------------
-def test_an_interrupt_during_the_pre_cell_scan_stops_the_cell(
-    p: InProcess, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def interrupted(*args: object, **kwargs: object) -> t.NoReturn:
-        raise KeyboardInterrupt
+def test_names_are_scanned_and_stamped_after_the_reply(p: InProcess) -> None:
+    p.run("x = 1", reply_sent=False)
+    assert "x" not in p.greed.tracker.last  # the hot path only kept the tree
+    p.after_reply()
+    assert p.greed.tracker.last["x"].execution == 1
 
-    monkeypatch.setattr(p.greed.tracker, "touch", interrupted)
-    assert_interrupted(p.shell.run_cell("ran = True", store_history=True))
-    assert "ran" not in p.ns
+
+def test_a_reader_of_the_stamps_stamps_first(p: InProcess) -> None:
+    p.run("x = 1", reply_sent=False)
+    assert p.greed.why("x")["lastTouchedCell"] == 1  # before the scheduled work ran
+    # the running cell's trees count too (%greed why in the cell that defines it)
+    p.ns["why"] = p.greed.why
+    p.run("y = 2\nrow = why('y')", reply_sent=False)
+    assert p.ns["row"]["lastTouchedCell"] == 2
+
+
+def test_the_next_cell_stamps_the_last_one_first(p: InProcess) -> None:
+    p.run("x = 1", reply_sent=False)
+    p.clock.advance(5)  # the scheduled work has not run: the next cell came first
+    p.shell.run_cell("y = x", store_history=True)
+    assert p.greed.tracker.last["x"].execution == 1  # stamped with its own cell and time
+    assert p.greed.tracker.last["x"].time == p.clock.now - 5
 
 
 def test_an_interrupt_in_pre_run_cell_stops_the_cell(
@@ -214,9 +240,9 @@ def test_a_class_with_an_unhashable_metaclass_does_not_stop_tracking(p: InProces
 
 def test_names_are_stamped_with_the_injected_clock(p: InProcess) -> None:
     p.clock.advance(42)
-    p.run("def f():\n    return g\ng = 1\nf()")
+    p.run("def f():\n    return g\ng = 1\nf()", reply_sent=False)
+    assert p.greed.why("g")["lastTouchedAgo"] == 0  # stamped with the cell's start
     assert p.greed.tracker.last["g"].time == p.clock.now
-    assert p.greed.why("g")["lastTouchedAgo"] == 0
     p.clock.advance(60)
     assert p.greed.why("g")["lastTouchedAgo"] == 60
 
@@ -252,7 +278,7 @@ def test_requests_wait_for_a_running_cell(p: InProcess) -> None:
     p.greed.executing = False
     p.greed.cell_done()  # the kernel calls this once the reply is built
     assert ran == []
-    p.clock.advance(0)  # ... and the rest after the reply
+    p.after_reply()  # ... and the rest after the reply
     assert ran == ["cleanup"]
     p.greed.when_no_cell(lambda: ran.append("now"))
     assert ran == ["cleanup", "now"]
@@ -296,3 +322,21 @@ def test_marks_and_views(p: InProcess) -> None:
     with pytest.raises(KeyError):
         p.greed.why("missing")
     assert set(p.greed.settings()) >= {"cleanup_interval", "memory_limit", "evict"}
+
+
+def test_short_cells_are_probed_for_memory_once_their_run_time_adds_up(
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greed_kernel import triggers as triggers_module
+
+    monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
+    probes: list[float] = []
+    real = p.greed.probe.pressure
+    monkeypatch.setattr(p.greed.probe, "pressure", lambda: probes.append(1) or real())
+    p.run("x = 1")  # the first cell is always looked at
+    for i in range(5):
+        p.run(f"x = {i}")
+    assert len(probes) == 1
+    p.greed.stats.total_time += 3600.0  # as if the cells had run that long
+    p.run("x = 2")
+    assert len(probes) == 2
