@@ -68,6 +68,16 @@ class ManualClock:
         return len(self._queue)
 
 
+def only_new_threads(monkeypatch: t.Any) -> None:
+    """Threads that other tests of this process left running (jupyter_core's run_sync
+    runner, say) do not pause paging: only the ones started from now on count."""
+    from greed_kernel import store
+
+    real = store.foreign_threads
+    before = set(real())
+    monkeypatch.setattr(store, "foreign_threads", lambda: [n for n in real() if n not in before])
+
+
 class Errors(logging.Handler):
     """The errors our components logged (each is a failure of ours)."""
 
@@ -95,6 +105,7 @@ class InProcess:
         c.HistoryManager.hist_file = ":memory:"
         self.shell = InteractiveShell.instance(config=c)
         self.shell.reset(new_session=False)
+        self.shell.execution_count = 1  # the shell may be another test's: cells count from 1
         self.log = logging.getLogger(f"greed-inprocess-{Path(spill_dir).name}")
         self.log.propagate = False
         self.errors = Errors()

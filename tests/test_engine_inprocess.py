@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from inprocess import InProcess
+from inprocess import InProcess, only_new_threads
 
 from greed_kernel import hooks as hooks_module
-from greed_kernel import store as store_module
 
 
 @pytest.fixture
@@ -288,13 +287,7 @@ def test_a_user_thread_pauses_paging(
     make: t.Callable[..., InProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("numpy")
-    # threads other tests of this process left running (jupyter_core's run_sync
-    # runner, say) are not this test's: only the ones started from here on count
-    before = set(store_module.foreign_threads())
-    real = store_module.foreign_threads
-    monkeypatch.setattr(
-        store_module, "foreign_threads", lambda: [n for n in real() if n not in before]
-    )
+    only_new_threads(monkeypatch)
     p = make(recent_window=0.0, evict_min_bytes=1)
     p.run("import numpy as np, threading\nbig = np.ones(1 << 20)\nstop = threading.Event()")
     p.run("worker = threading.Thread(target=stop.wait, name='users-worker')\nworker.start()")

@@ -34,7 +34,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from inprocess import GreedSettings
+from inprocess import GreedSettings, only_new_threads
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
@@ -338,9 +338,12 @@ def test_random_cell_sequences(shell: InteractiveShell, tmp_path: Path) -> None:
     )
 
 
-def test_cleanups_really_happen(shell: InteractiveShell, tmp_path: Path) -> None:
+def test_cleanups_really_happen(
+    shell: InteractiveShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The machine's setting does trigger cleanups, and they delete temporaries: without
     this, the invariants above could hold vacuously."""
+    only_new_threads(monkeypatch)
     machine = CellMachine(shell, tmp_path / "spill")
     try:
         machine.start()
