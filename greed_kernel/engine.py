@@ -67,6 +67,7 @@ class Greed(Component):
             self.policy,
             self.views.snapshot,
             lambda: self.hooks.number,
+            stamp=self.hooks.stamp,
             **parts,
         )
         if publish is not None:
@@ -78,7 +79,8 @@ class Greed(Component):
         self._ended: bool | None = None  # a user cell ended: was it out of memory?
         self._shown_traceback: list[str] = []
         self._waiting: list[Callable[[], None]] = []  # requests that wait for the cell
-        self._after_reply_due = False
+        self._after_reply_due = False  # a cell ended since the triggers last looked
+        self._wake_pending = False  # after_reply is scheduled
 
     # -- wiring ----------------------------------------------------------------------
     @property
@@ -115,7 +117,7 @@ class Greed(Component):
     def _cell_started(self) -> None:
         """A user cell begins (its names are not yet in use): the work due after the last
         reply if it has not run yet (the next cell came first), and what it said."""
-        if self._after_reply_due:
+        if self._after_reply_due and self.triggers.due():
             self._after_reply_due = False
             self.triggers.after_reply()
         notices, self.housekeeping.notices = self.housekeeping.notices, []
@@ -134,7 +136,11 @@ class Greed(Component):
     def cell_done(self) -> None:
         """The execute request's reply is built: what must be under this cell (the
         out-of-memory recovery and its line) now; the rest once the reply and the idle
-        status are sent (AFTER_REPLY_DELAY later), or when the next cell starts."""
+        status are sent (AFTER_REPLY_DELAY later), or when the next cell starts.
+
+        An ordinary cell schedules nothing: its names are scanned when something reads
+        the stamps (the next cell, a cleanup, a view). Waking up after every reply cost
+        more than the scan itself (see the README's Benchmarks)."""
         oom, self._ended = self._ended, None
         if oom is not None:
             if oom:
@@ -143,8 +149,15 @@ class Greed(Component):
             self._after_reply_due = True
         if self.schedule is None:
             self.after_reply()
-        else:
-            self.schedule(AFTER_REPLY_DELAY, self.after_reply)
+        elif not self._wake_pending and (
+            self._waiting or (self._after_reply_due and self.triggers.due())
+        ):
+            self._wake_pending = True
+            self.schedule(AFTER_REPLY_DELAY, self._wake)
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        self.after_reply()
 
     def after_reply(self) -> None:
         """Periodic work that fell due, then the requests that waited for the cell.
@@ -169,7 +182,7 @@ class Greed(Component):
         Comm messages come through the event loop, which also runs while an async
         cell awaits: a cleanup must never run in the middle of the user's cell.
         """
-        if self.busy() or self._waiting or self._after_reply_due:
+        if self.busy() or self._waiting or self._wake_pending:
             self._waiting.append(fn)  # in order, after the housekeeping that is due
         else:
             fn()

@@ -49,9 +49,11 @@ class Housekeeping(Component):
         policy: Callable[[], Policy],
         snapshot: Callable[[], dict[str, t.Any]],
         just_ran: Callable[[], int],
+        stamp: Callable[[], None] = lambda: None,
         **kwargs: t.Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.stamp = stamp  # scans what ran so far: a cleanup reads the stamps
         self.shell = shell
         self.tracker = tracker
         self.store = store
@@ -73,6 +75,7 @@ class Housekeeping(Component):
         *full* also collects the frozen heap (``%greed cleanup --full``).
         """
         start = time.perf_counter()
+        self.stamp()
         rss_before, cuda_before = self.probe.rss(), torchlib.cuda_reserved()
         now = self.clock()
         policy, s = self.policy(), self.options

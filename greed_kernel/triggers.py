@@ -84,6 +84,21 @@ class Triggers(Component):
             self.check_pressure()
         self.arm_idle_timer()
 
+    def due(self) -> bool:
+        """Something is due after the cells that ran: a periodic trigger, the pressure
+        probe, the idle timer to arm, or a heap freeze."""
+        s = self.options
+        before, n = self._counted, self.stats.execution_count
+        last = self._probed_at
+        return (
+            _crossed(s.cleanup_interval, before, n)
+            or _crossed(s.optimize_interval, before, n)
+            or last is None
+            or self.stats.total_time - last >= PROBE_EVERY_CELL_SECONDS
+            or bool(s.idle_timeout and self.schedule is not None and self._idle_timer is None)
+            or self.hk.imports_to_freeze()
+        )
+
     def next_due(self, interval: int) -> int | None:
         """Executions until a periodic trigger with this interval fires (None: disabled)."""
         if not interval:

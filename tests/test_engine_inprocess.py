@@ -333,3 +333,18 @@ def test_short_cells_are_probed_for_memory_once_their_run_time_adds_up(
     p.greed.stats.total_time += 3600.0  # as if the cells had run that long
     p.run("x = 2")
     assert len(probes) == 2
+
+
+def test_an_ordinary_cell_schedules_nothing_and_is_stamped_when_read(
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greed_kernel import triggers as triggers_module
+
+    monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
+    p.run("a = 1")  # the first cell is probed: a wake-up after its reply
+    p.run("b = 2", reply_sent=False)
+    assert p.clock.pending == 0  # nothing due: no wake-up at all
+    assert "b" not in p.greed.tracker.last
+    p.run("c = 3", reply_sent=False)  # the next cell stamps the last one first
+    assert p.greed.tracker.last["b"].execution == 2
+    assert p.greed.why("c")["lastTouchedCell"] == 3  # a reader stamps what is pending
