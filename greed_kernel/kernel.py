@@ -232,11 +232,6 @@ class GreedKernel(IPythonKernel):
         self.shell.register_magics(GreedMagics(self.shell, self.greed))
 
     def _call_later(self, delay: float, callback: t.Callable[[], None]) -> t.Any:
-        if delay <= 0:
-            # next on the event loop, before a message that waits for the cell's lock
-            # (call_later(0) would let that message's handler go first)
-            self.io_loop.add_callback(callback)
-            return None
         return self.io_loop.call_later(delay, callback)
 
     def do_shutdown(self, restart: bool) -> t.Any:

@@ -34,7 +34,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from inprocess import GreedSettings, only_new_threads
+from inprocess import Errors, GreedSettings, only_new_threads
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
@@ -88,17 +88,6 @@ def engine_settings(spill_dir: Path) -> t.Any:
     )
 
 
-class ErrorLog(logging.Handler):
-    """Keeps the engine's log records at ERROR and above."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture(scope="module")
 def shell(jupyter_sandbox: t.Any) -> Iterator[InteractiveShell]:
     """One in-process IPython shell (history in memory) for the whole module."""
@@ -119,7 +108,7 @@ class CellMachine(RuleBasedStateMachine):
         self.shell = shell
         shell.reset(new_session=False)
         self.config = engine_settings(spill_dir)
-        self.errors = ErrorLog()
+        self.errors = Errors()
         self.log = logging.getLogger(f"greed-state-machine-{id(self)}")
         self.log.propagate = False
         self.log.addHandler(self.errors)
