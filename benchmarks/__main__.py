@@ -150,8 +150,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             report.write_csv(out / "soak.csv", rows)
             report.plot_soak(out, rows, results["soak"])
         if "trivial" in only:
-            print(f"trivial cells: {trivial_cells} on python3 and greed")
-            rows, results["trivial"] = suites.trivial(sandbox, trivial_cells)
+            processes = 1 if quick else 3
+            print(f"trivial cells: {trivial_cells} on {processes} python3 and greed kernels each")
+            rows, results["trivial"] = suites.trivial(sandbox, trivial_cells, processes)
             report.write_csv(out / "trivial.csv", rows)
         if "housekeeping" in only:
             print("housekeeping: cleanup and optimisation cost")

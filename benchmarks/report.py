@@ -44,7 +44,18 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         1.10,
     ),
     "latency_paired_ratio_budget": ("Median per-cell latency ratio (paired), budget", "x", None),
-    "trivial_added_ms": ("Added time per trivial cell (median difference)", "ms", 0.1),
+    "trivial_added_us": ("Added time per trivial cell (median difference)", "us", 50.0),
+    "trivial_added_percent": ("The same, in % of python3's median", "%", 1.0),
+    "trivial_own_work_us": (
+        "Greed's own work before the reply per trivial cell, timed in the kernel (median)",
+        "us",
+        50.0,
+    ),
+    "trivial_handler_added_us": (
+        "Added time in the kernel's execute handler per trivial cell (median difference)",
+        "us",
+        50.0,
+    ),
     "startup_ratio": ("Start-up time, greed / python3 (median)", "x", 1.1),
     "cleanup_ms": ("Cleanup at ~500k new objects, first run after creating them", "ms", 20.0),
     "cleanup_next_ms": ("Cleanup at ~500k objects, subsequent runs", "ms", 20.0),
@@ -232,7 +243,10 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
             notes["budget_soak"] = " ".join(ks["greed-budget"]["args"])
     trivial = results.get("trivial")
     if trivial:
-        values["trivial_added_ms"] = trivial["added_ms_median"]
+        values["trivial_added_us"] = trivial["added_ms_median"] * 1000.0
+        values["trivial_added_percent"] = trivial["added_percent"]
+        values["trivial_handler_added_us"] = trivial["handler_added_us"]
+        values["trivial_own_work_us"] = trivial["own_work_us"]
     start = results.get("startup")
     if start:
         values["startup_ratio"] = start["ratio"]
@@ -489,13 +503,16 @@ def _fmt(value: float | None, unit: str) -> str:
         return "n/a"
     if unit == "ms":
         return f"{value:.3f} ms" if abs(value) < 1 else f"{value:.1f} ms"
+    if unit in ("us", "%"):
+        return f"{value:.0f} us" if unit == "us" else f"{value:.2f}%"
     return f"{value:.3f}"
 
 
 def _target(m: dict[str, t.Any]) -> str:
     if m["target"] is None:
         return "(reported)"
-    return f"<= {m['target']:g}" + (" ms" if m["unit"] == "ms" else "")
+    unit = {"ms": " ms", "us": " us", "%": "%"}.get(m["unit"], "")
+    return f"<= {m['target']:g}{unit}"
 
 
 def table(head: dict[str, t.Any]) -> str:
@@ -572,11 +589,19 @@ def details(results: dict[str, t.Any]) -> str:
     if trivial:
         p3, gr = trivial["kernels"]["python3"], trivial["kernels"]["greed"]
         out.append(
-            f"Trivial cells: {trivial['cells']:,}; median python3 {p3['median_ms']:.3f} ms, "
-            f"greed {gr['median_ms']:.3f} ms; added: median difference "
-            f"{trivial['added_ms_median']:+.3f} ms, paired median "
-            f"{trivial['added_ms_paired_median']:+.3f} ms, mean {trivial['added_ms_mean']:+.3f} "
-            "ms (the mean includes greed's periodic cleanups)"
+            f"Trivial cells: {trivial['cells']:,} on {trivial['processes']} processes of each "
+            f"kernel; median python3 {p3['median_ms']:.3f} ms, greed {gr['median_ms']:.3f} ms; "
+            f"added: median {trivial['added_ms_median'] * 1000:+.0f} us "
+            f"({trivial['added_percent']:+.2f}%), mean {trivial['added_ms_mean'] * 1000:+.0f} "
+            "us (the mean includes greed's periodic cleanups)"
+        )
+        out.append(
+            f"  in the kernel's execute handler: python3 {p3['handler_median_us']:.0f} us, "
+            f"greed {gr['handler_median_us']:.0f} us, added {trivial['handler_added_us']:+.0f} "
+            "us; medians of single processes (client side, ms): "
+            + ", ".join(
+                f"{name} {v:.3f}" for k in (p3, gr) for name, v in k["median_by_process_ms"].items()
+            )
         )
     hk = results.get("housekeeping")
     if hk:

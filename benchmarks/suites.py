@@ -292,17 +292,87 @@ def _greed_stats(k: Kernel) -> dict[str, t.Any]:
 
 # -- 2. trivial cells -------------------------------------------------------------------
 TRIVIAL_CODES = ("x = 1", "x + 1")
+#: Run once in every kernel of the trivial suite (python3's and greed's alike): the time
+#: from an execute request's handler being called to its reply being sent, in the kernel.
+_HANDLER_TIMER = """\
+def _bench_timer(kernel=get_ipython().kernel, times=[]):
+    import time
+    inner = kernel.shell_handlers["execute_request"]
+    async def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return await inner(*args, **kwargs)
+        finally:
+            times.append(time.perf_counter() - t0)
+    kernel.shell_handlers["execute_request"] = timed
+    return times
+_bench_times = _bench_timer()
+del _bench_timer
+"""
+_HANDLER_TIMES = "print(','.join(f'{s * 1e6:.1f}' for s in _bench_times))"
+#: Run once in every greed kernel of the trivial suite: time greed's own entry points
+#: (the shell events, the tree hook and cell_done, all before the reply) per cell, and
+#: the work after the reply. The timers' own cost is included: an upper bound.
+_GREED_TIMER = """\
+def _bench_greed(g=get_ipython().kernel.greed, cells=[], after=[]):
+    import time
+    h, acc = g.hooks, [0.0]
+    def timed(fn, sink=None):
+        def wrapper(*args):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                spent = time.perf_counter() - t0
+                if sink is after:
+                    after.append(spent)
+                else:
+                    acc[0] += spent
+                    if sink is cells:
+                        cells.append(acc[0])
+                        acc[0] = 0.0
+        return wrapper
+    g.unregister()
+    h.pre_run_cell, h.post_run_cell = timed(h.pre_run_cell), timed(h.post_run_cell)
+    h.on_tree = timed(h.on_tree)
+    g.cell_done, g.after_reply = timed(g.cell_done, cells), timed(g.after_reply, after)
+    g.register()
+    return cells, after
+_bench_cells, _bench_after = _bench_greed()
+del _bench_greed
+"""
+_GREED_TIMES = (
+    "print(','.join(f'{s * 1e6:.1f}' for s in _bench_cells)); "
+    "print(f'{sum(_bench_after) * 1e6:.1f}')"
+)
 
 
 def trivial(
-    sandbox: Sandbox, cells: int, progress: Progress = print
+    sandbox: Sandbox, cells: int, processes: int = 3, progress: Progress = print
 ) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
-    """``x = 1`` and ``x + 1``, alternately, on python3 and greed (interleaved)."""
+    """``x = 1`` and ``x + 1``, alternately, on *processes* python3 and as many greed
+    kernels, all interleaved.
+
+    A kernel process is slower or faster than another of the same kind by up to
+    ±0.25 ms on a trivial cell (hash seeds, memory layout): each kind runs in several
+    processes, and the medians pool their cells. Besides the latency seen by the
+    client (request sent to idle status), each kernel times its own execute handler
+    (handler called to reply sent), which is free of the client's noise.
+    """
+    variants = [
+        Variant(f"{v.label}#{n}", v.spec, v.args)
+        for n in range(processes)
+        for v in (PYTHON3, GREED)
+    ]
     rows: list[dict[str, t.Any]] = []
-    with started(sandbox, (PYTHON3, GREED)) as kernels:
+    handler: dict[str, list[float]] = {}
+    with started(sandbox, variants) as kernels:
         for k in kernels:  # warm-up, not recorded
             for i in range(20):
                 k.must_run(TRIVIAL_CODES[i % 2])
+            k.must_run(_HANDLER_TIMER)
+            if k.label.startswith("greed#"):
+                k.must_run(_GREED_TIMER)
         t0 = time.monotonic()
         for i in range(cells):
             code = TRIVIAL_CODES[i % 2]
@@ -312,35 +382,54 @@ def trivial(
                     raise RuntimeError(f"{k.label}: {code!r} failed: {run.reply}")
                 rows.append(
                     {
-                        "kernel": k.label,
+                        "kernel": k.label.split("#")[0],
+                        "process": k.label,
                         "i": i + 1,
                         "code": code,
                         "latency_ms": round(run.latency_s * 1000.0, 4),
                     }
                 )
-        progress(f"  trivial: {cells} cells x 2 kernels in {time.monotonic() - t0:.0f} s")
-    lat = {
-        label: [r["latency_ms"] for r in rows if r["kernel"] == label]
-        for label in ("python3", "greed")
-    }
-    results: dict[str, t.Any] = {"cells": cells, "kernels": {}}
-    for label, values in lat.items():
+        for k in kernels:
+            times = k.must_run(_HANDLER_TIMES).stdout.strip().split(",")
+            handler[k.label] = [float(v) for v in times[:cells]]
+        own: list[float] = []  # greed's work before the reply, per cell (us)
+        after = 0.0  # greed's work after the replies, in all (us)
+        for k in kernels:
+            if k.label.startswith("greed#"):
+                per_cell, total = k.must_run(_GREED_TIMES).stdout.strip().split("\n")
+                own.extend(float(v) for v in per_cell.split(",")[:cells])
+                after += float(total)
+        progress(
+            f"  trivial: {cells} cells x {len(kernels)} kernels in {time.monotonic() - t0:.0f} s"
+        )
+    results: dict[str, t.Any] = {"cells": cells, "processes": processes, "kernels": {}}
+    for label in ("python3", "greed"):
+        mine = [r for r in rows if r["kernel"] == label]
+        values = [r["latency_ms"] for r in mine]
+        in_handler = [
+            v for name, times in handler.items() if name.startswith(label + "#") for v in times
+        ]
         results["kernels"][label] = {
             "median_ms": _median(values),
             "mean_ms": statistics.fmean(values),
             "median_by_code_ms": {
-                code: _median(
-                    [r["latency_ms"] for r in rows if r["kernel"] == label and r["code"] == code]
-                )
+                code: _median([r["latency_ms"] for r in mine if r["code"] == code])
                 for code in TRIVIAL_CODES
             },
+            "median_by_process_ms": {
+                name: _median([r["latency_ms"] for r in mine if r["process"] == name])
+                for name in sorted({r["process"] for r in mine})
+            },
+            "handler_median_us": _median(in_handler),
         }
     p3, gr = results["kernels"]["python3"], results["kernels"]["greed"]
     results["added_ms_median"] = gr["median_ms"] - p3["median_ms"]
-    results["added_ms_paired_median"] = _median(
-        [b - a for a, b in zip(lat["python3"], lat["greed"], strict=True)]
-    )
+    results["added_percent"] = 100.0 * results["added_ms_median"] / p3["median_ms"]
     results["added_ms_mean"] = gr["mean_ms"] - p3["mean_ms"]
+    results["handler_added_us"] = gr["handler_median_us"] - p3["handler_median_us"]
+    results["own_work_us"] = _median(own)
+    results["own_work_quartiles_us"] = statistics.quantiles(own, n=4) if len(own) > 1 else []
+    results["after_reply_us_per_cell"] = after / max(1, cells * processes)
     results["latency_ratio_median"] = _ratio(gr["median_ms"], p3["median_ms"])
     return rows, results
 

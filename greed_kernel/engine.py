@@ -27,8 +27,10 @@ from .tracker import Tracker
 from .triggers import Triggers
 from .views import Views
 
-#: Seconds between an execute request's reply and the work after it: the kernel's
-#: threads that send the reply and the idle status need the GIL, which that work holds.
+#: Seconds between an execute request's idle status going out and the work after it:
+#: the kernel's threads that forward the reply and the idle status to the client need
+#: the GIL, which that work holds (the kernel's scheduler counts from when the IOPub
+#: thread has sent what the request queued).
 AFTER_REPLY_DELAY = 0.002
 
 
@@ -79,7 +81,7 @@ class Greed(Component):
         self._ended: bool | None = None  # a user cell ended: was it out of memory?
         self._shown_traceback: list[str] = []
         self._waiting: list[Callable[[], None]] = []  # requests that wait for the cell
-        self._after_reply_due = False  # a cell ended since the triggers last looked
+        self._due = False  # work fell due after a cell and has not run yet
         self._wake_pending = False  # after_reply is scheduled
 
     # -- wiring ----------------------------------------------------------------------
@@ -117,41 +119,45 @@ class Greed(Component):
     def _cell_started(self) -> None:
         """A user cell begins (its names are not yet in use): the work due after the last
         reply if it has not run yet (the next cell came first), and what it said."""
-        if self._after_reply_due and self.triggers.due():
-            self._after_reply_due = False
-            self.triggers.after_reply()
-        notices, self.housekeeping.notices = self.housekeeping.notices, []
-        for line in notices:
-            print(line, file=sys.stderr)
+        if self._due:
+            self._run_due()
+        notices = self.housekeeping.notices
+        if notices:
+            self.housekeeping.notices = []
+            for line in notices:
+                print(line, file=sys.stderr)
 
     def _cell_ended(self, end: CellEnd) -> None:
         self.stats.record_execution(end.seconds)
         if end.error is not None:
-            # the text as shown, for %tb once a cleanup has released the error itself
+            # the text as shown, for %tb once a cleanup has released the error itself;
+            # the rest waits for cell_done, since the reply must report the error: only
+            # whether it was out of memory is kept (the error pins the frames to free)
             self._shown_traceback = end.shown_traceback
-        # the rest waits for cell_done, since the reply must report the error; only
-        # whether it was out of memory is kept (the error pins the frames to free)
-        self._ended = is_out_of_memory(end.error)
+            self._ended = is_out_of_memory(end.error)
+        else:
+            self._ended = False
 
     def cell_done(self) -> None:
         """The execute request's reply is built: what must be under this cell (the
         out-of-memory recovery and its line) now; the rest once the reply and the idle
         status are sent (AFTER_REPLY_DELAY later), or when the next cell starts.
 
-        An ordinary cell schedules nothing: its names are scanned when something reads
-        the stamps (the next cell, a cleanup, a view). Waking up after every reply cost
-        more than the scan itself (see the README's Benchmarks)."""
+        The hot path: an ordinary cell only asks whether anything fell due, and
+        schedules nothing when nothing did. Its names wait to be scanned until a batch
+        of cells waits (hooks.STAMP_BATCH) or something reads the stamps (a cleanup, a
+        view)."""
         oom, self._ended = self._ended, None
-        if oom is not None:
+        if oom is not None:  # a user cell ended
             if oom:
                 self.hooks.stamp()  # the emergency cleanup reads the stamps
-            self.triggers.cell_ended(oom)
-            self._after_reply_due = True
+                self.triggers.cell_ended(oom)
+            if not self._due and (self.hooks.stamps_due or self.triggers.due()):
+                self._due = True
         if self.schedule is None:
+            self._due = oom is not None
             self.after_reply()
-        elif not self._wake_pending and (
-            self._waiting or (self._after_reply_due and self.triggers.due())
-        ):
+        elif (self._due or self._waiting) and not self._wake_pending:
             self._wake_pending = True
             self.schedule(AFTER_REPLY_DELAY, self._wake)
 
@@ -159,16 +165,19 @@ class Greed(Component):
         self._wake_pending = False
         self.after_reply()
 
+    def _run_due(self) -> None:
+        self._due = False
+        self.hooks.stamp()
+        self.triggers.after_reply()
+
     def after_reply(self) -> None:
-        """Periodic work that fell due, then the requests that waited for the cell.
-        When a next cell has already started, that cell ran the work first (before its
-        code), and the requests wait for it to end."""
+        """The work that fell due, then the requests that waited for the cell. When a
+        next cell has already started, that cell ran the work first (before its code),
+        and the requests wait for it to end."""
         if self.busy():
             return  # cell_done of the running cell schedules us again
-        self.hooks.stamp()
-        if self._after_reply_due:
-            self._after_reply_due = False
-            self.triggers.after_reply()
+        if self._due:
+            self._run_due()
         waiting, self._waiting = self._waiting, []
         for fn in waiting:
             try:
@@ -247,4 +256,5 @@ class Greed(Component):
     def shutdown(self) -> None:
         """Disconnect, and remove the paging directory we made, if any."""
         self.unregister()
+        self.triggers.close()
         self.store.close()

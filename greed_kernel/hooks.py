@@ -4,9 +4,9 @@
 tree IPython compiles during a user cell. This is the hot path: while the cell runs
 it only keeps the trees (a list append). When the cell ends it hands a
 :class:`CellEnd` to its ``on_end`` callback; :meth:`CellHooks.stamp`, which the
-engine calls once the reply is sent (or before anything reads the stamps), scans
-the trees (:mod:`greed_kernel.scope`) and stamps the names the cell touched with the
-cell's number and start time.
+engine calls after a reply once some cells are waiting (or before anything reads the
+stamps), scans the trees (:mod:`greed_kernel.scope`) and stamps the names each cell
+touched with the cell's own number and start time.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import ast
 import time
 import typing as t
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .cellnames import CellNames, merge
 from .component import Component
@@ -23,9 +22,16 @@ from .scope import scan_tree
 from .syntax import scan_tokens
 from .tracker import Tracker
 
+#: Cells whose names wait to be scanned before the engine has them scanned after a
+#: reply; readers of the stamps scan what waits first, and the stamps keep each cell's
+#: own number and start time.
+STAMP_BATCH = 32
+#: ... or fewer cells, once their source adds up to this many characters (their trees
+#: are kept until then).
+STAMP_BATCH_CHARS = 100_000
 
-@dataclass(frozen=True, slots=True)
-class CellEnd:
+
+class CellEnd(t.NamedTuple):
     """A user cell that ended: its number, how long it ran, and how it failed."""
 
     number: int
@@ -35,8 +41,7 @@ class CellEnd:
     shown_traceback: list[str]
 
 
-@dataclass(frozen=True, slots=True)
-class Compiled:
+class Compiled(t.NamedTuple):
     """What a user cell compiled, to be scanned after its reply."""
 
     number: int
@@ -70,7 +75,11 @@ class CellHooks(Component):
         self._trees: list[ast.AST] = []
         self._interrupted = False  # a KeyboardInterrupt reached pre_run_cell
         self._transform: Callable[[ast.AST], ast.AST] | None = None
-        self._unstamped: list[Compiled] = []  # cells whose names are not stamped yet
+        #: cells whose names are not stamped yet, oldest first
+        self.unstamped: list[Compiled] = []
+        self._unstamped_chars = 0
+        #: a batch of cells waits to be scanned (see STAMP_BATCH)
+        self.stamps_due = False
 
     @property
     def running(self) -> bool:
@@ -120,16 +129,14 @@ class CellHooks(Component):
         try:
             if self._info is not None:
                 return  # a nested run_cell (%%capture, %run -i ...): part of the outer cell
-            if getattr(info, "silent", False) or not getattr(info, "store_history", False):
+            if info.silent or not info.store_history:
                 return  # variable inspectors and the like: not an execution, touches nothing
-            if self._unstamped:
-                self.stamp()  # an earlier cell's names first, in order
             self._info = info
             # IPython has already counted this cell: its number is one less
             self._number = self.shell.execution_count - 1
             self._start = time.perf_counter()
             self._started = self.clock()
-            self._trees = []
+            self._trees = []  # handed over whole at the end: a new list per cell
             self.on_start()
         except KeyboardInterrupt:
             # IPython's event manager would print and swallow it: the tree hook
@@ -150,30 +157,34 @@ class CellHooks(Component):
             self._trees.append(tree)  # scanned after the reply (stamp)
 
     def post_run_cell(self, result: t.Any) -> None:
+        info = self._info
         try:
-            self._post_run_cell(result)
+            if info is None or result.info is not info:
+                return
+            self._info = None
+            seconds = time.perf_counter() - self._start
+            trees = self._trees
+            number = self._number
+            source = info.raw_cell or ""
+            waiting = self.unstamped
+            waiting.append(Compiled(number, self._started, trees, source, not trees))
+            self._unstamped_chars += len(source)
+            if len(waiting) >= STAMP_BATCH or self._unstamped_chars >= STAMP_BATCH_CHARS:
+                self.stamps_due = True
+            error = result.error_in_exec
+            shown = list(getattr(self.shell, "_last_traceback", None) or []) if error else []
+            self.on_end(CellEnd(number, seconds, error, shown))
         except (Exception, KeyboardInterrupt):
             self.log.exception("greed: post_run_cell failed; the user's cell is unaffected")
-
-    def _post_run_cell(self, result: t.Any) -> None:
-        info = self._info
-        if info is None or getattr(result, "info", None) is not info:
-            return
-        self._info = None
-        trees, self._trees = self._trees, []
-        self._unstamped.append(
-            Compiled(self._number, self._started, trees, info.raw_cell or "", not trees)
-        )
-        error = getattr(result, "error_in_exec", None)
-        shown = list(getattr(self.shell, "_last_traceback", None) or []) if error else []
-        self.on_end(CellEnd(self._number, time.perf_counter() - self._start, error, shown))
 
     # -- after the reply ---------------------------------------------------------------
     def stamp(self, running: bool = False) -> None:
         """Scan what the ended cells compiled and stamp the names they touched. Called
         after the reply, and before anything reads the stamps (a cleanup, a view);
         *running*: the running cell's trees so far too (``%greed why`` in that cell)."""
-        pending, self._unstamped = self._unstamped, []
+        pending, self.unstamped = self.unstamped, []
+        self._unstamped_chars = 0
+        self.stamps_due = False
         if running and self._info is not None and self._trees:
             pending.append(Compiled(self._number, self._started, list(self._trees), "", False))
         for cell in pending:

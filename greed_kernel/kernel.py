@@ -231,8 +231,29 @@ class GreedKernel(IPythonKernel):
         self.greed_channel.register(self.comm_manager)
         self.shell.register_magics(GreedMagics(self.shell, self.greed))
 
-    def _call_later(self, delay: float, callback: t.Callable[[], None]) -> t.Any:
-        return self.io_loop.call_later(delay, callback)
+    def _call_later(self, delay: float, callback: t.Callable[[], None]) -> object:
+        """Run *callback* on the main thread *delay* seconds after the messages this
+        request has queued so far (its idle status included) have gone out.
+
+        Called while a request is handled, a ``call_later`` would count from before
+        the reply: the main thread could then hold the GIL while the IOPub thread
+        still has the idle status to send. So: once the request is done (the next turn
+        of the event loop), queue behind everything on the IOPub thread, and from there
+        start the timer on the main thread. Returns a handle (never None)."""
+        loop = self.io_loop
+        iopub = self.iopub_thread
+
+        def timer() -> None:
+            loop.add_callback(loop.call_later, delay, callback)
+
+        def behind_the_messages() -> None:
+            if iopub is None:
+                timer()
+            else:
+                iopub.schedule(timer)  # runs on the IOPub thread, after the idle status
+
+        loop.add_callback(behind_the_messages)
+        return timer
 
     def do_shutdown(self, restart: bool) -> t.Any:
         """Disconnect and remove our paging subdirectory (if we made one), then shut

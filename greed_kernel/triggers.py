@@ -15,6 +15,7 @@ The clock and the scheduler are injected, so tests drive time by hand.
 
 from __future__ import annotations
 
+import math
 import typing as t
 from collections.abc import Callable
 
@@ -25,15 +26,31 @@ from .stats import Stats
 
 #: Shortest wait before looking again when the idle timer fired too early.
 IDLE_RECHECK = 0.05
-#: Seconds of cell run time between two looks at the memory pressure. A cell cannot
-#: fill memory faster than it can write it (about 10 GB/s), so between two looks
-#: unreclaimable memory grows by at most some tens of MB; a run of trivial cells
-#: (``x = 1``) is then probed every 20 cells or so instead of after each one.
+#: Fewest seconds of cell run time between two looks at the memory pressure.
 PROBE_EVERY_CELL_SECONDS = 0.002
+#: Most seconds of cell run time between two looks, however far the threshold is.
+PROBE_AT_MOST_EVERY_SECONDS = 1.0
+#: Fastest growth of unreclaimable memory assumed while cells run, in bytes per
+#: second: a page counts once it is written, and page faults plus zeroing do not fill
+#: memory faster than this even with many threads. Between two looks memory then
+#: cannot cross ``memory_threshold`` unnoticed: the next look is due after
+#: ``headroom / MEMORY_GROWTH_RATE`` seconds of cells (at least
+#: PROBE_EVERY_CELL_SECONDS, at most PROBE_AT_MOST_EVERY_SECONDS). At 10% of 23 GiB
+#: that is a look every second of cells (some hundreds of ``x = 1`` cells); near the
+#: threshold, after every cell.
+MEMORY_GROWTH_RATE = 32 << 30
+
+#: The traits that decide when work is due (their changes recompute it).
+_WHEN = ("cleanup_interval", "optimize_interval", "idle_timeout", "gc_freeze")
+_MEMORY = ("memory_threshold", "memory_limit")
 
 
 class Triggers(Component):
-    """Decides when a cleanup or an optimisation is due, and asks housekeeping."""
+    """Decides when a cleanup or an optimisation is due, and asks housekeeping.
+
+    :meth:`due` is asked after every cell, so it compares numbers worked out in
+    advance (when work ran, or a setting changed) instead of reading the settings.
+    """
 
     def __init__(
         self,
@@ -52,15 +69,53 @@ class Triggers(Component):
         self.schedule = schedule
         self._counted = 0  # execution count the periodic triggers last looked at
         self._idle_timer: t.Any = None
-        self._idle_done = False
+        self._idle_done_at = -1  # execution count of the last idle cleanup
         self._pressure_at: tuple[int, float] | None = None  # (execution, pressure) last trigger
-        self._probed_at: float | None = None  # stats.total_time at the last probe
+        #: the execution count at which a periodic trigger is next due
+        self.due_at_count: float = 0
+        #: the stats' total cell time at which the memory pressure is next looked at
+        self.due_at_time = 0.0
+        self._idle_to_arm = False  # an idle timeout is set and no timer is armed
+        self._freeze = False  # gc_freeze is on
+        self._watching = False
+        self._watch(True)
+
+    def _watch(self, on: bool) -> None:
+        parent = self.parent
+        if hasattr(parent, "observe") and on != self._watching:
+            self._watching = on
+            if on:
+                parent.observe(self._settings_changed, names=[*_WHEN, *_MEMORY])
+            else:
+                parent.unobserve(self._settings_changed, names=[*_WHEN, *_MEMORY])
+        self._plan()
+
+    def _settings_changed(self, change: t.Any) -> None:
+        if change["name"] in _MEMORY:
+            self.due_at_time = 0.0  # look at once with the new limit or threshold
+        self._plan()
+
+    def close(self) -> None:
+        """Stop watching the settings (the engine shuts down)."""
+        self._watch(False)
+
+    def _plan(self) -> None:
+        """When the periodic triggers are next due, whether the idle timer is to be
+        armed, and whether heaps are frozen: what :meth:`due` compares."""
+        s = self.options
+        after = [
+            _next_multiple(i, self._counted) for i in (s.cleanup_interval, s.optimize_interval)
+        ]
+        self.due_at_count = min(after, default=math.inf)
+        self._idle_to_arm = bool(
+            s.idle_timeout and self.schedule is not None and self._idle_timer is None
+        )
+        self._freeze = bool(s.gc_freeze)
 
     # -- per cell ----------------------------------------------------------------------
     @guarded
     def cell_ended(self, oom: bool) -> None:
         """Before the reply: the recovery after an out-of-memory error."""
-        self._idle_done = False
         if oom and self.options.oom_recovery:
             self.hk.recover_from_oom()
 
@@ -69,34 +124,33 @@ class Triggers(Component):
         """After the reply: the periodic work that fell due, and the idle timer."""
         s, hk = self.options, self.hk
         before, n = self._counted, self.stats.execution_count
-        self._counted = n
         if n == before:
             return  # nothing ran since (a request that waited for a cell)
-        if hk.imports_to_freeze():
-            hk.freeze_heap()  # the cell imported modules: they live as long as the kernel
-        cleaned = _crossed(s.cleanup_interval, before, n)
-        if cleaned:
-            hk.cleanup("periodic")
-        if _crossed(s.optimize_interval, before, n):
-            hk.optimize("periodic", collect=not cleaned)
-        last = self._probed_at
-        if last is None or cleaned or self.stats.total_time - last >= PROBE_EVERY_CELL_SECONDS:
-            self.check_pressure()
-        self.arm_idle_timer()
+        self._counted = n
+        try:
+            if hk.imports_to_freeze():
+                hk.freeze_heap()  # the cell imported modules: they live as long as the kernel
+            cleaned = _crossed(s.cleanup_interval, before, n)
+            if cleaned:
+                hk.cleanup("periodic")
+            if _crossed(s.optimize_interval, before, n):
+                hk.optimize("periodic", collect=not cleaned)
+            if cleaned or self.stats.total_time >= self.due_at_time:
+                self.check_pressure()
+            self.arm_idle_timer()
+        finally:
+            self._plan()
 
     def due(self) -> bool:
-        """Something is due after the cells that ran: a periodic trigger, the pressure
-        probe, the idle timer to arm, or a heap freeze."""
-        s = self.options
-        before, n = self._counted, self.stats.execution_count
-        last = self._probed_at
+        """Something is due after the cells that ran: a periodic trigger, a look at the
+        memory pressure, the idle timer to arm, or a heap freeze. The hot path: a few
+        comparisons."""
+        stats = self.stats
         return (
-            _crossed(s.cleanup_interval, before, n)
-            or _crossed(s.optimize_interval, before, n)
-            or last is None
-            or self.stats.total_time - last >= PROBE_EVERY_CELL_SECONDS
-            or bool(s.idle_timeout and self.schedule is not None and self._idle_timer is None)
-            or self.hk.imports_to_freeze()
+            stats.execution_count >= self.due_at_count
+            or stats.total_time >= self.due_at_time
+            or self._idle_to_arm
+            or (self._freeze and self.hk.imports_to_freeze())
         )
 
     def next_due(self, interval: int) -> int | None:
@@ -112,9 +166,9 @@ class Triggers(Component):
         that cannot be done, say so once per episode."""
         s, hk = self.options, self.hk
         self.probe.limit = s.memory_limit
-        self._probed_at = self.stats.total_time
         pressure = self.probe.pressure()
         self.stats.memory_pressure = pressure
+        self._next_look(pressure)
         if pressure <= low_watermark(s):
             self.stats.budget_refusal = None  # the episode is over
         if not s.memory_threshold or pressure <= s.memory_threshold:
@@ -135,31 +189,52 @@ class Triggers(Component):
         hk.optimize("memory", collect=False)
         pressure = self.probe.pressure()
         self.stats.memory_pressure = pressure
+        self._next_look(pressure)
         if pressure > s.memory_threshold:
             hk.refuse(pressure)
+
+    def _next_look(self, pressure: float) -> None:
+        """The next look at the pressure: once the cells may have filled the headroom
+        left below the threshold (see MEMORY_GROWTH_RATE)."""
+        threshold = self.options.memory_threshold or 1.0
+        headroom = max(threshold - pressure, 0.0) * self.probe.effective_limit()
+        wait = min(headroom / MEMORY_GROWTH_RATE, PROBE_AT_MOST_EVERY_SECONDS)
+        self.due_at_time = self.stats.total_time + max(wait, PROBE_EVERY_CELL_SECONDS)
 
     # -- idle ----------------------------------------------------------------------------
     def arm_idle_timer(self) -> None:
         timeout = self.options.idle_timeout
         if timeout and self.schedule is not None and self._idle_timer is None:
             self._idle_timer = self.schedule(timeout, self.on_idle)
+        self._idle_to_arm = False
 
     @guarded
     def on_idle(self) -> None:
         self._idle_timer = None
+        try:
+            self._on_idle()
+        finally:
+            self._plan()  # no timer left: armed again after the next cell
+
+    def _on_idle(self) -> None:
         timeout = self.options.idle_timeout
-        if not timeout or self._idle_done:
-            return
+        if not timeout or self._idle_done_at == self.stats.execution_count:
+            return  # disabled, or no cell ran since the last idle cleanup
         idle = self.clock() - self.stats.last_end
         if self.busy() or idle < timeout:
             # a cell is running (or awaiting), or one ran since: wait for the rest
             if self.schedule is not None:
                 self._idle_timer = self.schedule(max(timeout - idle, IDLE_RECHECK), self.on_idle)
             return
-        self._idle_done = True
+        self._idle_done_at = self.stats.execution_count
         self.hk.cleanup("idle")
         self.hk.optimize("idle", collect=False)
         self.check_pressure()
+
+
+def _next_multiple(interval: int, count: int) -> float:
+    """The first multiple of *interval* above *count* (infinity: disabled)."""
+    return (count // interval + 1) * interval if interval else math.inf
 
 
 def _crossed(interval: int, before: int, now: int) -> bool:

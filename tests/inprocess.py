@@ -13,6 +13,7 @@ import gc
 import heapq
 import itertools
 import logging
+import math
 import typing as t
 from collections.abc import Callable
 from pathlib import Path
@@ -94,9 +95,11 @@ class InProcess:
 
     def __init__(self, spill_dir: Path | str, **overrides: t.Any) -> None:
         overrides.setdefault("idle_timeout", 0.0)
-        # every cell's memory is looked at, however short it ran (see PROBE_EVERY_...)
-        self._probe_every = triggers.PROBE_EVERY_CELL_SECONDS
+        # every cell's memory is looked at, however short it ran and however far the
+        # threshold is (see MEMORY_GROWTH_RATE): tests that count looks say otherwise
+        self._probe_every = triggers.PROBE_EVERY_CELL_SECONDS, triggers.MEMORY_GROWTH_RATE
         triggers.PROBE_EVERY_CELL_SECONDS = 0.0
+        triggers.MEMORY_GROWTH_RATE = math.inf
         self.settings = GreedSettings(spill_dir=str(spill_dir), **overrides)
         self.clock = ManualClock()
         self.events: list[tuple[str, dict[str, t.Any]]] = []
@@ -145,7 +148,7 @@ class InProcess:
         return self.shell.user_ns
 
     def close(self) -> None:
-        triggers.PROBE_EVERY_CELL_SECONDS = self._probe_every
+        triggers.PROBE_EVERY_CELL_SECONDS, triggers.MEMORY_GROWTH_RATE = self._probe_every
         self.greed.shutdown()
         self.shell.reset(new_session=False)
         gc.collect()

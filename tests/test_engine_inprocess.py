@@ -199,12 +199,13 @@ def test_a_reader_of_the_stamps_stamps_first(p: InProcess) -> None:
     assert p.ns["row"]["lastTouchedCell"] == 2
 
 
-def test_the_next_cell_stamps_the_last_one_first(p: InProcess) -> None:
+def test_cells_scanned_together_keep_their_own_number_and_time(p: InProcess) -> None:
     p.run("x = 1", reply_sent=False)
-    p.clock.advance(5)  # the scheduled work has not run: the next cell came first
+    p.clock.advance(5)  # the scheduled work runs 5 s later than the cell
     p.shell.run_cell("y = x", store_history=True)
-    assert p.greed.tracker.last["x"].execution == 1  # stamped with its own cell and time
-    assert p.greed.tracker.last["x"].time == p.clock.now - 5
+    stamps = p.greed.tracker.last
+    assert stamps["x"].execution == 1 and stamps["x"].time == p.clock.now - 5
+    assert p.greed.why("y")["lastTouchedCell"] == 2  # a reader scans what waits first
 
 
 def test_an_interrupt_in_pre_run_cell_stops_the_cell(
@@ -335,16 +336,62 @@ def test_short_cells_are_probed_for_memory_once_their_run_time_adds_up(
     assert len(probes) == 2
 
 
-def test_an_ordinary_cell_schedules_nothing_and_is_stamped_when_read(
+def test_an_ordinary_cell_schedules_nothing_and_waits_to_be_scanned(
     p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from greed_kernel import triggers as triggers_module
 
     monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
+    monkeypatch.setattr(hooks_module, "STAMP_BATCH", 3)
     p.run("a = 1")  # the first cell is probed: a wake-up after its reply
     p.run("b = 2", reply_sent=False)
     assert p.clock.pending == 0  # nothing due: no wake-up at all
-    assert "b" not in p.greed.tracker.last
-    p.run("c = 3", reply_sent=False)  # the next cell stamps the last one first
-    assert p.greed.tracker.last["b"].execution == 2
-    assert p.greed.why("c")["lastTouchedCell"] == 3  # a reader stamps what is pending
+    p.run("c = 3", reply_sent=False)  # nor for the next one: b waits, unscanned
+    assert p.clock.pending == 0 and "b" not in p.greed.tracker.last
+    p.clock.advance(7)
+    p.run("d = 4", reply_sent=False)  # 3 cells wait: a wake-up scans them, in order
+    assert p.clock.pending == 1 and "b" not in p.greed.tracker.last
+    p.after_reply()
+    stamps = p.greed.tracker.last
+    assert [stamps[n].execution for n in "bcd"] == [2, 3, 4]
+    assert stamps["d"].time - stamps["b"].time == 7  # each at its own cell's start
+    p.run("e = 5", reply_sent=False)
+    assert p.clock.pending == 0
+    p.run("f = 6\n" + "#" * hooks_module.STAMP_BATCH_CHARS, reply_sent=False)  # a big cell
+    assert p.clock.pending == 1  # its tree is not kept for long
+
+
+def test_memory_is_looked_at_once_cells_may_have_filled_the_headroom(
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greed_kernel import triggers as triggers_module
+
+    monkeypatch.setattr(triggers_module, "MEMORY_GROWTH_RATE", 1 << 30)  # 1 GiB/s
+    p.settings.memory_limit = 1 << 30
+    looks: list[float] = []
+    monkeypatch.setattr(p.greed.probe, "pressure", lambda: looks.append(1) or 0.3)
+    p.run("x = 1")  # looked at: 0.5 of 1 GiB left below the threshold, 0.5 s at 1 GiB/s
+    stats = p.greed.stats
+    for i in range(3):
+        p.run(f"x = {i}")
+    assert len(looks) == 1
+    stats.total_time += 0.4  # as if the cells had run 0.4 s: still not due
+    p.run("x = 2")
+    assert len(looks) == 1
+    stats.total_time += 0.1  # 0.5 s of cells: the headroom may be used up
+    p.run("x = 3")
+    assert len(looks) == 2
+    p.settings.memory_limit = 2 << 30  # a new limit: looked at after the next cell
+    p.run("x = 4")
+    assert len(looks) == 3
+
+
+def test_settings_changed_in_the_session_take_effect(p: InProcess) -> None:
+    p.settings.memory_threshold = 0
+    for i in range(3):
+        p.run(f"a{i} = {i}")
+    p.settings.cleanup_interval = 5  # as %config GreedKernel.cleanup_interval = 5 does
+    p.run("a3 = 3")
+    assert triggers(p, "execution:cleanup") == []
+    p.run("a4 = 4")
+    assert triggers(p, "execution:cleanup") == [("periodic", 5)]

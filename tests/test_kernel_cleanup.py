@@ -116,8 +116,14 @@ def user_names(k: KernelHarness) -> set[str]:
     return {n for n in names if not CACHE_NAME.fullmatch(n)}
 
 
-def count(k: KernelHarness, attr: str) -> int:
-    return int(k.eval(f"{ENGINE}.stats.{attr}"))
+def count(k: KernelHarness, field: str) -> int:
+    """A counter of the STATS snapshot (what `%greed stats` and the comm show)."""
+    return int(kjson(k, f"{ENGINE}.snapshot()")[field])
+
+
+def last_report(k: KernelHarness, kind: str) -> Any:
+    """The last report of *kind* (what `%greed status` and the comm's history show)."""
+    return next((r for r in reversed(kjson(k, f"{ENGINE}.reports()")) if r["kind"] == kind), None)
 
 
 def wait_for(client: GreedClient, match: Any, timeout: float = 30) -> dict[str, Any]:
@@ -191,14 +197,14 @@ def test_150_executions_run_a_cleanup(k: KernelHarness) -> None:
     """Greed.js's check: a cleanup every 100 executions (the default interval)."""
     assert k.eval("get_ipython().kernel.cleanup_interval") == "100"
     ok(k, "_temp_before_loop = torch.ones(100)\n_w_loop = weakref.ref(_temp_before_loop)")
-    before = count(k, "cleanup_count")
+    before = count(k, "cleanupCount")
     for i in range(150):
         result = k.execute(f"print({i})")
         assert result.stdout == f"{i}\n", result
-    assert count(k, "cleanup_count") >= before + 1
+    assert count(k, "cleanupCount") >= before + 1
     periodic = [
         r
-        for r in kjson(k, f"list({ENGINE}.stats.reports)")
+        for r in kjson(k, f"{ENGINE}.reports()")
         if r["kind"] == "cleanup" and r["trigger"] == "periodic"
     ]
     assert periodic, "no periodic cleanup in 150 executions"
@@ -238,7 +244,7 @@ def test_cleanup_deletes_temporaries_and_nothing_else(k: KernelHarness) -> None:
     after = user_names(k)
     assert before - after == temporaries
     assert after - before == set()
-    report = kjson(k, f"{ENGINE}.stats.last_report('cleanup')")
+    report = last_report(k, "cleanup")
     assert report["trigger"] == "manual"
     assert set(report["deleted"]) == temporaries
     # the kept objects are the same objects, unchanged
@@ -263,7 +269,7 @@ def test_released_outputs_free_their_tensors(k: KernelHarness) -> None:
     assert k.eval("w_out() is not None") == "True"
     ok(k, "%greed cleanup")
     assert k.eval("w_out() is None") == "True"
-    report = kjson(k, f"{ENGINE}.stats.last_report('cleanup')")
+    report = last_report(k, "cleanup")
     assert report["outputsReleased"] >= 1
 
 
@@ -283,7 +289,7 @@ def test_error_frame_locals_are_freed(k: KernelHarness) -> None:
     ok(k, "%greed cleanup")
     assert k.eval("err_ref() is None") == "True"
     assert k.eval("hasattr(sys, 'last_traceback')") == "False"
-    assert kjson(k, f"{ENGINE}.stats.last_report('cleanup')")["errorReleased"] is True
+    assert last_report(k, "cleanup")["errorReleased"] is True
     debug = k.execute("%debug")
     assert debug.status == "ok", debug
     assert debug.error is None, debug
@@ -343,7 +349,7 @@ def test_optimize_clears_frozen_parameters_grads(k: KernelHarness) -> None:
     assert "Greed: optimisation cleared" in result.stdout
     assert k.eval("model.weight.grad is None") == "True"
     assert k.eval("model.bias.grad is not None") == "True"
-    report = kjson(k, f"{ENGINE}.stats.last_report('optimize')")
+    report = last_report(k, "optimize")
     assert report["trigger"] == "manual"
     assert report["gradsCleared"] >= 1
 
@@ -352,8 +358,8 @@ def test_reports_have_every_key_and_are_json_clean(k: KernelHarness) -> None:
     ok(k, "model = nn.Linear(2, 2)\n_temp_report = 1")
     ok(k, "%greed cleanup")
     ok(k, "%greed optimize")
-    cleanup = kjson(k, f"{ENGINE}.stats.last_report('cleanup')")
-    optimize = kjson(k, f"{ENGINE}.stats.last_report('optimize')")
+    cleanup = last_report(k, "cleanup")
+    optimize = last_report(k, "optimize")
     assert set(cleanup) >= CLEANUP_KEYS, sorted(CLEANUP_KEYS - set(cleanup))
     assert set(optimize) >= OPTIMIZE_KEYS, sorted(OPTIMIZE_KEYS - set(optimize))
     for report, kind in ((cleanup, "cleanup"), (optimize, "optimize")):
@@ -472,7 +478,7 @@ def test_cuda_optimize_empties_the_cache(k: KernelHarness) -> None:
     reserved = int(k.eval("torch.cuda.memory_reserved(0)"))
     assert reserved >= 256 * 1024 * 1024
     ok(k, "%greed optimize")
-    report = kjson(k, f"{ENGINE}.stats.last_report('optimize')")
+    report = last_report(k, "optimize")
     before = {d["device"]: d["reserved"] for d in report["cudaBefore"]}
     after = {d["device"]: d["reserved"] for d in report["cudaAfter"]}
     assert before[0] >= 256 * 1024 * 1024
