@@ -12,7 +12,6 @@ The magics see the engine only through ``GreedService``, the few calls they need
 from __future__ import annotations
 
 import argparse
-import html
 import keyword
 import sys
 import typing as t
@@ -29,7 +28,7 @@ from IPython.core.magic_arguments import (
 )
 from IPython.display import display
 
-from . import __version__
+from . import __version__, render
 from .sizes import human_bytes
 
 Row = dict[str, t.Any]
@@ -117,104 +116,6 @@ def _identifier(text: str) -> str:
 
 def _names(nargs: str = "+") -> argument:
     return argument("names", nargs=nargs, metavar="NAME", type=_identifier)
-
-
-# -- rendering -------------------------------------------------------------------------------
-
-
-def table(headers: list[str], rows: list[list[t.Any]], title: str = "") -> dict[str, str]:
-    """A plain-text and an HTML rendering of the same table."""
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = [title] if title else []
-    for r in [headers, ["-" * w for w in widths], *cells]:
-        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
-    head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(v)}</td>" for v in r) + "</tr>"
-        for r in cells
-    )
-    caption = (
-        f"<caption style='text-align:left'><b>{html.escape(title)}</b></caption>" if title else ""
-    )
-    return {
-        "text/plain": "\n".join(lines),
-        "text/html": f"<table class='greed-table'>{caption}<thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table>",
-    }
-
-
-def _ago(seconds: float | None, cell: int | None) -> str:
-    if seconds is None:
-        return "never"
-    if seconds < 90:
-        return f"{seconds:.0f} s ago (cell {cell})"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago (cell {cell})"
-    return f"{seconds / 3600:.1f} h ago (cell {cell})"
-
-
-def _stat(key: str, value: t.Any) -> list[t.Any]:
-    """One STATS entry as a ``%greed stats`` row."""
-    if key == "memoryBudget":
-        limit, used = value.get("limitBytes") or 0, value.get("unreclaimableBytes") or 0
-        share = f" ({used / limit:.0%})" if limit else ""
-        held = "held" if value.get("held", True) else "NOT held: see %greed status"
-        return [
-            "memory:budget",
-            f"{human_bytes(used)} of {human_bytes(limit)} not reclaimable{share}; "
-            f"{human_bytes(value.get('pagedBytes') or 0)} paged out; {held}",
-        ]
-    if key == "preservedVariables":
-        value = ", ".join(value) or "(none)"
-    elif key in ("rssBytes", "memoryLimitBytes"):
-        value = f"{human_bytes(value)} ({value})"
-    elif key in ("avgExecutionTime", "idleTime"):
-        value = f"{value:.1f} ms"
-    elif key == "memoryPressure":
-        value = f"{value:.1%}"
-    elif key == "cuda":
-        devices = (
-            f"cuda:{d['device']} {human_bytes(d['reserved'])} reserved of {human_bytes(d['total'])}"
-            for d in value
-        )
-        value = "; ".join(devices) or "(not initialised)"
-    return [key, value]
-
-
-def _due(executions: int | None) -> str:
-    return "disabled" if executions is None else f"in {executions} executions"
-
-
-def _refusal(refusal: dict[str, t.Any]) -> str:
-    holders = ", ".join(f"{h['name']} {human_bytes(h['bytes'])}" for h in refusal["holders"])
-    return (
-        f"since cell {refusal['executionCount']}: {refusal['pressure']:.0%} of "
-        f"{human_bytes(refusal['limitBytes'])}; largest in RAM: {holders}"
-    )
-
-
-def _budget_cleanup(r: Row) -> str:
-    return (
-        f"cell {r['executionCount']}: pressure {r.get('pressureBefore', 0):.0%} -> "
-        f"{r.get('pressureAfter', 0):.0%}, paged {human_bytes(r.get('pagedBytes', 0))}"
-        f" ({', '.join(r.get('paged') or []) or 'nothing'})"
-    )
-
-
-def _report(r: Row) -> str:
-    return (
-        f"cell {r['executionCount']} ({r['trigger']}): "
-        f"{r['durationMs']:.1f} ms, freed {human_bytes(r['freedBytes'])}"
-    )
-
-
-#: the status() texts shown when set, with their labels
-_NOTES = {
-    "pagingNotice": "paging notice",
-    "pagingPaused": "paging paused",
-    "pagingFailure": "last paging failure",
-}
 
 
 # -- the magics ------------------------------------------------------------------------------
@@ -305,13 +206,13 @@ class GreedMagics(Magics):
                 r["type"],
                 human_bytes(r["size"]),
                 r["device"] or "",
-                _ago(r["lastTouchedAgo"], r["lastTouchedCell"]),
+                render.ago(r["lastTouchedAgo"], r["lastTouchedCell"]),
                 r["decision"] + (f" ({r['rule']})" if r["rule"] != r["decision"] else ""),
             ]
             for r in rows
         ]
         headers = ["name", "type", "size", "device", "last touched", "decision"]
-        display(table(headers, body, title=f"Greed: {len(rows)} variables"), raw=True)
+        display(render.table(headers, body, title=f"Greed: {len(rows)} variables"), raw=True)
 
     def _why(self, args: argparse.Namespace) -> None:
         try:
@@ -319,9 +220,10 @@ class GreedMagics(Magics):
         except KeyError:
             raise UsageError(f"no variable named {args.name!r}") from None
         size = human_bytes(why["size"]) + (f" on {why['device']}" if why["device"] else "")
+        touched = render.ago(why["lastTouchedAgo"], why["lastTouchedCell"])
         text = (
             f"{args.name}: {why['reason']}. Rule: {why['rule']}. "
-            f"Last touched: {_ago(why['lastTouchedAgo'], why['lastTouchedCell'])}. Size: {size}."
+            f"Last touched: {touched}. Size: {size}."
         )
         if why["pagedBytes"]:
             text += (
@@ -380,7 +282,9 @@ class GreedMagics(Magics):
             [name, self._type_of(name), human_bytes(nbytes)]
             for name, nbytes in sorted(paged.items(), key=lambda kv: -kv[1])
         ]
-        display(table(["name", "type", "paged out"], rows, title="Greed: paged out"), raw=True)
+        display(
+            render.table(["name", "type", "paged out"], rows, title="Greed: paged out"), raw=True
+        )
 
     def _type_of(self, name: str) -> str:
         try:
@@ -403,26 +307,26 @@ class GreedMagics(Magics):
         print(f"Greed: read {human_bytes(nbytes)} of {', '.join(names)} back into RAM.")
 
     def _stats(self, args: argparse.Namespace) -> None:
-        rows = [_stat(key, value) for key, value in self.service.snapshot().items()]
-        display(table(["stat", "value"], rows, title="Greed stats"), raw=True)
+        rows = [render.stat(key, value) for key, value in self.service.snapshot().items()]
+        display(render.table(["stat", "value"], rows, title="Greed stats"), raw=True)
 
     def _status(self, args: argparse.Namespace) -> None:
         status, reports = self.service.status(), self.service.reports()
         rows: list[list[t.Any]] = [
             ["version", __version__],
             ["executions", status["executionCount"]],
-            ["next periodic cleanup", _due(status["nextCleanupIn"])],
-            ["next periodic optimize", _due(status["nextOptimizeIn"])],
+            ["next periodic cleanup", render.due(status["nextCleanupIn"])],
+            ["next periodic optimize", render.due(status["nextOptimizeIn"])],
             ["cleanups", status["cleanups"]],
             ["optimisations", status["optimizations"]],
             ["paged out now", human_bytes(status["pagedBytes"])],
             ["paging directory", status["pagingDirectory"] or "(chosen at the first page-out)"],
         ]
         if status["budgetRefusal"] is not None:
-            rows.append(["memory budget not held", _refusal(status["budgetRefusal"])])
+            rows.append(["memory budget not held", render.refusal(status["budgetRefusal"])])
         budget = [r for r in reports if r["kind"] == "cleanup" and r["trigger"] == "memory"]
-        rows += [["budget cleanup", _budget_cleanup(r)] for r in budget[-3:]]
-        rows += [[label, status[key]] for key, label in _NOTES.items() if status[key]]
+        rows += [["budget cleanup", render.budget_cleanup(r)] for r in budget[-3:]]
+        rows += [[label, status[key]] for key, label in render.NOTES.items() if status[key]]
         rows += [[f"GreedKernel.{k}", v] for k, v in self.service.settings().items()]
-        rows += [[f"last {r['kind']}", _report(r)] for r in reports[-5:]]
-        display(table(["", "value"], rows, title=f"Greed {__version__} status"), raw=True)
+        rows += [[f"last {r['kind']}", render.report(r)] for r in reports[-5:]]
+        display(render.table(["", "value"], rows, title=f"Greed {__version__} status"), raw=True)

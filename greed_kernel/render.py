@@ -1,0 +1,106 @@
+"""How ``%greed`` shows what the service answers: tables with a plain-text and an
+HTML rendering, and the one-line texts of stats, reports and budget refusals."""
+
+from __future__ import annotations
+
+import html
+import typing as t
+
+from .sizes import human_bytes
+
+Row = dict[str, t.Any]
+
+
+def table(headers: list[str], rows: list[list[t.Any]], title: str = "") -> dict[str, str]:
+    """A plain-text and an HTML rendering of the same table."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = [title] if title else []
+    for r in [headers, ["-" * w for w in widths], *cells]:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
+    head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(v)}</td>" for v in r) + "</tr>"
+        for r in cells
+    )
+    caption = (
+        f"<caption style='text-align:left'><b>{html.escape(title)}</b></caption>" if title else ""
+    )
+    return {
+        "text/plain": "\n".join(lines),
+        "text/html": f"<table class='greed-table'>{caption}<thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>",
+    }
+
+
+def ago(seconds: float | None, cell: int | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds < 90:
+        return f"{seconds:.0f} s ago (cell {cell})"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago (cell {cell})"
+    return f"{seconds / 3600:.1f} h ago (cell {cell})"
+
+
+def stat(key: str, value: t.Any) -> list[t.Any]:
+    """One STATS entry as a ``%greed stats`` row."""
+    if key == "memoryBudget":
+        limit, used = value.get("limitBytes") or 0, value.get("unreclaimableBytes") or 0
+        share = f" ({used / limit:.0%})" if limit else ""
+        held = "held" if value.get("held", True) else "NOT held: see %greed status"
+        return [
+            "memory:budget",
+            f"{human_bytes(used)} of {human_bytes(limit)} not reclaimable{share}; "
+            f"{human_bytes(value.get('pagedBytes') or 0)} paged out; {held}",
+        ]
+    if key == "preservedVariables":
+        value = ", ".join(value) or "(none)"
+    elif key in ("rssBytes", "memoryLimitBytes"):
+        value = f"{human_bytes(value)} ({value})"
+    elif key in ("avgExecutionTime", "idleTime"):
+        value = f"{value:.1f} ms"
+    elif key == "memoryPressure":
+        value = f"{value:.1%}"
+    elif key == "cuda":
+        devices = (
+            f"cuda:{d['device']} {human_bytes(d['reserved'])} reserved of {human_bytes(d['total'])}"
+            for d in value
+        )
+        value = "; ".join(devices) or "(not initialised)"
+    return [key, value]
+
+
+def due(executions: int | None) -> str:
+    return "disabled" if executions is None else f"in {executions} executions"
+
+
+def refusal(refusal: dict[str, t.Any]) -> str:
+    holders = ", ".join(f"{h['name']} {human_bytes(h['bytes'])}" for h in refusal["holders"])
+    return (
+        f"since cell {refusal['executionCount']}: {refusal['pressure']:.0%} of "
+        f"{human_bytes(refusal['limitBytes'])}; largest in RAM: {holders}"
+    )
+
+
+def budget_cleanup(r: Row) -> str:
+    return (
+        f"cell {r['executionCount']}: pressure {r.get('pressureBefore', 0):.0%} -> "
+        f"{r.get('pressureAfter', 0):.0%}, paged {human_bytes(r.get('pagedBytes', 0))}"
+        f" ({', '.join(r.get('paged') or []) or 'nothing'})"
+    )
+
+
+def report(r: Row) -> str:
+    return (
+        f"cell {r['executionCount']} ({r['trigger']}): "
+        f"{r['durationMs']:.1f} ms, freed {human_bytes(r['freedBytes'])}"
+    )
+
+
+#: the status() texts shown when set, with their labels
+NOTES = {
+    "pagingNotice": "paging notice",
+    "pagingPaused": "paging paused",
+    "pagingFailure": "last paging failure",
+}
