@@ -32,6 +32,11 @@ TORCH_SPEC ?= torch==2.13.0
 # The interpreters of `make test-matrix` (versions below requires-python are skipped
 # with a note).
 MATRIX_PYTHONS ?= 3.10 3.12 3.13
+# pytest-xdist workers: one per core, at most 4 (each test file runs whole on one
+# worker, so a module's shared kernel stays shared; more workers mostly add kernels
+# competing for memory).
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile
 # The tiers (markers assigned in tests/conftest.py).
 FAST_TIERS := not kernel and not browser
 JLPM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" "$(CURDIR)/$(VENV)/bin/jlpm"
@@ -48,6 +53,10 @@ $(PY):
 $(STAMP): pyproject.toml greed_kernel/__init__.py greed_kernel/kernelspec.py $(wildcard kernelspec/*) | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install $(TORCH_SPEC)
+	# pip writes the extension's shared data through our link into the source tree:
+	# drop the link first (made again below)
+	[ ! -L $(VENV)/share/jupyter/labextensions/greed-kernel-lab ] || \
+		rm $(VENV)/share/jupyter/labextensions/greed-kernel-lab
 	$(PY) -m pip install -e ".[torch,dev]"
 	$(PY) -m greed_kernel install --sys-prefix
 	# an editable install skips the wheel's shared-data: link the prebuilt extension
@@ -68,17 +77,18 @@ browser-deps:
 	bash scripts/install_browser_deps.sh
 
 test: install lint browser-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 GREED_FUZZ_EXAMPLES ?= 200
 fuzz: install
 	GREED_FUZZ_EXAMPLES=$(GREED_FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_differential.py
 
 test-fast: install
-	$(PY) -m pytest -q -m "$(FAST_TIERS)"
+	$(PY) -m pytest -q $(PYTEST_PARALLEL) -m "$(FAST_TIERS)"
 
 test-matrix:
 	MATRIX_PYTHONS="$(MATRIX_PYTHONS)" PYTEST_MARKERS="($(FAST_TIERS)) or smoke" \
+		PYTEST_ARGS="$(PYTEST_PARALLEL)" \
 		bash scripts/test_matrix.sh
 
 labext-check: install

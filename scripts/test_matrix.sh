@@ -92,7 +92,8 @@ for version in "${RUN[@]}"; do
     start=$SECONDS
     echo
     echo "test-matrix: Python $version: pytest -m \"$MARKERS\""
-    if "$venv/bin/python" -m pytest -q -m "$MARKERS"; then
+    # shellcheck disable=SC2086  # PYTEST_ARGS is a list of words
+    if "$venv/bin/python" -m pytest -q ${PYTEST_ARGS:-} -m "$MARKERS"; then
         result=passed
     else
         result=FAILED
