@@ -5,8 +5,8 @@
 
 :class:`Greed` builds the components and offers the service the comm channel and
 the ``%greed`` magic use (each through its own narrow protocol). It owns nothing
-but the user's marks and the moments of a cell: before the reply
-(:meth:`Greed.cell_done`) and after it (scheduled).
+but the moments of a cell: before the reply (:meth:`Greed.cell_done`) and after it
+(scheduled).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .component import Clock, Component, Schedule
 from .hooks import CellEnd, CellHooks
 from .housekeeping import Housekeeping, Publish
 from .memory import MemoryProbe
-from .policy import Policy
+from .policy import Marks, Policy
 from .stats import Stats
 from .store import PagedValues
 from .torchlib import is_out_of_memory
@@ -50,8 +50,7 @@ class Greed(Component):
         self.schedule = schedule
         clock: Clock = self.clock
         parts = {"parent": self.parent, "log": self.log, "clock": clock}
-        self.marked: set[str] = set()
-        self.unmarked: set[str] = set()
+        self.marks = Marks()
         self.stats = Stats(clock)
         self.tracker = Tracker(shell.user_ns)
         self.probe = MemoryProbe(limit=self.options.memory_limit)
@@ -100,16 +99,7 @@ class Greed(Component):
         self.hooks.unregister()
 
     def policy(self) -> Policy:
-        s = self.options
-        return Policy(
-            preserve=s.preserve,
-            temporary_patterns=s.temporary_patterns,
-            recent_window=s.recent_window,
-            evict_min_bytes=s.evict_min_bytes,
-            marked=self.marked,
-            unmarked=self.unmarked,
-            hidden=self.shell.user_ns_hidden,
-        )
+        return self.marks.policy(self.options, self.shell.user_ns_hidden)
 
     def busy(self) -> bool:
         """A cell is running or awaiting: nothing may touch the namespace now."""
@@ -225,16 +215,10 @@ class Greed(Component):
         return self.housekeeping.optimize(trigger)
 
     def preserve(self, names: Iterable[str]) -> None:
-        """Mark names as always kept (``%greed preserve``)."""
-        for name in names:
-            self.marked.add(name)
-            self.unmarked.discard(name)
+        self.marks.preserve(names)
 
     def unpreserve(self, names: Iterable[str]) -> None:
-        """Undo a mark, and exempt the names from ``GreedKernel.preserve``."""
-        for name in names:
-            self.marked.discard(name)
-            self.unmarked.add(name)
+        self.marks.unpreserve(names)
 
     def paged_names(self) -> dict[str, int]:
         return self.store.names()

@@ -239,3 +239,34 @@ def _ago(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+class Marks:
+    """The user's marks: names kept always (``%greed preserve``) and names exempted
+    from ``GreedKernel.preserve`` (``%greed unpreserve``)."""
+
+    def __init__(self) -> None:
+        self.marked: set[str] = set()
+        self.unmarked: set[str] = set()
+
+    def preserve(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.marked.add(name)
+            self.unmarked.discard(name)
+
+    def unpreserve(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.marked.discard(name)
+            self.unmarked.add(name)
+
+    def policy(self, settings: t.Any, hidden: Container[str]) -> Policy:
+        """The rules as *settings* (GreedKernel's traits) and the marks say now."""
+        return Policy(
+            preserve=settings.preserve,
+            temporary_patterns=settings.temporary_patterns,
+            recent_window=settings.recent_window,
+            evict_min_bytes=settings.evict_min_bytes,
+            marked=self.marked,
+            unmarked=self.unmarked,
+            hidden=hidden,
+        )
