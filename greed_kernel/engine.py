@@ -73,6 +73,7 @@ class Greed(Component):
         )
         if publish is not None:
             self.housekeeping.publish = publish
+        self.housekeeping.on_notice = self._start_work  # said under the next cell
         self.triggers = Triggers(
             self.housekeeping, self.probe, self.stats, self.busy, schedule, **parts
         )
@@ -106,6 +107,9 @@ class Greed(Component):
         return self.executing or self.hooks.running
 
     # -- the moments of a cell -----------------------------------------------------------
+    def _start_work(self) -> None:
+        self.hooks.start_work = True
+
     def _cell_started(self) -> None:
         """A user cell begins (its names are not yet in use): the work due after the last
         reply if it has not run yet (the next cell came first), and what it said."""
@@ -117,16 +121,16 @@ class Greed(Component):
             for line in notices:
                 print(line, file=sys.stderr)
 
-    def _cell_ended(self, end: CellEnd) -> None:
-        self.stats.record_execution(end.seconds)
-        if end.error is not None:
+    def _cell_ended(self, seconds: float, failure: CellEnd | None) -> None:
+        self.stats.record_execution(seconds)
+        if failure is None:
+            self._ended = False
+        else:
             # the text as shown, for %tb once a cleanup has released the error itself;
             # the rest waits for cell_done, since the reply must report the error: only
             # whether it was out of memory is kept (the error pins the frames to free)
-            self._shown_traceback = end.shown_traceback
-            self._ended = is_out_of_memory(end.error)
-        else:
-            self._ended = False
+            self._shown_traceback = failure.shown_traceback
+            self._ended = is_out_of_memory(failure.error)
 
     def cell_done(self) -> None:
         """The execute request's reply is built: what must be under this cell (the
@@ -143,7 +147,7 @@ class Greed(Component):
                 self.hooks.stamp()  # the emergency cleanup reads the stamps
                 self.triggers.cell_ended(oom)
             if not self._due and (self.hooks.stamps_due or self.triggers.due()):
-                self._due = True
+                self._due = self.hooks.start_work = True
         if self.schedule is None:
             self._due = oom is not None
             self.after_reply()

@@ -32,7 +32,7 @@ STAMP_BATCH_CHARS = 100_000
 
 
 class CellEnd(t.NamedTuple):
-    """A user cell that ended: its number, how long it ran, and how it failed."""
+    """A user cell that failed: its number, how long it ran, and how it failed."""
 
     number: int
     seconds: float
@@ -52,13 +52,14 @@ class Compiled(t.NamedTuple):
 
 
 class CellHooks(Component):
-    """Shell events -> tracker stamps, and one :class:`CellEnd` per user cell."""
+    """Shell events -> tracker stamps; ``on_end(seconds, failure)`` once per user cell,
+    *failure* a :class:`CellEnd` when the cell raised, else None."""
 
     def __init__(
         self,
         shell: t.Any,
         tracker: Tracker,
-        on_end: Callable[[CellEnd], None],
+        on_end: Callable[[float, CellEnd | None], None],
         on_start: Callable[[], None] = lambda: None,
         **kwargs: t.Any,
     ) -> None:
@@ -67,6 +68,8 @@ class CellHooks(Component):
         self.tracker = tracker
         self.on_end = on_end
         self.on_start = on_start
+        #: call on_start when the next user cell starts (the engine sets it)
+        self.start_work = False
         # the user cell in progress: its ExecutionInfo, start time and scanned names
         self._info: t.Any = None
         self._start = 0.0
@@ -75,8 +78,9 @@ class CellHooks(Component):
         self._trees: list[ast.AST] = []
         self._interrupted = False  # a KeyboardInterrupt reached pre_run_cell
         self._transform: Callable[[ast.AST], ast.AST] | None = None
-        #: cells whose names are not stamped yet, oldest first
-        self.unstamped: list[Compiled] = []
+        #: cells whose names are not stamped yet, oldest first: (number, started, trees,
+        #: source), tuples on the hot path
+        self.unstamped: list[tuple[int, float, list[ast.AST], str]] = []
         self._unstamped_chars = 0
         #: a batch of cells waits to be scanned (see STAMP_BATCH)
         self.stamps_due = False
@@ -89,6 +93,8 @@ class CellHooks(Component):
     @property
     def number(self) -> int:
         """The execution number of the cell running, or of the last one."""
+        if self._info is not None:
+            return self.shell.execution_count - 1  # IPython counted it before it ran
         return self._number
 
     # -- wiring ----------------------------------------------------------------------
@@ -132,12 +138,12 @@ class CellHooks(Component):
             if info.silent or not info.store_history:
                 return  # variable inspectors and the like: not an execution, touches nothing
             self._info = info
-            # IPython has already counted this cell: its number is one less
-            self._number = self.shell.execution_count - 1
             self._start = time.perf_counter()
             self._started = self.clock()
             self._trees = []  # handed over whole at the end: a new list per cell
-            self.on_start()
+            if self.start_work:
+                self.start_work = False
+                self.on_start()
         except KeyboardInterrupt:
             # IPython's event manager would print and swallow it: the tree hook
             # stops the cell instead, before any of its code runs
@@ -164,16 +170,19 @@ class CellHooks(Component):
             self._info = None
             seconds = time.perf_counter() - self._start
             trees = self._trees
-            number = self._number
+            self._number = number = result.execution_count
             source = info.raw_cell or ""
             waiting = self.unstamped
-            waiting.append(Compiled(number, self._started, trees, source, not trees))
+            waiting.append((number, self._started, trees, source))  # a Compiled, later
             self._unstamped_chars += len(source)
             if len(waiting) >= STAMP_BATCH or self._unstamped_chars >= STAMP_BATCH_CHARS:
                 self.stamps_due = True
             error = result.error_in_exec
-            shown = list(getattr(self.shell, "_last_traceback", None) or []) if error else []
-            self.on_end(CellEnd(number, seconds, error, shown))
+            if error is None:
+                self.on_end(seconds, None)
+            else:
+                shown = list(getattr(self.shell, "_last_traceback", None) or [])
+                self.on_end(seconds, CellEnd(number, seconds, error, shown))
         except (Exception, KeyboardInterrupt):
             self.log.exception("greed: post_run_cell failed; the user's cell is unaffected")
 
@@ -182,11 +191,12 @@ class CellHooks(Component):
         """Scan what the ended cells compiled and stamp the names they touched. Called
         after the reply, and before anything reads the stamps (a cleanup, a view);
         *running*: the running cell's trees so far too (``%greed why`` in that cell)."""
-        pending, self.unstamped = self.unstamped, []
+        waiting, self.unstamped = self.unstamped, []
         self._unstamped_chars = 0
         self.stamps_due = False
+        pending = [Compiled(*cell, not cell[2]) for cell in waiting]
         if running and self._info is not None and self._trees:
-            pending.append(Compiled(self._number, self._started, list(self._trees), "", False))
+            pending.append(Compiled(self.number, self._started, list(self._trees), "", False))
         for cell in pending:
             try:
                 self._stamp(cell)

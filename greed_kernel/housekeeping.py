@@ -66,6 +66,8 @@ class Housekeeping(Component):
         self._modules_seen = 0
         #: lines for the user, said under the next cell (the work ran after a reply)
         self.notices: list[str] = []
+        #: called when a line is added to notices
+        self.on_notice: Callable[[], None] = lambda: None
 
     # -- cleanup -----------------------------------------------------------------------
     @guarded
@@ -293,6 +295,7 @@ class Housekeeping(Component):
         self.log.warning("greed: memory budget not held at %.2f: %s", pressure, rows)
         if first:
             self.notices.append(budget.refusal_line(pressure, limit, rows))
+            self.on_notice()
             self.emit("memory:pressure", {"holders": json_clean(rows), "stats": self.snapshot()})
 
     def emit(self, method: str, params: dict[str, t.Any]) -> None:
