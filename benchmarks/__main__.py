@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trivial", type=int, default=None, help="trivial cells (default 2000; quick 40)"
     )
+    p.add_argument(
+        "--trivial-processes",
+        type=int,
+        default=None,
+        help="kernel processes of each kind in the trivial suite (default 3; quick 1)",
+    )
     p.add_argument("--quick", action="store_true", help="a small, fast smoke run")
     p.add_argument("--out", default="docs/benchmarks", help="output directory")
     p.add_argument("--seed", type=int, default=1234, help="seed of the soak workload")
@@ -150,7 +156,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             report.write_csv(out / "soak.csv", rows)
             report.plot_soak(out, rows, results["soak"])
         if "trivial" in only:
-            processes = 1 if quick else 3
+            processes = args.trivial_processes or (1 if quick else 3)
             print(f"trivial cells: {trivial_cells} on {processes} python3 and greed kernels each")
             rows, results["trivial"] = suites.trivial(sandbox, trivial_cells, processes)
             report.write_csv(out / "trivial.csv", rows)
