@@ -160,7 +160,7 @@ class Greed(Component):
         self.after_reply()
 
     def _run_due(self) -> None:
-        self._due = False
+        self._due = self.hooks.start_work = False  # a notice from the work sets it again
         self.hooks.stamp()
         self.triggers.after_reply()
 

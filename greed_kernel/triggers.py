@@ -239,4 +239,4 @@ def _next_multiple(interval: int, count: int) -> float:
 
 def _crossed(interval: int, before: int, now: int) -> bool:
     """A multiple of *interval* lies in (before, now]: the periodic trigger is due."""
-    return bool(interval) and now // interval > before // interval
+    return now >= _next_multiple(interval, before)

@@ -173,6 +173,26 @@ def test_a_budget_that_cannot_be_held_is_explained_once_per_episode(
     assert p.greed.status()["budgetRefusal"] is None
 
 
+def test_a_budget_refused_by_the_idle_cleanup_is_said_under_the_next_cell(
+    make: t.Callable[..., InProcess],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from greed_kernel import triggers as triggers_module
+
+    monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
+    p = make(idle_timeout=300)
+    p.run("junk = bytearray(64 << 20)")  # plain Python memory: never paged
+    p.run("x = 1")  # nothing due after this one
+    p.settings.memory_limit = int(p.greed.probe.unreclaimable() / 0.9)
+    capsys.readouterr()
+    p.clock.advance(301)  # idle: a cleanup, an optimisation and a look at the budget
+    assert p.greed.status()["budgetRefusal"]["holders"][0]["name"] == "junk"
+    assert "nothing more can be paged out" not in capsys.readouterr().err
+    p.run("y = 2")  # no cell work was due: the notice alone makes the cell say it
+    assert "nothing more can be paged out" in capsys.readouterr().err
+
+
 def test_out_of_memory_is_recovered_before_the_reply(
     p: InProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
