@@ -1,6 +1,6 @@
 """``python -m benchmarks``: Greed against the stock python3 kernel, side by side.
 
-    python -m benchmarks                      # the full run (13 minutes on 2 busy cores)
+    python -m benchmarks                      # the full run (16 minutes on 2 busy cores)
     python -m benchmarks --quick --out DIR     # a smoke run (about two minutes)
     python -m benchmarks --only soak --cells 300
     python -m benchmarks --only paging,budget
@@ -36,13 +36,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cells", type=int, default=None, help="soak cells (default 1000; quick 20)")
     p.add_argument(
-        "--trivial", type=int, default=None, help="trivial cells (default 2000; quick 40)"
+        "--trivial",
+        type=int,
+        default=None,
+        help="trivial cells per kernel process (default 600; quick 20)",
     )
     p.add_argument(
         "--trivial-processes",
         type=int,
         default=None,
-        help="kernel processes of each kind in the trivial suite (default 3; quick 1)",
+        help="kernel processes of each kind in the trivial suite (default 16; quick 2)",
+    )
+    p.add_argument(
+        "--trivial-batch",
+        type=int,
+        default=None,
+        help="of them, how many of each kind are alive (and interleaved) at a time "
+        f"(default {suites.TRIVIAL_BATCH})",
     )
     p.add_argument("--quick", action="store_true", help="a small, fast smoke run")
     p.add_argument("--out", default="docs/benchmarks", help="output directory")
@@ -106,7 +116,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         return 2
     quick = args.quick
     cells = args.cells if args.cells is not None else (20 if quick else 1000)
-    trivial_cells = args.trivial if args.trivial is not None else (40 if quick else 2000)
+    trivial_cells = args.trivial if args.trivial is not None else (20 if quick else 600)
     reps = args.reps if args.reps is not None else (2 if quick else 5)
     namespace_sizes = (100,) if quick else (100, 1_000, 10_000)
     object_counts = (20_000,) if quick else (300_000, 500_000, 1_000_000, 2_000_000)
@@ -156,9 +166,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             report.write_csv(out / "soak.csv", rows)
             report.plot_soak(out, rows, results["soak"])
         if "trivial" in only:
-            processes = args.trivial_processes or (1 if quick else 3)
-            print(f"trivial cells: {trivial_cells} on {processes} python3 and greed kernels each")
-            rows, results["trivial"] = suites.trivial(sandbox, trivial_cells, processes)
+            processes = args.trivial_processes or (2 if quick else 16)
+            batch = args.trivial_batch or suites.TRIVIAL_BATCH
+            print(
+                f"trivial cells: {trivial_cells} on each of {processes} python3 and greed "
+                f"kernels, {batch} of each at a time"
+            )
+            rows, results["trivial"] = suites.trivial(sandbox, trivial_cells, processes, batch)
             report.write_csv(out / "trivial.csv", rows)
         if "housekeeping" in only:
             print("housekeeping: cleanup and optimisation cost")

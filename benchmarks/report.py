@@ -44,8 +44,12 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         1.10,
     ),
     "latency_paired_ratio_budget": ("Median per-cell latency ratio (paired), budget", "x", None),
-    "trivial_added_us": ("Added time per trivial cell (median difference)", "us", 50.0),
-    "trivial_added_percent": ("The same, in % of python3's median", "%", 1.0),
+    "trivial_added_us": ("Added time per `x = 1` cell (median difference)", "us", 50.0),
+    "trivial_added_percent": (
+        "Added time per trivial cell (`x = 1`, `x + 1`), in % of python3's median",
+        "%",
+        1.0,
+    ),
     "trivial_own_work_us": (
         "Greed's own work before the reply per trivial cell, timed in the kernel (median)",
         "us",
@@ -190,6 +194,13 @@ def _div(a: t.Any, b: t.Any) -> float | None:
     return a / b
 
 
+def _interval(bounds: list[float] | None) -> str:
+    """' (95% interval A to B us)', or nothing without one."""
+    if not bounds:
+        return ""
+    return f" (95% interval {bounds[0]:+.0f} to {bounds[1]:+.0f} us)"
+
+
 def _near(entries: list[dict[str, t.Any]], target: int) -> dict[str, t.Any] | None:
     """The sweep entry whose size is nearest to ``target`` (on a log scale)."""
     if not entries:
@@ -243,7 +254,7 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
             notes["budget_soak"] = " ".join(ks["greed-budget"]["args"])
     trivial = results.get("trivial")
     if trivial:
-        values["trivial_added_us"] = trivial["added_ms_median"] * 1000.0
+        values["trivial_added_us"] = trivial["added_us_by_code"]["x = 1"]
         values["trivial_added_percent"] = trivial["added_percent"]
         values["trivial_handler_added_us"] = trivial["handler_added_us"]
         values["trivial_own_work_us"] = trivial["own_work_us"]
@@ -589,11 +600,20 @@ def details(results: dict[str, t.Any]) -> str:
     if trivial:
         p3, gr = trivial["kernels"]["python3"], trivial["kernels"]["greed"]
         out.append(
-            f"Trivial cells: {trivial['cells']:,} on {trivial['processes']} processes of each "
-            f"kernel; median python3 {p3['median_ms']:.3f} ms, greed {gr['median_ms']:.3f} ms; "
-            f"added: median {trivial['added_ms_median'] * 1000:+.0f} us "
+            f"Trivial cells: {trivial['cells']:,} on each of {trivial['processes']} processes "
+            f"of each kernel; median python3 {p3['median_ms']:.3f} ms, greed "
+            f"{gr['median_ms']:.3f} ms; added: median {trivial['added_ms_median'] * 1000:+.0f} "
+            f"us{_interval(trivial.get('added_us_interval'))} "
             f"({trivial['added_percent']:+.2f}%), mean {trivial['added_ms_mean'] * 1000:+.0f} "
             "us (the mean includes greed's periodic cleanups)"
+        )
+        out.append(
+            "  by cell: "
+            + "; ".join(
+                f"{code} {added:+.0f} us"
+                f"{_interval(trivial.get('added_us_interval_by_code', {}).get(code))}"
+                for code, added in trivial["added_us_by_code"].items()
+            )
         )
         out.append(
             f"  in the kernel's execute handler: python3 {p3['handler_median_us']:.0f} us, "

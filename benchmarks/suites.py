@@ -347,68 +347,91 @@ _GREED_TIMES = (
 )
 
 
-def trivial(
-    sandbox: Sandbox, cells: int, processes: int = 3, progress: Progress = print
-) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
-    """``x = 1`` and ``x + 1``, alternately, on *processes* python3 and as many greed
-    kernels, all interleaved.
+#: Kernel processes of each kind alive at a time in the trivial suite.
+TRIVIAL_BATCH = 4
+#: Resamples of the bootstrap that gives the trivial suite's confidence intervals.
+BOOTSTRAP_RESAMPLES = 400
 
-    A kernel process is slower or faster than another of the same kind by up to
-    ±0.25 ms on a trivial cell (hash seeds, memory layout): each kind runs in several
-    processes, and the medians pool their cells. Besides the latency seen by the
-    client (request sent to idle status), each kernel times its own execute handler
-    (handler called to reply sent), which is free of the client's noise.
+
+def trivial(
+    sandbox: Sandbox,
+    cells: int,
+    processes: int = 16,
+    batch: int = TRIVIAL_BATCH,
+    progress: Progress = print,
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """``x = 1`` and ``x + 1``, alternately, *cells* of them on each of *processes*
+    python3 kernels and as many greed kernels; *batch* of each kind alive at a time,
+    all of a batch interleaved cell by cell.
+
+    Two processes of the same kernel differ in median latency by tens of
+    microseconds, and sometimes 0.2 ms (memory layout, hash seeds), more than the
+    difference measured here; and one cell's latency spreads over milliseconds. So
+    many short-lived processes each run a few hundred cells (as pyperf runs many
+    worker processes), the medians pool the cells of each kind, and a bootstrap over
+    processes and cells gives a 95% interval. Besides the latency seen by the client
+    (request sent to idle status), each kernel times its own execute handler
+    (handler called to reply sent), and greed's own work is timed in its kernels
+    after the latency cells, apart, so the timers do not weigh on them.
     """
-    variants = [
-        Variant(f"{v.label}#{n}", v.spec, v.args)
-        for n in range(processes)
-        for v in (PYTHON3, GREED)
-    ]
     rows: list[dict[str, t.Any]] = []
     handler: dict[str, list[float]] = {}
-    with started(sandbox, variants) as kernels:
-        for k in kernels:  # warm-up, not recorded
-            for i in range(20):
-                k.must_run(TRIVIAL_CODES[i % 2])
-            k.must_run(_HANDLER_TIMER)
-        t0 = time.monotonic()
-        for i in range(cells):
-            code = TRIVIAL_CODES[i % 2]
-            for k in _rotated(kernels, i // 2):
-                run = k.run(code)
-                if run.status != "ok":
-                    raise RuntimeError(f"{k.label}: {code!r} failed: {run.reply}")
-                rows.append(
-                    {
-                        "kernel": k.label.split("#")[0],
-                        "process": k.label,
-                        "i": i + 1,
-                        "code": code,
-                        "latency_ms": round(run.latency_s * 1000.0, 4),
-                    }
-                )
-        for k in kernels:
-            times = k.must_run(_HANDLER_TIMES).stdout.strip().split(",")
-            handler[k.label] = [float(v) for v in times[:cells]]
-        # Then greed's own work, timed in its kernels over more interleaved cells (apart,
-        # so that the timers do not weigh on the latencies above).
-        greed = [k for k in kernels if k.label.startswith("greed#")]
-        for k in greed:
-            k.must_run(_GREED_TIMER)
-        timed = max(100, cells // 4)
-        for i in range(timed):
-            for k in _rotated(kernels, i // 2):
-                k.must_run(TRIVIAL_CODES[i % 2])
-        own: list[float] = []  # greed's work before the reply, per cell (us)
-        after = 0.0  # greed's work after the replies, in all (us)
-        for k in greed:
-            per_cell, total = k.must_run(_GREED_TIMES).stdout.strip().split("\n")
-            own.extend(float(v) for v in per_cell.split(",")[1 : timed + 1])  # [0]: its cell
-            after += float(total)
+    own: list[float] = []  # greed's work before the reply, per cell (us)
+    after = 0.0  # greed's work after the replies, in all (us)
+    timed = max(50, cells // 4)
+    t0 = time.monotonic()
+    for first in range(0, processes, batch):
+        numbers = range(first, min(processes, first + batch))
+        # Kernels started earlier run slower (by up to 0.2 ms a cell, whatever the
+        # kernel): every other pair starts greed first.
+        variants = [
+            Variant(f"{v.label}#{n}", v.spec, v.args)
+            for n in numbers
+            for v in ((PYTHON3, GREED) if n % 2 == 0 else (GREED, PYTHON3))
+        ]
+        with started(sandbox, variants) as kernels:
+            for k in kernels:  # warm-up, not recorded
+                for i in range(20):
+                    k.must_run(TRIVIAL_CODES[i % 2])
+                k.must_run(_HANDLER_TIMER)
+            for i in range(cells):
+                code = TRIVIAL_CODES[i % 2]
+                for k in _rotated(kernels, i // 2):
+                    run = k.run(code)
+                    if run.status != "ok":
+                        raise RuntimeError(f"{k.label}: {code!r} failed: {run.reply}")
+                    rows.append(
+                        {
+                            "kernel": k.label.split("#")[0],
+                            "process": k.label,
+                            "i": i + 1,
+                            "code": code,
+                            "latency_ms": round(run.latency_s * 1000.0, 4),
+                        }
+                    )
+            for k in kernels:
+                times = k.must_run(_HANDLER_TIMES).stdout.strip().split(",")
+                handler[k.label] = [float(v) for v in times[:cells]]
+            greed = [k for k in kernels if k.spec == GREED.spec]
+            for k in greed:
+                k.must_run(_GREED_TIMER)
+            for i in range(timed):
+                for k in _rotated(greed, i // 2):
+                    k.must_run(TRIVIAL_CODES[i % 2])
+            for k in greed:
+                per_cell, total = k.must_run(_GREED_TIMES).stdout.strip().split("\n")
+                own.extend(float(v) for v in per_cell.split(",")[1 : timed + 1])  # [0]: its cell
+                after += float(total)
         progress(
-            f"  trivial: {cells} cells x {len(kernels)} kernels in {time.monotonic() - t0:.0f} s"
+            f"  trivial: {numbers.stop}/{processes} processes of each kernel, "
+            f"{time.monotonic() - t0:.0f} s"
         )
-    results: dict[str, t.Any] = {"cells": cells, "processes": processes, "kernels": {}}
+    results: dict[str, t.Any] = {
+        "cells": cells,
+        "processes": processes,
+        "batch": batch,
+        "kernels": {},
+    }
     for label in ("python3", "greed"):
         mine = [r for r in rows if r["kernel"] == label]
         values = [r["latency_ms"] for r in mine]
@@ -424,7 +447,7 @@ def trivial(
             },
             "median_by_process_ms": {
                 name: _median([r["latency_ms"] for r in mine if r["process"] == name])
-                for name in sorted({r["process"] for r in mine})
+                for name in sorted({r["process"] for r in mine}, key=_process_number)
             },
             "handler_median_us": _median(in_handler),
         }
@@ -432,6 +455,14 @@ def trivial(
     results["added_ms_median"] = gr["median_ms"] - p3["median_ms"]
     results["added_percent"] = 100.0 * results["added_ms_median"] / p3["median_ms"]
     results["added_ms_mean"] = gr["mean_ms"] - p3["mean_ms"]
+    results["added_us_by_code"] = {
+        code: 1000.0 * (gr["median_by_code_ms"][code] - p3["median_by_code_ms"][code])
+        for code in TRIVIAL_CODES
+    }
+    results["added_us_interval"] = _bootstrap_added_us(rows, None)
+    results["added_us_interval_by_code"] = {
+        code: _bootstrap_added_us(rows, code) for code in TRIVIAL_CODES
+    }
     results["handler_added_us"] = gr["handler_median_us"] - p3["handler_median_us"]
     results["own_work_us"] = _median(own)
     results["own_work_quartiles_us"] = statistics.quantiles(own, n=4) if len(own) > 1 else []
@@ -439,6 +470,45 @@ def trivial(
     results["after_reply_us_per_cell"] = after / max(1, timed * processes)
     results["latency_ratio_median"] = _ratio(gr["median_ms"], p3["median_ms"])
     return rows, results
+
+
+def _process_number(name: str) -> int:
+    return int(name.rpartition("#")[2])
+
+
+def _bootstrap_added_us(
+    rows: Sequence[dict[str, t.Any]], code: str | None, seed: int = 0
+) -> list[float] | None:
+    """A 95% interval of greed's median minus python3's (us), for the cells running
+    *code* (None: all): the processes of each kind are resampled, then the cells of
+    each process drawn (a two-stage bootstrap, so that both the spread between
+    processes and the spread between cells count). None with one process."""
+    import random
+
+    by_process: dict[str, list[float]] = {}
+    for r in rows:
+        if code is None or r["code"] == code:
+            by_process.setdefault(r["process"], []).append(r["latency_ms"])
+    kinds = {
+        label: [v for name, v in by_process.items() if name.startswith(label + "#")]
+        for label in ("python3", "greed")
+    }
+    if min(len(v) for v in kinds.values()) < 2:
+        return None
+    rng = random.Random(seed)
+
+    def resampled_median(processes: list[list[float]]) -> float:
+        pooled: list[float] = []
+        for _ in processes:
+            cells = rng.choice(processes)
+            pooled.extend(rng.choices(cells, k=len(cells)))
+        return statistics.median(pooled)
+
+    added = sorted(
+        1000.0 * (resampled_median(kinds["greed"]) - resampled_median(kinds["python3"]))
+        for _ in range(BOOTSTRAP_RESAMPLES)
+    )
+    return [added[int(0.025 * len(added))], added[int(0.975 * len(added)) - 1]]
 
 
 # -- 3. cleanup and optimisation cost -----------------------------------------------------
