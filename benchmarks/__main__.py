@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         "--trivial-processes",
         type=int,
         default=None,
-        help="kernel processes of each kind in the trivial suite (default 16; quick 2)",
+        help="kernel processes of each kind in the trivial suite (default 16; quick 1)",
     )
     p.add_argument(
         "--trivial-batch",
@@ -166,7 +166,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             report.write_csv(out / "soak.csv", rows)
             report.plot_soak(out, rows, results["soak"])
         if "trivial" in only:
-            processes = args.trivial_processes or (2 if quick else 16)
+            processes = args.trivial_processes or (1 if quick else 16)
             batch = args.trivial_batch or suites.TRIVIAL_BATCH
             print(
                 f"trivial cells: {trivial_cells} on each of {processes} python3 and greed "

@@ -218,3 +218,29 @@ def test_report_only_rewrites_from_the_data(quick_run: tuple[Path, str]) -> None
     assert after["headline"] == before["headline"]
     assert (out / "soak_rss.png").read_bytes().startswith(b"\x89PNG")
     assert (out / "budget_rss.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_trivial_interval_covers_a_known_shift() -> None:
+    """The trivial suite's bootstrap interval (pure): a shift of 0.1 ms between kinds
+    lies inside it, 0 does not; one process of a kind gives no interval."""
+    import random
+
+    from benchmarks.suites import _bootstrap_added_us
+
+    rng = random.Random(3)
+    rows = [
+        {
+            "kernel": kernel,
+            "process": f"{kernel}#{n}",
+            "code": "x = 1",
+            "latency_ms": 9.0 + shift + rng.gauss(0.0, 0.05),
+        }
+        for kernel, shift in (("python3", 0.0), ("greed", 0.1))
+        for n in range(4)
+        for _ in range(200)
+    ]
+    low, high = _bootstrap_added_us(rows, "x = 1")
+    assert 0.0 < low < 100.0 < high
+    assert _bootstrap_added_us(rows, "x + 1") is None  # no cells of that kind
+    one = [r for r in rows if r["process"].endswith("#0")]
+    assert _bootstrap_added_us(one, None) is None
