@@ -5,7 +5,8 @@ The test starts `jupyter lab` in the sandbox that conftest sets up (where the
 the launcher and types cells into the notebook as a user would: a tensor, a
 model, a training loop, `%greed stats` and `%greed vars`. It checks what the
 page renders, the kernel logo, the browser console, and the saved notebook, and
-leaves a screenshot in docs/jupyterlab-greed.png.
+takes a screenshot: docs/jupyterlab-greed.png with GREED_SCREENSHOTS=1 set (to refresh
+the README's picture), else in a temporary directory.
 
 Needs Chromium (`make browser-deps`) and Playwright for Python (the `test`
 extra). Without them the test fails and says what to install: it never skips.
@@ -23,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -39,7 +41,7 @@ from greed_kernel.kernelspec import DISPLAY_NAME, KERNEL_NAME
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parent.parent
-SCREENSHOT = REPO / "docs" / "jupyterlab-greed.png"
+SCREENSHOT = "jupyterlab-greed.png"
 VIEWPORT = {"width": 1280, "height": 1100}  # the five cells and their outputs fit
 INSTALL_HINT = (
     "run `make browser-deps` (Chromium from apt via scripts/install_browser_deps.sh) and "
@@ -76,6 +78,16 @@ CELLS = [
     "%greed stats",
     "%greed vars",
 ]
+
+
+def screenshot_path(name: str) -> Path:
+    """Where a screenshot goes: docs/NAME when GREED_SCREENSHOTS=1 (the README's
+    pictures), else a temporary directory, so that a test run leaves the tree as it was."""
+    if os.environ.get("GREED_SCREENSHOTS") == "1":
+        return REPO / "docs" / name
+    folder = Path(tempfile.gettempdir()) / "greed-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 def _chromium() -> str:
@@ -503,5 +515,4 @@ def _drive(page: Any, server: LabServer, expect: Any) -> None:
     expect(cells[3]).to_have_class(re.compile(r"\bjp-mod-outputsScrolled\b"), timeout=5_000)
     page.keyboard.press("Escape")
     cells[0].scroll_into_view_if_needed()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    page.screenshot(path=str(screenshot_path(SCREENSHOT)))

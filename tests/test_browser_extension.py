@@ -15,7 +15,8 @@ interrupt ("Optimise now" still answers) and uses no kernel subshell. On a `pyth
 notebook the item is hidden and no `greed` comm is opened; back on the Greed notebook it
 shows again. When the kernel closes the comm the item says so; after a restart a new comm
 is opened. No browser console errors, no traceback in the server log. The notebook with
-the panel is saved as docs/jupyterlab-greed-panel.png. The refresh-rate and
+the panel is saved as docs/jupyterlab-greed-panel.png with GREED_SCREENSHOTS=1 set, else
+in a temporary directory. The refresh-rate and
 show-status-item settings, changed in the Settings editor, take effect at once.
 
 Needs what tests/test_browser.py needs (Chromium, Playwright for Python); never skips.
@@ -42,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 PREBUILT = REPO / "greed_kernel" / "labextension"
 EXTENSION = "greed-kernel-lab"
 CONNECTIONS_PLUGIN = f"{EXTENSION}:connections"
-SCREENSHOT = REPO / "docs" / "jupyterlab-greed-panel.png"
+SCREENSHOT = "jupyterlab-greed-panel.png"
 PYTHON3_NAME = "Python 3 (ipykernel)"
 BUILD_HINT = (
     "the prebuilt extension is missing: build it with `make labext` "
@@ -355,8 +356,7 @@ def _drive(page: Any, server: tb.LabServer, expect: Any, frames: Frames) -> None
     page.keyboard.press("Escape")
     _widen_right_sidebar(page, 780)
     expect(panel.locator("table.jp-greed-vars th[data-key='paged']")).to_be_in_viewport()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    page.screenshot(path=str(tb.screenshot_path(SCREENSHOT)))
 
     # No limit any more, then "Read back" on big's row and "Read back all": the panel
     # says what each read back. (Read back, the memory stays mapped from its file, as
