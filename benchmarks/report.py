@@ -46,9 +46,24 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
     "latency_paired_ratio_budget": ("Median per-cell latency ratio (paired), budget", "x", None),
     "trivial_added_us": ("Added time per `x = 1` cell (median difference)", "us", 50.0),
     "trivial_added_percent": (
-        "Added time per trivial cell (`x = 1`, `x + 1`), in % of python3's median",
+        "Added time per trivial cell, in % of python3's median (the larger of `x = 1`, `x + 1`)",
         "%",
         1.0,
+    ),
+    "trivial_attached_added_us": (
+        "The same, greed attached vs detached on alternate cells of the same kernels",
+        "us",
+        50.0,
+    ),
+    "trivial_attached_added_percent": (
+        "The same in % of the detached cells' median (the larger of the two codes)",
+        "%",
+        1.0,
+    ),
+    "trivial_attached_cpu_us": (
+        "The same, main thread's CPU time in the execute handler per `x = 1` cell",
+        "us",
+        None,
     ),
     "trivial_own_work_us": (
         "Greed's own work before the reply per trivial cell, timed in the kernel (median)",
@@ -258,6 +273,12 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
         values["trivial_added_percent"] = trivial["added_percent"]
         values["trivial_handler_added_us"] = trivial["handler_added_us"]
         values["trivial_own_work_us"] = trivial["own_work_us"]
+        attached = trivial.get("attached") or {}
+        if attached.get("added_us_by_code"):
+            values["trivial_attached_added_us"] = attached["added_us_by_code"]["x = 1"]
+            values["trivial_attached_added_percent"] = attached["added_percent"]
+        if attached.get("cpu_added_us_by_code"):
+            values["trivial_attached_cpu_us"] = attached["cpu_added_us_by_code"]["x = 1"]
     start = results.get("startup")
     if start:
         values["startup_ratio"] = start["ratio"]
@@ -604,7 +625,8 @@ def details(results: dict[str, t.Any]) -> str:
             f"of each kernel; median python3 {p3['median_ms']:.3f} ms, greed "
             f"{gr['median_ms']:.3f} ms; added: median {trivial['added_ms_median'] * 1000:+.0f} "
             f"us{_interval(trivial.get('added_us_interval'))} "
-            f"({trivial['added_percent']:+.2f}%), mean {trivial['added_ms_mean'] * 1000:+.0f} "
+            f"(by code at most {trivial['added_percent']:+.2f}%), mean "
+            f"{trivial['added_ms_mean'] * 1000:+.0f} "
             "us (the mean includes greed's periodic cleanups)"
         )
         out.append(
@@ -615,6 +637,28 @@ def details(results: dict[str, t.Any]) -> str:
                 for code, added in trivial["added_us_by_code"].items()
             )
         )
+        attached = trivial.get("attached") or {}
+        if attached.get("added_us_by_code"):
+            out.append(
+                f"  greed attached / detached on alternate cells of the same greed kernels "
+                f"({attached['cells']:,} cells): added "
+                + "; ".join(
+                    f"{code} {added:+.0f} us"
+                    f"{_interval(attached['added_us_interval_by_code'].get(code))}"
+                    for code, added in attached["added_us_by_code"].items()
+                )
+                + f" (at most {attached['added_percent']:+.2f}%)"
+                + (
+                    "; in the execute handler "
+                    + "; ".join(
+                        f"{code} {v:+.0f} us wall, "
+                        f"{attached['cpu_added_us_by_code'][code]:+.0f} us CPU"
+                        for code, v in attached["handler_added_us_by_code"].items()
+                    )
+                    if attached.get("handler_added_us_by_code")
+                    else ""
+                )
+            )
         out.append(
             f"  in the kernel's execute handler: python3 {p3['handler_median_us']:.0f} us, "
             f"greed {gr['handler_median_us']:.0f} us, added {trivial['handler_added_us']:+.0f} "

@@ -347,6 +347,66 @@ _GREED_TIMES = (
 )
 
 
+#: Run once in every greed kernel of the trivial suite, after the latency cells: from
+#: the next cell on, greed is attached on every other cell (its shell events, its tree
+#: hook and its do_execute) and detached on the others (the kernel then runs cells as
+#: IPythonKernel does), the switch made after each cell's reply is built. The switch
+#: only moves objects made here in and out of lists and dicts: it allocates nothing,
+#: so it leaves no garbage to collect during the next cell. Each cell's execute handler
+#: is timed (wall and the main thread's CPU time).
+_TOGGLE = """\
+def _bench_toggle(kernel=get_ipython().kernel):
+    import time, types
+    from ipykernel.ipkernel import IPythonKernel
+    hooks, shell = kernel.greed.hooks, kernel.shell
+    pre = shell.events.callbacks["pre_run_cell"]
+    post = shell.events.callbacks["post_run_cell"]
+    starting, ending = hooks.pre_run_cell, hooks.post_run_cell
+    tree_hook = shell.__dict__["transform_ast"]
+    plain = types.MethodType(IPythonKernel.do_execute, kernel)
+    inner = kernel.shell_handlers["execute_request"]
+    size = 1 << 16
+    wall, cpu, attached, n, state = [0.0] * size, [0.0] * size, [0] * size, [0], [1]
+    stopped = []
+    pc, tt = time.perf_counter, time.thread_time
+    async def timed(*args, **kwargs):
+        t0, c0 = pc(), tt()
+        try:
+            return await inner(*args, **kwargs)
+        finally:
+            if stopped:
+                return
+            i = n[0] % size
+            wall[i], cpu[i], attached[i] = pc() - t0, tt() - c0, state[0]
+            n[0] += 1
+            if state[0]:
+                pre.remove(starting)
+                post.remove(ending)
+                del shell.__dict__["transform_ast"]
+                kernel.__dict__["do_execute"] = plain
+                state[0] = 0
+            else:
+                pre.append(starting)
+                post.append(ending)
+                shell.__dict__["transform_ast"] = tree_hook
+                del kernel.__dict__["do_execute"]
+                state[0] = 1
+    def stop():
+        stopped.append(True)  # this cell is not recorded, and greed stays attached
+        kernel.shell_handlers["execute_request"] = inner
+        print(";".join(
+            f"{attached[i]},{wall[i] * 1e6:.1f},{cpu[i] * 1e6:.1f}" for i in range(n[0])
+        ))
+    kernel.shell_handlers["execute_request"] = timed
+    return stop
+_bench_toggle_stop = _bench_toggle()
+del _bench_toggle
+"""
+#: Its readout: one "attached,wall_us,cpu_us" per cell; the readout's own cell runs
+#: attached (after an even count of cells) and is neither recorded nor switched.
+_TOGGLE_STOP = "_bench_toggle_stop()"
+
+
 #: Kernel processes of each kind alive at a time in the trivial suite.
 TRIVIAL_BATCH = 4
 #: Resamples of the bootstrap that gives the trivial suite's confidence intervals.
@@ -371,14 +431,21 @@ def trivial(
     worker processes), the medians pool the cells of each kind, and a bootstrap over
     processes and cells gives a 95% interval. Besides the latency seen by the client
     (request sent to idle status), each kernel times its own execute handler
-    (handler called to reply sent), and greed's own work is timed in its kernels
-    after the latency cells, apart, so the timers do not weigh on them.
+    (handler called to reply sent).
+
+    Then, in the greed kernels of each batch, as many cells again with greed attached
+    on every other cell and detached on the others (:data:`_TOGGLE`): the same
+    processes, so neither the spread between processes nor the drift of the machine
+    weighs on that difference. Last, greed's own work is timed in its kernels, apart,
+    so that the timers weigh on no latency above.
     """
     rows: list[dict[str, t.Any]] = []
     handler: dict[str, list[float]] = {}
     own: list[float] = []  # greed's work before the reply, per cell (us)
     after = 0.0  # greed's work after the replies, in all (us)
     timed = max(50, cells // 4)
+    toggled = 2 * (cells // 2)  # cells of the attached / detached phase, per greed kernel
+    toggles: list[dict[str, t.Any]] = []
     t0 = time.monotonic()
     for first in range(0, processes, batch):
         numbers = range(first, min(processes, first + batch))
@@ -413,6 +480,29 @@ def trivial(
                 times = k.must_run(_HANDLER_TIMES).stdout.strip().split(",")
                 handler[k.label] = [float(v) for v in times[:cells]]
             greed = [k for k in kernels if k.spec == GREED.spec]
+            for k in greed:  # greed attached on every other cell, in the same processes
+                k.must_run(_TOGGLE)
+            for i in range(toggled):
+                code = TRIVIAL_CODES[(i // 2) % 2]  # each code on attached and detached cells
+                for k in _rotated(greed, i // 2):
+                    run = k.run(code)
+                    toggles.append(
+                        {
+                            "process": k.label,
+                            "i": i + 1,
+                            "code": code,
+                            "attached": i % 2 == 0,
+                            "latency_ms": run.latency_s * 1000.0,
+                        }
+                    )
+            for k in greed:
+                lines = k.must_run(_TOGGLE_STOP).stdout.strip().split(";")
+                mine = [r for r in toggles if r["process"] == k.label]
+                for r, line in zip(mine, lines, strict=True):
+                    attached, wall, cpu = line.split(",")
+                    if (attached == "1") != r["attached"]:
+                        raise RuntimeError(f"{k.label}: the toggle lost its step at cell {r['i']}")
+                    r["handler_us"], r["cpu_us"] = float(wall), float(cpu)
             for k in greed:
                 k.must_run(_GREED_TIMER)
             for i in range(timed):
@@ -453,7 +543,15 @@ def trivial(
         }
     p3, gr = results["kernels"]["python3"], results["kernels"]["greed"]
     results["added_ms_median"] = gr["median_ms"] - p3["median_ms"]
-    results["added_percent"] = 100.0 * results["added_ms_median"] / p3["median_ms"]
+    # x = 1 and x + 1 take 1.5 ms apart: the median of all cells falls between the two
+    # and moves with either, so the % is taken per code, the larger one reported
+    results["added_percent_by_code"] = {
+        code: 100.0
+        * (gr["median_by_code_ms"][code] - p3["median_by_code_ms"][code])
+        / p3["median_by_code_ms"][code]
+        for code in TRIVIAL_CODES
+    }
+    results["added_percent"] = max(results["added_percent_by_code"].values())
     results["added_ms_mean"] = gr["mean_ms"] - p3["mean_ms"]
     results["added_us_by_code"] = {
         code: 1000.0 * (gr["median_by_code_ms"][code] - p3["median_by_code_ms"][code])
@@ -464,6 +562,7 @@ def trivial(
         code: _bootstrap_added_us(rows, code) for code in TRIVIAL_CODES
     }
     results["handler_added_us"] = gr["handler_median_us"] - p3["handler_median_us"]
+    results["attached"] = _attached_results(toggles)
     results["own_work_us"] = _median(own)
     results["own_work_quartiles_us"] = statistics.quantiles(own, n=4) if len(own) > 1 else []
     results["own_work_cells"] = len(own)
@@ -476,38 +575,83 @@ def _process_number(name: str) -> int:
     return int(name.rpartition("#")[2])
 
 
+def _attached_results(rows: Sequence[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """Greed attached against detached in the same processes: medians of each, the
+    added latency by code with a 95% interval, and the added time in the execute
+    handler (wall and the main thread's CPU time)."""
+    out: dict[str, t.Any] = {"cells": len(rows)}
+    if not rows:
+        return out
+    # the bootstrap's two kinds: attached cells as "greed", detached ones as "python3"
+    by_mode = [
+        {
+            **r,
+            "process": ("greed#" if r["attached"] else "python3#") + r["process"].split("#")[1],
+        }
+        for r in rows
+    ]
+
+    def added(key: str, code: str | None) -> float:
+        on = [r[key] for r in rows if r["attached"] and (code is None or r["code"] == code)]
+        off = [r[key] for r in rows if not r["attached"] and (code is None or r["code"] == code)]
+        return statistics.median(on) - statistics.median(off)
+
+    out["added_us"] = 1000.0 * added("latency_ms", None)
+    out["added_us_by_code"] = {code: 1000.0 * added("latency_ms", code) for code in TRIVIAL_CODES}
+    out["added_us_interval_by_code"] = {
+        code: _bootstrap_added_us(by_mode, code) for code in TRIVIAL_CODES
+    }
+    if all("handler_us" in r for r in rows):
+        out["handler_added_us_by_code"] = {
+            code: added("handler_us", code) for code in TRIVIAL_CODES
+        }
+        out["cpu_added_us_by_code"] = {code: added("cpu_us", code) for code in TRIVIAL_CODES}
+    out["detached_median_ms_by_code"] = {
+        code: statistics.median(
+            [r["latency_ms"] for r in rows if not r["attached"] and r["code"] == code]
+        )
+        for code in TRIVIAL_CODES
+    }
+    out["added_percent_by_code"] = {
+        code: out["added_us_by_code"][code] / 10.0 / out["detached_median_ms_by_code"][code]
+        for code in TRIVIAL_CODES
+    }
+    out["added_percent"] = max(out["added_percent_by_code"].values())
+    return out
+
+
 def _bootstrap_added_us(
     rows: Sequence[dict[str, t.Any]], code: str | None, seed: int = 0
 ) -> list[float] | None:
     """A 95% interval of greed's median minus python3's (us), for the cells running
-    *code* (None: all): the processes of each kind are resampled, then the cells of
-    each process drawn (a two-stage bootstrap, so that both the spread between
-    processes and the spread between cells count). None with one process."""
+    *code* (None: all). A two-stage bootstrap, so that both the spread between
+    processes and the spread between cells count: the pairs of processes (python3#n
+    and greed#n, which ran side by side) are resampled together, then the cells of
+    each process drawn. None with fewer than two pairs."""
     import random
 
     by_process: dict[str, list[float]] = {}
     for r in rows:
         if code is None or r["code"] == code:
             by_process.setdefault(r["process"], []).append(r["latency_ms"])
-    kinds = {
-        label: [v for name, v in by_process.items() if name.startswith(label + "#")]
-        for label in ("python3", "greed")
-    }
-    if min(len(v) for v in kinds.values()) < 2:
+    pairs = [
+        (by_process[f"python3#{n}"], by_process[f"greed#{n}"])
+        for n in sorted({name.rpartition("#")[2] for name in by_process})
+        if f"python3#{n}" in by_process and f"greed#{n}" in by_process
+    ]
+    if len(pairs) < 2:
         return None
     rng = random.Random(seed)
 
-    def resampled_median(processes: list[list[float]]) -> float:
-        pooled: list[float] = []
-        for _ in processes:
-            cells = rng.choice(processes)
-            pooled.extend(rng.choices(cells, k=len(cells)))
-        return statistics.median(pooled)
+    def resampled_added() -> float:
+        pooled: tuple[list[float], list[float]] = ([], [])
+        for _ in pairs:
+            pair = rng.choice(pairs)
+            for kind, cells in zip(pooled, pair, strict=True):
+                kind.extend(rng.choices(cells, k=len(cells)))
+        return 1000.0 * (statistics.median(pooled[1]) - statistics.median(pooled[0]))
 
-    added = sorted(
-        1000.0 * (resampled_median(kinds["greed"]) - resampled_median(kinds["python3"]))
-        for _ in range(BOOTSTRAP_RESAMPLES)
-    )
+    added = sorted(resampled_added() for _ in range(BOOTSTRAP_RESAMPLES))
     return [added[int(0.025 * len(added))], added[int(0.975 * len(added)) - 1]]
 
 
