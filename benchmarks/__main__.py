@@ -1,6 +1,6 @@
 """``python -m benchmarks``: Greed against the stock python3 kernel, side by side.
 
-    python -m benchmarks                      # the full run (16 minutes on 2 busy cores)
+    python -m benchmarks                      # the full run (18 minutes on 2 busy cores)
     python -m benchmarks --quick --out DIR     # a smoke run (about two minutes)
     python -m benchmarks --only soak --cells 300
     python -m benchmarks --only paging,budget
@@ -195,7 +195,12 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             report.plot_budget(out, rows, results["budget"])
     env.update(report.environment() | {"loadavg_start": env["loadavg_start"]})
     source_after = report.greed_source()
-    env["greed_kernel_source"]["changed_during_run"] = source_after != env["greed_kernel_source"]
+    source = env["greed_kernel_source"]
+    # the kernels ran the same greed_kernel unless its sources changed (a commit of
+    # other files moves HEAD only)
+    source["changed_during_run"] = source_after["sources_sha256"] != source["sources_sha256"]
+    if source_after["git_head"] != source["git_head"]:
+        source["git_head_after"] = source_after["git_head"]
     note = (
         f"{'Quick smoke run' if quick else 'Full run'} of `python -m benchmarks` "
         f"({time.monotonic() - t0:.0f} s). Timings are wall-clock on a shared machine: "
