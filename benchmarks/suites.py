@@ -353,7 +353,8 @@ _GREED_TIMES = (
 #: IPythonKernel does), the switch made after each cell's reply is built. The switch
 #: only moves objects made here in and out of lists and dicts: it allocates nothing,
 #: so it leaves no garbage to collect during the next cell. Each cell's execute handler
-#: is timed (wall and the main thread's CPU time).
+#: is timed (wall and the main thread's CPU time), for the first CELLS cells (CELLS is
+#: replaced by the count before it runs).
 _TOGGLE = """\
 def _bench_toggle(kernel=get_ipython().kernel):
     import time, types
@@ -365,7 +366,7 @@ def _bench_toggle(kernel=get_ipython().kernel):
     tree_hook = shell.__dict__["transform_ast"]
     plain = types.MethodType(IPythonKernel.do_execute, kernel)
     inner = kernel.shell_handlers["execute_request"]
-    size = 1 << 16
+    size = CELLS
     wall, cpu, attached, n, state = [0.0] * size, [0.0] * size, [0] * size, [0], [1]
     stopped = []
     pc, tt = time.perf_counter, time.thread_time
@@ -376,8 +377,9 @@ def _bench_toggle(kernel=get_ipython().kernel):
         finally:
             if stopped:
                 return
-            i = n[0] % size
-            wall[i], cpu[i], attached[i] = pc() - t0, tt() - c0, state[0]
+            i = n[0]
+            if i < size:
+                wall[i], cpu[i], attached[i] = pc() - t0, tt() - c0, state[0]
             n[0] += 1
             if state[0]:
                 pre.remove(starting)
@@ -395,7 +397,7 @@ def _bench_toggle(kernel=get_ipython().kernel):
         stopped.append(True)  # this cell is not recorded, and greed stays attached
         kernel.shell_handlers["execute_request"] = inner
         print(";".join(
-            f"{attached[i]},{wall[i] * 1e6:.1f},{cpu[i] * 1e6:.1f}" for i in range(n[0])
+            f"{attached[i]},{wall[i] * 1e6:.1f},{cpu[i] * 1e6:.1f}" for i in range(min(n[0], size))
         ))
     kernel.shell_handlers["execute_request"] = timed
     return stop
@@ -425,13 +427,13 @@ def trivial(
     all of a batch interleaved cell by cell.
 
     Two processes of the same kernel differ in median latency by tens of
-    microseconds, and sometimes 0.2 ms (memory layout, hash seeds), more than the
-    difference measured here; and one cell's latency spreads over milliseconds. So
-    many short-lived processes each run a few hundred cells (as pyperf runs many
-    worker processes), the medians pool the cells of each kind, and a bootstrap over
-    processes and cells gives a 95% interval. Besides the latency seen by the client
-    (request sent to idle status), each kernel times its own execute handler
-    (handler called to reply sent).
+    microseconds, and sometimes 0.2 ms (on a shared machine, and with ASLR off and a
+    fixed hash seed too), more than the difference measured here; and one cell's
+    latency spreads over milliseconds. So many short-lived processes each run a few
+    hundred cells (as pyperf runs many worker processes), the medians pool the cells
+    of each kind, and a bootstrap over processes and cells gives a 95% interval.
+    Besides the latency seen by the client (request sent to idle status), each kernel
+    times its own execute handler (handler called to reply sent).
 
     Then, in the greed kernels of each batch, as many cells again with greed attached
     on every other cell and detached on the others (:data:`_TOGGLE`): the same
@@ -481,7 +483,7 @@ def trivial(
                 handler[k.label] = [float(v) for v in times[:cells]]
             greed = [k for k in kernels if k.spec == GREED.spec]
             for k in greed:  # greed attached on every other cell, in the same processes
-                k.must_run(_TOGGLE)
+                k.must_run(_TOGGLE.replace("CELLS", str(toggled)))
             for i in range(toggled):
                 code = TRIVIAL_CODES[(i // 2) % 2]  # each code on attached and detached cells
                 for k in _rotated(greed, i // 2):
