@@ -351,8 +351,8 @@ _GREED_TIMES = (
 #: the next cell on, greed is attached on every other cell (its shell events, its tree
 #: hook and its do_execute) and detached on the others (the kernel then runs cells as
 #: IPythonKernel does), the switch made after each cell's reply is built. The switch
-#: only moves objects made here in and out of lists and dicts: it allocates nothing,
-#: so it leaves no garbage to collect during the next cell. Each cell's execute handler
+#: only moves objects made here in and out of lists and dicts: it makes no object, so
+#: it leaves nothing for the collector to do during the next cell. Each cell's execute handler
 #: is timed (wall and the main thread's CPU time), for the first CELLS cells (CELLS is
 #: replaced by the count before it runs).
 _TOGGLE = """\
