@@ -1,15 +1,16 @@
 """``python -m benchmarks``: Greed against the stock python3 kernel, side by side.
 
-    python -m benchmarks                      # the full run (18 minutes on 2 busy cores)
+    python -m benchmarks                      # the full run (21 minutes on 2 busy cores)
     python -m benchmarks --quick --out DIR     # a smoke run (about two minutes)
     python -m benchmarks --only soak --cells 300
     python -m benchmarks --only paging,budget
 
 Writes, under --out (default docs/benchmarks): soak.csv, trivial.csv,
-housekeeping.csv, startup.csv, paging.csv, budget.csv (the series),
-summary.json (every result, the headline ratios with their targets, the
-machine and versions), summary.md (the headline table) and soak_rss.png,
-soak_latency.png, budget_rss.png. Prints the headline table.
+instructions.csv (where valgrind is installed), housekeeping.csv, startup.csv,
+paging.csv, budget.csv (the series), summary.json (every result, the headline
+ratios with their targets, the machine and versions), summary.md (the headline
+table) and soak_rss.png, soak_latency.png, budget_rss.png. Prints the headline
+table.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import time
 import typing as t
 from pathlib import Path
 
-from . import report, suites
+from . import instructions, report, suites
 from .harness import Sandbox
 
-SUITES = ("soak", "trivial", "housekeeping", "startup", "paging", "budget")
+SUITES = ("soak", "trivial", "instructions", "housekeeping", "startup", "paging", "budget")
 #: The soak compresses hours of notebook into minutes; see --paced-window.
 DEFAULT_PACED_WINDOW = 3.0
 
@@ -53,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="of them, how many of each kind are alive (and interleaved) at a time "
         f"(default {suites.TRIVIAL_BATCH})",
+    )
+    p.add_argument(
+        "--instructions",
+        type=int,
+        default=None,
+        help="cells of each code counted under callgrind per kernel in the instructions "
+        "suite (default 100; quick 2)",
     )
     p.add_argument("--quick", action="store_true", help="a small, fast smoke run")
     p.add_argument("--out", default="docs/benchmarks", help="output directory")
@@ -174,6 +182,18 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             )
             rows, results["trivial"] = suites.trivial(sandbox, trivial_cells, processes, batch)
             report.write_csv(out / "trivial.csv", rows)
+        if "instructions" in only:
+            counted = args.instructions or (2 if quick else 100)
+            print(f"instructions: {counted} cells of each code per kernel, under callgrind")
+            # the smoke run counts python3 and greed only: each kernel starts under
+            # callgrind in about 10 s
+            rows, results["instructions"] = instructions.instructions(
+                sandbox,
+                counted,
+                warmup=2 if quick else 20,
+                variants=("python3", "greed") if quick else None,
+            )
+            report.write_csv(out / "instructions.csv", rows)
         if "housekeeping" in only:
             print("housekeeping: cleanup and optimisation cost")
             rows, results["housekeeping"] = suites.housekeeping(

@@ -75,6 +75,22 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         "us",
         50.0,
     ),
+    "instructions_detached_percent": (
+        "Instructions per trivial cell (callgrind), greed's process with greed detached "
+        "vs python3 (the larger of the two codes, either sign)",
+        "%",
+        None,
+    ),
+    "instructions_added": (
+        "Instructions greed adds per `x = 1` cell vs python3 (callgrind, periodic work off)",
+        "instr",
+        None,
+    ),
+    "instructions_added_percent": (
+        "The same in % of python3's instructions (the larger of the two codes)",
+        "%",
+        None,
+    ),
     "startup_ratio": ("Start-up time, greed / python3 (median)", "x", 1.1),
     "cleanup_ms": ("Cleanup at ~500k new objects, first run after creating them", "ms", 20.0),
     "cleanup_next_ms": ("Cleanup at ~500k objects, subsequent runs", "ms", 20.0),
@@ -279,6 +295,18 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
             values["trivial_attached_added_percent"] = attached["added_percent"]
         if attached.get("cpu_added_us_by_code"):
             values["trivial_attached_cpu_us"] = attached["cpu_added_us_by_code"]["x = 1"]
+    ins = results.get("instructions")
+    if ins and ins.get("skipped"):
+        notes["instructions"] = f"instructions suite skipped: {ins['skipped']}"
+    elif ins:
+        ks = ins["kernels"]
+        if "greed-detached" in ks:
+            values["instructions_detached_percent"] = max(
+                ks["greed-detached"]["added_percent_by_code"].values(), key=abs
+            )
+        if "greed" in ks:
+            values["instructions_added"] = ks["greed"]["added_by_code"]["x = 1"]
+            values["instructions_added_percent"] = ks["greed"]["added_percent"]
     start = results.get("startup")
     if start:
         values["startup_ratio"] = start["ratio"]
@@ -535,6 +563,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return "n/a"
     if unit == "ms":
         return f"{value:.3f} ms" if abs(value) < 1 else f"{value:.1f} ms"
+    if unit == "instr":
+        return f"{value:+,.0f}"
     if unit in ("us", "%"):
         return f"{value:.0f} us" if unit == "us" else f"{value:.2f}%"
     return f"{value:.3f}"
@@ -667,6 +697,28 @@ def details(results: dict[str, t.Any]) -> str:
                 f"{name} {v:.3f}" for k in (p3, gr) for name, v in k["median_by_process_ms"].items()
             )
         )
+    ins = results.get("instructions")
+    if ins and ins.get("skipped"):
+        out.append(f"Instructions per trivial cell: skipped ({ins['skipped']})")
+    elif ins:
+        out.append(
+            f"Instructions per trivial cell (callgrind, all threads, user space; "
+            f"{ins['cells']} cells of each code per kernel, after a warm-up):"
+        )
+        for label, k in ins["kernels"].items():
+            line = f"  {label:<15} " + "; ".join(
+                f"{code} {n:,}" for code, n in k["per_cell"].items()
+            )
+            if "added_by_code" in k:
+                line += (
+                    " (added "
+                    + ", ".join(
+                        f"{n:+,} = {k['added_percent_by_code'][code]:+.2f}%"
+                        for code, n in k["added_by_code"].items()
+                    )
+                    + ")"
+                )
+            out.append(line)
     hk = results.get("housekeeping")
     if hk:
         out.append(

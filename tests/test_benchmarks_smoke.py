@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.instructions import missing as _instructions_missing
+
 pytestmark = pytest.mark.timeout(480)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +80,11 @@ CHECKS = {
     "budget_greed_intact",
 }
 KERNELS = {"python3", "greed", "greed-paced", "greed-budget"}
+# the instructions suite needs valgrind; without it the run notes that it was skipped
+HAS_VALGRIND = _instructions_missing() is None
+if HAS_VALGRIND:
+    CSV_COLUMNS["instructions.csv"] = {"kernel", "code", "cells", "instructions", "per_cell"}
+    HEADLINE |= {"instructions_added", "instructions_added_percent"}
 SOAK_BUDGET = 1 << 30  # greed-budget's memory_limit in the smoke run
 
 
@@ -142,11 +149,19 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
     assert set(summary["results"]) == {
         "soak",
         "trivial",
+        "instructions",
         "housekeeping",
         "startup",
         "paging",
         "budget",
     }
+    instructions = summary["results"]["instructions"]
+    if HAS_VALGRIND:
+        assert set(instructions["kernels"]) == {"python3", "greed"}
+        for code in ("x = 1", "x + 1"):
+            assert instructions["kernels"]["python3"]["per_cell"][code] > 1_000_000
+    else:
+        assert instructions["skipped"]
     metrics = summary["headline"]["metrics"]
     assert set(metrics) >= HEADLINE
     for metric in metrics.values():
@@ -247,3 +262,37 @@ def test_the_trivial_interval_covers_a_known_shift() -> None:
     assert _bootstrap_added_us(rows, "x + 1") is None  # no cells of that kind
     one = [r for r in rows if r["process"].endswith("#0")]
     assert _bootstrap_added_us(one, None) is None
+
+
+def test_instruction_counts_are_read_and_compared_to_python3(tmp_path: Path) -> None:
+    """The instructions suite (pure): a callgrind dump's totals are read, and each
+    variant's count per cell is compared with python3's, code by code."""
+    from benchmarks.instructions import summarise, totals
+
+    dump = tmp_path / "greed.123.1"
+    dump.write_text(
+        "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 0\n"
+        "fn=(1) main\n5 10\ntotals: 7400000\n",
+        encoding="utf-8",
+    )
+    assert totals(dump) == 7_400_000
+    empty = tmp_path / "empty.1"
+    empty.write_text("events: Ir\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no totals"):
+        totals(empty)
+
+    rows = [
+        {"kernel": kernel, "code": code, "cells": 100, "instructions": 100 * per_cell}
+        for kernel, code, per_cell in (
+            ("python3", "x = 1", 7_000_000),
+            ("python3", "x + 1", 9_000_000),
+            ("greed", "x = 1", 7_070_000),
+            ("greed", "x + 1", 9_045_000),
+        )
+    ]
+    result = summarise(rows, 100)
+    assert "added_by_code" not in result["kernels"]["python3"]
+    greed = result["kernels"]["greed"]
+    assert greed["added_by_code"] == {"x = 1": 70_000, "x + 1": 45_000}
+    assert greed["added_percent_by_code"] == {"x = 1": 1.0, "x + 1": 0.5}
+    assert greed["added_percent"] == 1.0  # the larger of the two codes

@@ -1,0 +1,183 @@
+"""Instructions per trivial cell, counted by callgrind: the work of a cell, without the noise.
+
+Latency differs by tens of microseconds between two processes of the same kernel on a
+shared machine; the instructions a process executes for a cell do not (callgrind counts
+them, in user space, over all the process's threads). So each kernel runs under
+``valgrind --tool=callgrind`` with counting off until it is warm, then counts a batch of
+cells of each code:
+
+- ``python3``: the stock kernel;
+- ``greed-detached``: a greed kernel with greed detached (no shell events, no tree hook,
+  IPythonKernel's ``do_execute``): the greed process doing python3's work, if it adds none;
+- ``greed``: greed attached, its periodic cleanups and optimisations off, so that the
+  count is the work greed adds to every cell;
+- ``greed-defaults``: greed as installed; the periodic work (a full collection every 50
+  cells) is then spread over the cells.
+
+Instructions are not time: system calls, waiting and cache misses are not in them, and
+python3's trivial cell spends most of its time there. They say where the extra work is,
+not how long it takes. Needs ``valgrind`` (with ``callgrind_control``) on PATH; without
+it the suite is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import typing as t
+from pathlib import Path
+
+from .harness import Kernel, Sandbox
+
+Progress = t.Callable[[str], None]
+
+CODES = ("x = 1", "x + 1")
+_NO_PERIODIC = ("--GreedKernel.cleanup_interval=0", "--GreedKernel.optimize_interval=0")
+#: (label, spec, kernel arguments, detach greed)
+VARIANTS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
+    ("python3", "python3", (), False),
+    ("greed-detached", "greed", _NO_PERIODIC, True),
+    ("greed", "greed", _NO_PERIODIC, False),
+    ("greed-defaults", "greed", (), False),
+)
+#: Detach greed for good (as the trivial suite's switch does on its detached cells).
+_DETACH = """\
+def _bench_detach(kernel=get_ipython().kernel):
+    import types
+    from ipykernel.ipkernel import IPythonKernel
+    hooks, shell = kernel.greed.hooks, kernel.shell
+    shell.events.callbacks["pre_run_cell"].remove(hooks.pre_run_cell)
+    shell.events.callbacks["post_run_cell"].remove(hooks.post_run_cell)
+    del shell.__dict__["transform_ast"]
+    kernel.__dict__["do_execute"] = types.MethodType(IPythonKernel.do_execute, kernel)
+_bench_detach()
+del _bench_detach
+"""
+
+
+def missing() -> str | None:
+    """Why the suite cannot run here (None: it can)."""
+    for tool in ("valgrind", "callgrind_control"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found on PATH"
+    return None
+
+
+def _wrap_specs(sandbox: Sandbox, out: Path) -> None:
+    """callgrind-python3 and callgrind-greed: the sandbox's specs run under callgrind,
+    counting nothing until told to."""
+    for spec in ("python3", "greed"):
+        source = json.loads((sandbox.kernels_dir / spec / "kernel.json").read_text("utf-8"))
+        source["argv"] = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}/{spec}.%p",
+            *source["argv"],
+        ]
+        source["display_name"] = f"{source['display_name']} (callgrind)"
+        spec_dir = sandbox.kernels_dir / f"callgrind-{spec}"
+        spec_dir.mkdir(exist_ok=True)
+        (spec_dir / "kernel.json").write_text(json.dumps(source), encoding="utf-8")
+
+
+def _control(pid: int, *args: str) -> None:
+    subprocess.run(
+        ["callgrind_control", *args, str(pid)], check=True, capture_output=True, timeout=300
+    )
+
+
+def totals(path: Path) -> int:
+    """The instructions counted in one callgrind dump (its ``totals:`` or ``summary:``)."""
+    found: dict[str, int] = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("totals", "summary") and value.split():
+                found[key] = int(value.split()[0])
+    if not found:
+        raise ValueError(f"{path.name}: no totals in the callgrind dump")
+    return found.get("totals", found.get("summary", 0))
+
+
+def _count(kernel: Kernel, out: Path, spec: str, code: str, cells: int) -> int:
+    """Instructions for *cells* cells of *code* (counting on only around them)."""
+    before = set(out.glob(f"{spec}.{kernel.pid}*"))
+    _control(kernel.pid, "--zero")
+    _control(kernel.pid, "--instr=on")
+    for _ in range(cells):
+        kernel.must_run(code)
+    _control(kernel.pid, "--instr=off")
+    _control(kernel.pid, "--dump")
+    new = sorted(set(out.glob(f"{spec}.{kernel.pid}*")) - before, key=lambda p: p.stat().st_mtime)
+    if not new:
+        raise RuntimeError(f"{kernel.label}: callgrind wrote no dump")
+    return totals(new[-1])
+
+
+def instructions(
+    sandbox: Sandbox,
+    cells: int,
+    warmup: int = 20,
+    variants: t.Sequence[str] | None = None,
+    progress: Progress = print,
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """Instructions per cell of each code on each variant (see the module docstring);
+    *variants* names the ones to run (default: all of :data:`VARIANTS`)."""
+    why = missing()
+    if why is not None:
+        progress(f"  instructions: skipped ({why})")
+        return [], {"skipped": why, "cells": cells}
+    out = sandbox.root / "callgrind"
+    out.mkdir(exist_ok=True)
+    _wrap_specs(sandbox, out)
+    rows: list[dict[str, t.Any]] = []
+    t0 = time.monotonic()
+    for label, spec, args, detach in VARIANTS:
+        if variants is not None and label not in variants:
+            continue
+        kernel = Kernel(sandbox, f"callgrind-{spec}", label, args)
+        try:
+            kernel.start(timeout=600)
+            if detach:
+                kernel.must_run(_DETACH)
+            for i in range(warmup):
+                kernel.must_run(CODES[i % 2])
+            for code in CODES:
+                counted = _count(kernel, out, spec, code, cells)
+                rows.append(
+                    {
+                        "kernel": label,
+                        "code": code,
+                        "cells": cells,
+                        "instructions": counted,
+                        "per_cell": round(counted / cells),
+                    }
+                )
+        finally:
+            kernel.shutdown()
+        progress(f"  instructions: {label} counted, {time.monotonic() - t0:.0f} s")
+    return rows, summarise(rows, cells)
+
+
+def summarise(rows: list[dict[str, t.Any]], cells: int) -> dict[str, t.Any]:
+    """Per-cell instructions of each variant and code, and what each adds to python3's."""
+    per_cell = {(r["kernel"], r["code"]): r["instructions"] / r["cells"] for r in rows}
+    kernels: dict[str, t.Any] = {}
+    for label, *_ in VARIANTS:
+        mine = {code: per_cell[(label, code)] for code in CODES if (label, code) in per_cell}
+        if not mine:
+            continue
+        entry: dict[str, t.Any] = {"per_cell": {c: round(v) for c, v in mine.items()}}
+        if label != "python3":
+            base = {code: per_cell[("python3", code)] for code in mine}
+            entry["added_by_code"] = {c: round(v - base[c]) for c, v in mine.items()}
+            entry["added_percent_by_code"] = {
+                c: round(100.0 * (v - base[c]) / base[c], 3) for c, v in mine.items()
+            }
+            # the larger of the two codes, as the latency targets read it
+            entry["added_percent"] = max(entry["added_percent_by_code"].values())
+        kernels[label] = entry
+    return {"cells": cells, "kernels": kernels}
