@@ -22,7 +22,7 @@ from collections.abc import Callable
 from . import budget, cleaner, torchlib
 from .component import Component, guarded
 from .memory import MemoryProbe, malloc_trim
-from .policy import Policy, Verdict
+from .policy import Policy, Verdict, is_history_name
 from .sizes import human_bytes, measure
 from .stats import Stats, capped, json_clean
 from .store import PagedValues
@@ -148,6 +148,8 @@ class Housekeeping(Component):
         stale: list[str] = []
         preserved: list[str] = []
         for name, value in list(self.shell.user_ns.items()):
+            if is_history_name(name):  # kept by rule 3, never listed: skip them cheaply
+                continue
             size = _sizer(value) if evicting else None
             verdict, rule, _ = policy.classify(name, value, last.get(name), now, size)
             if verdict is Verdict.CLEAN:

@@ -35,6 +35,14 @@ INJECTED_PATTERNS = ("_jupyterlab_variableinspector_*", "_Jupyter*", "_VSCODE_*"
 
 _CACHE_NAME = re.compile(r"_i{1,3}\d*|_\d+")
 
+
+def is_history_name(name: str) -> bool:
+    """IPython's input and output history variables (``_i12``, ``_12``, ``_ii``): one
+    more per cell, and never the user's. Every rule keeps them and none lists them as
+    preserved, so the walks over the namespace skip them first, at the price of a
+    string test (a long session holds thousands)."""
+    return name[:1] == "_" and _CACHE_NAME.fullmatch(name) is not None
+
 _CODE_TYPES = (
     types.FunctionType,
     types.BuiltinFunctionType,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from .component import Component, low_watermark
 from .housekeeping import USER_RULES
 from .memory import MemoryProbe
-from .policy import Decision, Policy
+from .policy import Decision, Policy, is_history_name
 from .sizes import Size, measure
 from .stats import Stats, capped
 from .store import PagedValues
@@ -81,6 +81,8 @@ class Views(Component):
         paged = self.store.names()
         ns = self.shell.user_ns
         for name in list(ns):
+            if is_history_name(name):  # IPython's, never listed (see internal_rule)
+                continue
             try:
                 decision, size = self.decide(name, policy)
             except Exception:
@@ -113,7 +115,8 @@ class Views(Component):
         return [
             name
             for name in list(ns)
-            if (policy.is_listed(name) or policy.is_recent(last.get(name), now))
+            if not is_history_name(name)
+            and (policy.is_listed(name) or policy.is_recent(last.get(name), now))
             and policy.internal_rule(name, ns.get(name)) in USER_RULES
         ]
 

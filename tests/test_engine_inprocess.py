@@ -4,6 +4,7 @@ hostile objects, requests that wait for a running cell, and the memory budget.""
 
 from __future__ import annotations
 
+import re
 import typing as t
 from collections.abc import Iterator
 from pathlib import Path
@@ -415,3 +416,38 @@ def test_settings_changed_in_the_session_take_effect(p: InProcess) -> None:
     assert triggers(p, "execution:cleanup") == []
     p.run("a4 = 4")
     assert triggers(p, "execution:cleanup") == [("periodic", 5)]
+
+
+def test_walks_over_the_namespace_skip_ipythons_history_names(
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """_i12 and _12 (one more per cell) are never classified by a cleanup, the
+    variables view or the preserved list, so their cost does not grow with the
+    session; what those walks give is unchanged."""
+    from greed_kernel.policy import Policy
+
+    for i in range(30):
+        p.run(f"value_{i} = {i}\n{i}")  # _iN and, with the output, _N
+    assert {"_i12", "_12", "_ii"} <= set(p.ns)
+    p.greed.preserve(["value_3"])
+    seen: list[str] = []
+    classify, decide = Policy.classify, Policy.decide
+
+    def spy_classify(self: Policy, name: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        seen.append(name)
+        return classify(self, name, *args, **kwargs)
+
+    def spy_decide(self: Policy, name: str, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        seen.append(name)
+        return decide(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(Policy, "classify", spy_classify)
+    monkeypatch.setattr(Policy, "decide", spy_decide)
+    report = p.greed.cleanup("manual")
+    rows = {r["name"] for r in p.greed.variables()}
+    preserved = p.greed.snapshot()["preservedVariables"]
+    assert "value_0" in seen  # the user's names are still classified
+    assert not [n for n in seen if re.fullmatch(r"_i{1,3}\d*|_\d+", n)], seen
+    assert report is not None and "value_3" in preserved
+    assert {f"value_{i}" for i in range(30)} <= rows
+    assert not {"_i12", "_12"} & (rows | set(preserved))

@@ -146,3 +146,34 @@ def test_hostile_value_lying_about_class():
 
 def test_module_subclass_values():
     assert decide(policy(), "mod", types.ModuleType("fake")).rule == "module"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "_i",
+        "_ii",
+        "_iii",
+        "_i7",
+        "_ii7",
+        "_iii12",
+        "_12",
+        "_0",
+        "_",
+        "__",
+        "_i_",
+        "_x1",
+        "_iiii3",
+        "_1a",
+        "i1",
+        "_\u00b2",
+        "_\u0663",
+    ],
+)
+def test_history_names_are_exactly_the_internal_cache_names(name: str) -> None:
+    """The cheap skip of the namespace walks agrees with rule 3's cache-name test."""
+    from greed_kernel.policy import _CACHE_NAME, is_history_name
+
+    assert is_history_name(name) is (_CACHE_NAME.fullmatch(name) is not None)
+    if is_history_name(name):
+        assert Policy().internal_rule(name, 1) == "internal"
