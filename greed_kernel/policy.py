@@ -41,7 +41,13 @@ def is_history_name(name: str) -> bool:
     more per cell, and never the user's. Every rule keeps them and none lists them as
     preserved, so the walks over the namespace skip them first, at the price of a
     string test (a long session holds thousands)."""
-    return name[:1] == "_" and _CACHE_NAME.fullmatch(name) is not None
+    if name[:1] != "_":
+        return False
+    tail = name[1:]
+    if tail.isdecimal():  # _12 (str.isdecimal is the regular expressions' \d)
+        return True
+    digits = tail.lstrip("i")  # _i12, _ii, _iii
+    return 0 < len(tail) - len(digits) <= 3 and (not digits or digits.isdecimal())
 
 _CODE_TYPES = (
     types.FunctionType,

@@ -115,8 +115,7 @@ class Views(Component):
         return [
             name
             for name in list(ns)
-            if not is_history_name(name)
-            and (policy.is_listed(name) or policy.is_recent(last.get(name), now))
+            if (policy.is_listed(name) or policy.is_recent(last.get(name), now))
             and policy.internal_rule(name, ns.get(name)) in USER_RULES
         ]
 

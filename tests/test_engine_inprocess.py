@@ -421,9 +421,9 @@ def test_settings_changed_in_the_session_take_effect(p: InProcess) -> None:
 def test_walks_over_the_namespace_skip_ipythons_history_names(
     p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """_i12 and _12 (one more per cell) are never classified by a cleanup, the
-    variables view or the preserved list, so their cost does not grow with the
-    session; what those walks give is unchanged."""
+    """_i12 and _12 (one more per cell) are never classified by a cleanup or the
+    variables view, so that cost does not grow with the session; what those walks
+    give is unchanged."""
     from greed_kernel.policy import Policy
 
     for i in range(30):
