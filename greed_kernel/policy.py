@@ -49,6 +49,7 @@ def is_history_name(name: str) -> bool:
     digits = tail.lstrip("i")  # _i12, _ii, _iii
     return 0 < len(tail) - len(digits) <= 3 and (not digits or digits.isdecimal())
 
+
 _CODE_TYPES = (
     types.FunctionType,
     types.BuiltinFunctionType,
