@@ -6,7 +6,8 @@
     python -m benchmarks --only paging,budget
 
 Writes, under --out (default docs/benchmarks): soak.csv, trivial.csv,
-instructions.csv (where valgrind is installed), housekeeping.csv, startup.csv,
+instructions.csv and syscalls.csv (where valgrind and strace are installed),
+housekeeping.csv, startup.csv,
 paging.csv, budget.csv (the series), summary.json (every result, the headline
 ratios with their targets, the machine and versions), summary.md (the headline
 table) and soak_rss.png, soak_latency.png, budget_rss.png. Prints the headline
@@ -194,6 +195,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 variants=("python3", "greed") if quick else None,
             )
             report.write_csv(out / "instructions.csv", rows)
+            rows, results["instructions"]["syscalls"] = instructions.syscalls(
+                sandbox, 3 if quick else 300, warmup=2 if quick else 20
+            )
+            report.write_csv(out / "syscalls.csv", rows)
         if "housekeeping" in only:
             print("housekeeping: cleanup and optimisation cost")
             rows, results["housekeeping"] = suites.housekeeping(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import time
 import typing as t
@@ -160,6 +161,105 @@ def instructions(
             kernel.shutdown()
         progress(f"  instructions: {label} counted, {time.monotonic() - t0:.0f} s")
     return rows, summarise(rows, cells)
+
+
+def _strace_table(text: str) -> dict[str, int]:
+    """Calls per system call (and ``total``) from ``strace -c``'s table."""
+    calls: dict[str, int] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        # % time, seconds, usecs/call, calls, [errors,] syscall
+        if len(fields) in (5, 6) and fields[3].isdigit():
+            calls[fields[-1]] = int(fields[3])
+    if "total" not in calls:
+        raise ValueError("no total in strace's table")
+    return calls
+
+
+def syscalls(
+    sandbox: Sandbox, cells: int, warmup: int = 20, progress: Progress = print
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """System calls per ``x = 1`` cell (``strace -c -f`` on the running kernel, all
+    threads) of python3, greed detached and greed attached (periodic work off): the
+    work in the OS that instructions do not count. The three kernels run side by side,
+    cell by cell. Counts of ``futex`` (threads handing the GIL over) depend on timing;
+    the others hardly do."""
+    if shutil.which("strace") is None:
+        progress("  syscalls: skipped (strace not found on PATH)")
+        return [], {"skipped": "strace not found on PATH", "cells": cells}
+    kernels = [
+        Kernel(sandbox, spec, label, args)
+        for label, spec, args, _ in VARIANTS
+        if label in ("python3", "greed-detached", "greed")
+    ]
+    tracers: list[tuple[Kernel, subprocess.Popen[str]]] = []
+    rows: list[dict[str, t.Any]] = []
+    try:
+        for k in kernels:
+            k.start()
+            if k.label == "greed-detached":
+                k.must_run(_DETACH)
+            for i in range(warmup):
+                k.must_run(CODES[i % 2])
+        for k in kernels:
+            threads = len(list(Path(f"/proc/{k.pid}/task").iterdir()))
+            tracer = subprocess.Popen(
+                ["strace", "-c", "-f", "-p", str(k.pid)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            tracers.append((k, tracer))
+            assert tracer.stderr is not None
+            attached = 0
+            while attached < threads:  # "attached with N threads", or a line for each
+                line = tracer.stderr.readline()
+                if not line:
+                    raise RuntimeError(f"strace could not attach to {k.label}: ptrace refused?")
+                if " attached with " in line:
+                    break
+                attached += " attached" in line
+        for _ in range(cells):
+            for k in kernels:
+                k.must_run("x = 1")
+        for k, tracer in tracers:
+            tracer.send_signal(signal.SIGINT)
+            _, table = tracer.communicate(timeout=60)
+            calls = _strace_table(table)
+            rows.append(
+                {
+                    "kernel": k.label,
+                    "cells": cells,
+                    "syscalls": calls["total"],
+                    "futex": calls.get("futex", 0),
+                }
+            )
+    except (RuntimeError, ValueError) as e:
+        progress(f"  syscalls: skipped ({e})")
+        return [], {"skipped": str(e), "cells": cells}
+    finally:
+        for _, tracer in tracers:
+            if tracer.poll() is None:
+                tracer.kill()
+        for k in kernels:
+            k.shutdown()
+    per_cell = {r["kernel"]: r["syscalls"] / cells for r in rows}
+    futex = {r["kernel"]: r["futex"] / cells for r in rows}
+    base = per_cell["python3"]
+    result = {
+        "cells": cells,
+        "per_cell": {k: round(v, 1) for k, v in per_cell.items()},
+        "futex_per_cell": {k: round(v, 1) for k, v in futex.items()},
+        "added_percent": {
+            k: round(100.0 * (v - base) / base, 2) for k, v in per_cell.items() if k != "python3"
+        },
+    }
+    progress(
+        "  syscalls per x = 1 cell: "
+        + ", ".join(f"{k} {v:.1f} (futex {futex[k]:.1f})" for k, v in per_cell.items())
+    )
+    return rows, result
 
 
 def summarise(rows: list[dict[str, t.Any]], cells: int) -> dict[str, t.Any]:

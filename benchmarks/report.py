@@ -91,6 +91,16 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         "%",
         None,
     ),
+    "syscalls_detached_percent": (
+        "System calls per `x = 1` cell (strace), greed's process with greed detached vs python3",
+        "%",
+        None,
+    ),
+    "syscalls_added_percent": (
+        "System calls per `x = 1` cell (strace), greed attached vs python3",
+        "%",
+        None,
+    ),
     "startup_ratio": ("Start-up time, greed / python3 (median)", "x", 1.1),
     "cleanup_ms": ("Cleanup at ~500k new objects, first run after creating them", "ms", 20.0),
     "cleanup_next_ms": ("Cleanup at ~500k objects, subsequent runs", "ms", 20.0),
@@ -307,6 +317,12 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
         if "greed" in ks:
             values["instructions_added"] = ks["greed"]["added_by_code"]["x = 1"]
             values["instructions_added_percent"] = ks["greed"]["added_percent"]
+    sc = (ins or {}).get("syscalls") or {}
+    if sc.get("skipped"):
+        notes["syscalls"] = f"syscall counts skipped: {sc['skipped']}"
+    elif sc:
+        values["syscalls_detached_percent"] = sc["added_percent"].get("greed-detached")
+        values["syscalls_added_percent"] = sc["added_percent"].get("greed")
     start = results.get("startup")
     if start:
         values["startup_ratio"] = start["ratio"]
@@ -719,6 +735,22 @@ def details(results: dict[str, t.Any]) -> str:
                     + ")"
                 )
             out.append(line)
+        sc = ins.get("syscalls") or {}
+        if sc.get("skipped"):
+            out.append(f"System calls per `x = 1` cell: skipped ({sc['skipped']})")
+        elif sc:
+            parts = []
+            for label, n in sc["per_cell"].items():
+                added = sc["added_percent"].get(label)
+                parts.append(
+                    f"{label} {n:.1f} (futex {sc['futex_per_cell'][label]:.1f}"
+                    + ("" if added is None else f"; {added:+.2f}%")
+                    + ")"
+                )
+            out.append(
+                f"System calls per `x = 1` cell (strace -c -f, all threads; {sc['cells']} "
+                "cells, the kernels side by side): " + ", ".join(parts)
+            )
     hk = results.get("housekeeping")
     if hk:
         out.append(

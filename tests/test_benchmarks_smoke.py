@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -162,6 +163,12 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
             assert instructions["kernels"]["python3"]["per_cell"][code] > 1_000_000
     else:
         assert instructions["skipped"]
+    syscalls = instructions["syscalls"]
+    if shutil.which("strace") is not None and "skipped" not in syscalls:
+        assert set(syscalls["per_cell"]) == {"python3", "greed-detached", "greed"}
+        assert syscalls["per_cell"]["python3"] > 0
+    else:  # no strace, or ptrace refused here: said, not silent
+        assert syscalls["skipped"]
     metrics = summary["headline"]["metrics"]
     assert set(metrics) >= HEADLINE
     for metric in metrics.values():
@@ -296,3 +303,20 @@ def test_instruction_counts_are_read_and_compared_to_python3(tmp_path: Path) -> 
     assert greed["added_by_code"] == {"x = 1": 70_000, "x + 1": 45_000}
     assert greed["added_percent_by_code"] == {"x = 1": 1.0, "x + 1": 0.5}
     assert greed["added_percent"] == 1.0  # the larger of the two codes
+
+
+def test_strace_tables_are_read() -> None:
+    """The syscall counts (pure): strace -c's table, with and without an errors column."""
+    from benchmarks.instructions import _strace_table
+
+    table = """\
+% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 18.00    3.620178          63     57166      6401 futex
+ 44.40    8.929909         995      8971           epoll_wait
+------ ----------- ----------- --------- --------- ----------------
+100.00   20.114037         138    145538      7001 total
+"""
+    assert _strace_table(table) == {"futex": 57166, "epoll_wait": 8971, "total": 145538}
+    with pytest.raises(ValueError, match="no total"):
+        _strace_table("strace: Process 12 attached\n")
