@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
         help="cells of each code counted under callgrind per kernel in the instructions "
         "suite (default 100; quick 2)",
     )
+    p.add_argument(
+        "--trivial-control",
+        type=int,
+        default=None,
+        help="pairs of python3 kernels run the trivial suite's between-process design "
+        "against each other, as a control (default 8; quick 1; 0 skips it)",
+    )
     p.add_argument("--quick", action="store_true", help="a small, fast smoke run")
     p.add_argument("--out", default="docs/benchmarks", help="output directory")
     p.add_argument("--seed", type=int, default=1234, help="seed of the soak workload")
@@ -183,6 +190,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
             )
             rows, results["trivial"] = suites.trivial(sandbox, trivial_cells, processes, batch)
             report.write_csv(out / "trivial.csv", rows)
+            control = args.trivial_control
+            control = (1 if quick else 8) if control is None else control
+            if control > 0:
+                print(f"trivial control: python3 against python3, {control} pairs of processes")
+                results["trivial"]["control"] = suites.trivial_control(
+                    sandbox, trivial_cells, control, batch
+                )
         if "instructions" in only:
             counted = args.instructions or (2 if quick else 100)
             print(f"instructions: {counted} cells of each code per kernel, under callgrind")

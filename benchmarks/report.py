@@ -50,6 +50,11 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         "%",
         1.0,
     ),
+    "trivial_control_added_us": (
+        "The same between processes with python3 on both sides (a control), `x = 1`",
+        "us",
+        None,
+    ),
     "trivial_attached_added_us": (
         "The same, greed attached vs detached on alternate cells of the same kernels",
         "us",
@@ -299,6 +304,12 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
         values["trivial_added_percent"] = trivial["added_percent"]
         values["trivial_handler_added_us"] = trivial["handler_added_us"]
         values["trivial_own_work_us"] = trivial["own_work_us"]
+        control = trivial.get("control") or {}
+        if control.get("added_us_by_code"):
+            values["trivial_control_added_us"] = control["added_us_by_code"]["x = 1"]
+        control = trivial.get("control") or {}
+        if control.get("added_us_by_code"):
+            values["trivial_control_added_us"] = control["added_us_by_code"]["x = 1"]
         attached = trivial.get("attached") or {}
         if attached.get("added_us_by_code"):
             values["trivial_attached_added_us"] = attached["added_us_by_code"]["x = 1"]
@@ -683,6 +694,17 @@ def details(results: dict[str, t.Any]) -> str:
                 for code, added in trivial["added_us_by_code"].items()
             )
         )
+        control = trivial.get("control") or {}
+        if control.get("added_us_by_code"):
+            out.append(
+                f"  control, python3 against python3 in the same design ({control['processes']} "
+                "pairs of processes): "
+                + "; ".join(
+                    f"{code} {added:+.0f} us"
+                    f"{_interval(control['added_us_interval_by_code'].get(code))}"
+                    for code, added in control["added_us_by_code"].items()
+                )
+            )
         attached = trivial.get("attached") or {}
         if attached.get("added_us_by_code"):
             out.append(

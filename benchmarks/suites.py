@@ -573,6 +573,72 @@ def trivial(
     return rows, results
 
 
+#: The second python3 kernel of each pair in :func:`trivial_control`.
+PYTHON3_AGAIN = Variant("python3-again", "python3")
+
+
+def trivial_control(
+    sandbox: Sandbox,
+    cells: int,
+    processes: int = 8,
+    batch: int = TRIVIAL_BATCH,
+    progress: Progress = print,
+) -> dict[str, t.Any]:
+    """The trivial suite's between-process design with python3 on both sides: what
+    the spread between processes alone gives (an A/A control). The same cells, the
+    same interleaving and alternating start order, the same medians and bootstrap."""
+    rows: list[dict[str, t.Any]] = []
+    t0 = time.monotonic()
+    for first in range(0, processes, batch):
+        numbers = range(first, min(processes, first + batch))
+        variants = [
+            Variant(f"{v.label}#{n}", v.spec, v.args)
+            for n in numbers
+            for v in ((PYTHON3, PYTHON3_AGAIN) if n % 2 == 0 else (PYTHON3_AGAIN, PYTHON3))
+        ]
+        with started(sandbox, variants) as kernels:
+            for k in kernels:  # warm-up, not recorded
+                for i in range(20):
+                    k.must_run(TRIVIAL_CODES[i % 2])
+            for i in range(cells):
+                code = TRIVIAL_CODES[i % 2]
+                for k in _rotated(kernels, i // 2):
+                    run = k.run(code)
+                    if run.status != "ok":
+                        raise RuntimeError(f"{k.label}: {code!r} failed: {run.reply}")
+                    rows.append(
+                        {
+                            "kernel": k.label.split("#")[0],
+                            "process": k.label,
+                            "code": code,
+                            "latency_ms": run.latency_s * 1000.0,
+                        }
+                    )
+        progress(
+            f"  trivial control: {numbers.stop}/{processes} pairs of python3 kernels, "
+            f"{time.monotonic() - t0:.0f} s"
+        )
+    kinds = ("python3", PYTHON3_AGAIN.label)
+
+    def median(kind: str, code: str) -> float:
+        return _median([r["latency_ms"] for r in rows if r["kernel"] == kind and r["code"] == code])
+
+    added = {
+        code: 1000.0 * (median(kinds[1], code) - median(kinds[0], code)) for code in TRIVIAL_CODES
+    }
+    return {
+        "cells": cells,
+        "processes": processes,
+        "added_us_by_code": added,
+        "added_us_interval_by_code": {
+            code: _bootstrap_added_us(rows, code, kinds=kinds) for code in TRIVIAL_CODES
+        },
+        "added_percent_by_code": {
+            code: added[code] / 10.0 / median(kinds[0], code) for code in TRIVIAL_CODES
+        },
+    }
+
+
 def _process_number(name: str) -> int:
     return int(name.rpartition("#")[2])
 
@@ -623,23 +689,27 @@ def _attached_results(rows: Sequence[dict[str, t.Any]]) -> dict[str, t.Any]:
 
 
 def _bootstrap_added_us(
-    rows: Sequence[dict[str, t.Any]], code: str | None, seed: int = 0
+    rows: Sequence[dict[str, t.Any]],
+    code: str | None,
+    seed: int = 0,
+    kinds: tuple[str, str] = ("python3", "greed"),
 ) -> list[float] | None:
-    """A 95% interval of greed's median minus python3's (us), for the cells running
-    *code* (None: all). A two-stage bootstrap, so that both the spread between
-    processes and the spread between cells count: the pairs of processes (python3#n
-    and greed#n, which ran side by side) are resampled together, then the cells of
-    each process drawn. None with fewer than two pairs."""
+    """A 95% interval of greed's median minus python3's (us; the second of *kinds*
+    minus the first), for the cells running *code* (None: all). A two-stage bootstrap,
+    so that both the spread between processes and the spread between cells count: the
+    pairs of processes (python3#n and greed#n, which ran side by side) are resampled
+    together, then the cells of each process drawn. None with fewer than two pairs."""
     import random
 
+    base, other = kinds
     by_process: dict[str, list[float]] = {}
     for r in rows:
         if code is None or r["code"] == code:
             by_process.setdefault(r["process"], []).append(r["latency_ms"])
     pairs = [
-        (by_process[f"python3#{n}"], by_process[f"greed#{n}"])
+        (by_process[f"{base}#{n}"], by_process[f"{other}#{n}"])
         for n in sorted({name.rpartition("#")[2] for name in by_process})
-        if f"python3#{n}" in by_process and f"greed#{n}" in by_process
+        if f"{base}#{n}" in by_process and f"{other}#{n}" in by_process
     ]
     if len(pairs) < 2:
         return None

@@ -60,6 +60,7 @@ HEADLINE = {
     "trivial_added_percent",
     "trivial_handler_added_us",
     "trivial_own_work_us",
+    "trivial_control_added_us",
     "trivial_attached_added_us",
     "trivial_attached_added_percent",
     "trivial_attached_cpu_us",
@@ -266,6 +267,9 @@ def test_the_trivial_interval_covers_a_known_shift() -> None:
     ]
     low, high = _bootstrap_added_us(rows, "x = 1")
     assert 0.0 < low < 100.0 < high
+    # the same rows under the control's names (python3 against python3) give the same
+    again = [{**r, "process": r["process"].replace("greed#", "python3-again#")} for r in rows]
+    assert _bootstrap_added_us(again, "x = 1", kinds=("python3", "python3-again")) == [low, high]
     assert _bootstrap_added_us(rows, "x + 1") is None  # no cells of that kind
     one = [r for r in rows if r["process"].endswith("#0")]
     assert _bootstrap_added_us(one, None) is None
