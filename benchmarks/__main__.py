@@ -1,6 +1,6 @@
 """``python -m benchmarks``: Greed against the stock python3 kernel, side by side.
 
-    python -m benchmarks                      # the full run (21 minutes on 2 busy cores)
+    python -m benchmarks                      # the full run (23 minutes on 2 busy cores)
     python -m benchmarks --quick --out DIR     # a smoke run (about two minutes)
     python -m benchmarks --only soak --cells 300
     python -m benchmarks --only paging,budget
