@@ -409,6 +409,45 @@ del _bench_toggle
 _TOGGLE_STOP = "_bench_toggle_stop()"
 
 
+def _pairs(numbers: range, first: Variant, second: Variant) -> list[Variant]:
+    """A kernel of each variant per number, labelled ``label#n``. Kernels started
+    earlier run slower (by up to 0.2 ms a cell, whatever the kernel): every other pair
+    starts the second variant first."""
+    return [
+        Variant(f"{v.label}#{n}", v.spec, v.args)
+        for n in numbers
+        for v in ((first, second) if n % 2 == 0 else (second, first))
+    ]
+
+
+def _interleaved(
+    kernels: list[Kernel], cells: int, rows: list[dict[str, t.Any]], setup: str = ""
+) -> None:
+    """20 warm-up cells on each kernel (then *setup*, if any), then *cells* trivial
+    cells, one kernel after the other, the starting kernel rotating every two cells;
+    each cell's latency appended to *rows*."""
+    for k in kernels:  # warm-up, not recorded
+        for i in range(20):
+            k.must_run(TRIVIAL_CODES[i % 2])
+        if setup:
+            k.must_run(setup)
+    for i in range(cells):
+        code = TRIVIAL_CODES[i % 2]
+        for k in _rotated(kernels, i // 2):
+            run = k.run(code)
+            if run.status != "ok":
+                raise RuntimeError(f"{k.label}: {code!r} failed: {run.reply}")
+            rows.append(
+                {
+                    "kernel": k.label.split("#")[0],
+                    "process": k.label,
+                    "i": i + 1,
+                    "code": code,
+                    "latency_ms": round(run.latency_s * 1000.0, 4),
+                }
+            )
+
+
 #: Kernel processes of each kind alive at a time in the trivial suite.
 TRIVIAL_BATCH = 4
 #: Resamples of the bootstrap that gives the trivial suite's confidence intervals.
@@ -451,33 +490,8 @@ def trivial(
     t0 = time.monotonic()
     for first in range(0, processes, batch):
         numbers = range(first, min(processes, first + batch))
-        # Kernels started earlier run slower (by up to 0.2 ms a cell, whatever the
-        # kernel): every other pair starts greed first.
-        variants = [
-            Variant(f"{v.label}#{n}", v.spec, v.args)
-            for n in numbers
-            for v in ((PYTHON3, GREED) if n % 2 == 0 else (GREED, PYTHON3))
-        ]
-        with started(sandbox, variants) as kernels:
-            for k in kernels:  # warm-up, not recorded
-                for i in range(20):
-                    k.must_run(TRIVIAL_CODES[i % 2])
-                k.must_run(_HANDLER_TIMER)
-            for i in range(cells):
-                code = TRIVIAL_CODES[i % 2]
-                for k in _rotated(kernels, i // 2):
-                    run = k.run(code)
-                    if run.status != "ok":
-                        raise RuntimeError(f"{k.label}: {code!r} failed: {run.reply}")
-                    rows.append(
-                        {
-                            "kernel": k.label.split("#")[0],
-                            "process": k.label,
-                            "i": i + 1,
-                            "code": code,
-                            "latency_ms": round(run.latency_s * 1000.0, 4),
-                        }
-                    )
+        with started(sandbox, _pairs(numbers, PYTHON3, GREED)) as kernels:
+            _interleaved(kernels, cells, rows, setup=_HANDLER_TIMER)
             for k in kernels:
                 times = k.must_run(_HANDLER_TIMES).stdout.strip().split(",")
                 handler[k.label] = [float(v) for v in times[:cells]]
@@ -591,29 +605,8 @@ def trivial_control(
     t0 = time.monotonic()
     for first in range(0, processes, batch):
         numbers = range(first, min(processes, first + batch))
-        variants = [
-            Variant(f"{v.label}#{n}", v.spec, v.args)
-            for n in numbers
-            for v in ((PYTHON3, PYTHON3_AGAIN) if n % 2 == 0 else (PYTHON3_AGAIN, PYTHON3))
-        ]
-        with started(sandbox, variants) as kernels:
-            for k in kernels:  # warm-up, not recorded
-                for i in range(20):
-                    k.must_run(TRIVIAL_CODES[i % 2])
-            for i in range(cells):
-                code = TRIVIAL_CODES[i % 2]
-                for k in _rotated(kernels, i // 2):
-                    run = k.run(code)
-                    if run.status != "ok":
-                        raise RuntimeError(f"{k.label}: {code!r} failed: {run.reply}")
-                    rows.append(
-                        {
-                            "kernel": k.label.split("#")[0],
-                            "process": k.label,
-                            "code": code,
-                            "latency_ms": run.latency_s * 1000.0,
-                        }
-                    )
+        with started(sandbox, _pairs(numbers, PYTHON3, PYTHON3_AGAIN)) as kernels:
+            _interleaved(kernels, cells, rows)
         progress(
             f"  trivial control: {numbers.stop}/{processes} pairs of python3 kernels, "
             f"{time.monotonic() - t0:.0f} s"
