@@ -247,6 +247,13 @@ def _interval(bounds: list[float] | None) -> str:
     return f" (95% interval {bounds[0]:+.0f} to {bounds[1]:+.0f} us)"
 
 
+def _by_code(added: dict[str, float], intervals: dict[str, t.Any] | None) -> str:
+    """'x = 1 +12 us (95% interval ...); x + 1 ...': added microseconds per code."""
+    return "; ".join(
+        f"{code} {us:+.0f} us{_interval((intervals or {}).get(code))}" for code, us in added.items()
+    )
+
+
 def _near(entries: list[dict[str, t.Any]], target: int) -> dict[str, t.Any] | None:
     """The sweep entry whose size is nearest to ``target`` (on a log scale)."""
     if not entries:
@@ -688,33 +695,21 @@ def details(results: dict[str, t.Any]) -> str:
         )
         out.append(
             "  by cell: "
-            + "; ".join(
-                f"{code} {added:+.0f} us"
-                f"{_interval(trivial.get('added_us_interval_by_code', {}).get(code))}"
-                for code, added in trivial["added_us_by_code"].items()
-            )
+            + _by_code(trivial["added_us_by_code"], trivial.get("added_us_interval_by_code"))
         )
         control = trivial.get("control") or {}
         if control.get("added_us_by_code"):
             out.append(
                 f"  control, python3 against python3 in the same design ({control['processes']} "
                 "pairs of processes): "
-                + "; ".join(
-                    f"{code} {added:+.0f} us"
-                    f"{_interval(control['added_us_interval_by_code'].get(code))}"
-                    for code, added in control["added_us_by_code"].items()
-                )
+                + _by_code(control["added_us_by_code"], control["added_us_interval_by_code"])
             )
         attached = trivial.get("attached") or {}
         if attached.get("added_us_by_code"):
             out.append(
                 f"  greed attached / detached on alternate cells of the same greed kernels "
                 f"({attached['cells']:,} cells): added "
-                + "; ".join(
-                    f"{code} {added:+.0f} us"
-                    f"{_interval(attached['added_us_interval_by_code'].get(code))}"
-                    for code, added in attached["added_us_by_code"].items()
-                )
+                + _by_code(attached["added_us_by_code"], attached["added_us_interval_by_code"])
                 + f" (at most {attached['added_percent']:+.2f}%)"
                 + (
                     "; in the execute handler "
