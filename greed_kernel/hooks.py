@@ -6,7 +6,8 @@ it only keeps the trees (a list append). When the cell ends it hands a
 :class:`CellEnd` to its ``on_end`` callback; :meth:`CellHooks.stamp`, which the
 engine calls after a reply once some cells are waiting (or before anything reads the
 stamps), scans the trees (:mod:`greed_kernel.scope`) and stamps the names each cell
-touched with the cell's own number and start time.
+touched with the cell's own number and start time. A cell run again (the same
+source) is not scanned again: the names of recent sources are remembered.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ STAMP_BATCH = 32
 #: ... or fewer cells, once their source adds up to this many characters (their trees
 #: are kept until then).
 STAMP_BATCH_CHARS = 100_000
+#: Cells are re-run: the names of this many recent sources are kept, so that a cell run
+#: again is not scanned again (its one tree is a function of its source while the shell
+#: has no AST or post-input transformers of the user's).
+SCANNED_SOURCES = 256
+#: ... each of at most this many characters (the key is hashed once per cell).
+SCANNED_SOURCE_CHARS = 10_000
 
 
 class CellEnd(t.NamedTuple):
@@ -48,7 +55,8 @@ class Compiled(t.NamedTuple):
     started: float  # the clock's time when the cell began
     trees: list[ast.AST]
     source: str  # for the token fallback, when a tree is missing or too deep
-    fallback: bool
+    #: its names, when the same source was scanned before
+    names: CellNames | None
 
 
 class CellHooks(Component):
@@ -79,9 +87,11 @@ class CellHooks(Component):
         self._interrupted = False  # a KeyboardInterrupt reached pre_run_cell
         self._transform: Callable[[ast.AST], ast.AST] | None = None
         #: cells whose names are not stamped yet, oldest first: (number, started, trees,
-        #: source), tuples on the hot path
-        self.unstamped: list[tuple[int, float, list[ast.AST], str]] = []
+        #: source, names), tuples on the hot path (see Compiled)
+        self.unstamped: list[tuple[int, float, list[ast.AST], str, CellNames | None]] = []
         self._unstamped_chars = 0
+        #: the names of recently scanned sources (see SCANNED_SOURCES), oldest first
+        self.scanned: dict[str, CellNames] = {}
         #: a batch of cells waits to be scanned (see STAMP_BATCH)
         self.stamps_due = False
 
@@ -172,8 +182,11 @@ class CellHooks(Component):
             trees = self._trees
             self._number = number = result.execution_count
             source = info.raw_cell or ""
+            names = None
+            if len(trees) == 1 and self.scanned:
+                names = self.scanned.get(source)  # scanned before (if not None)
             waiting = self.unstamped
-            waiting.append((number, self._started, trees, source))  # a Compiled, later
+            waiting.append((number, self._started, trees, source, names))  # a Compiled
             self._unstamped_chars += len(source)
             if len(waiting) >= STAMP_BATCH or self._unstamped_chars >= STAMP_BATCH_CHARS:
                 self.stamps_due = True
@@ -194,18 +207,39 @@ class CellHooks(Component):
         waiting, self.unstamped = self.unstamped, []
         self._unstamped_chars = 0
         self.stamps_due = False
-        pending = [Compiled(*cell, not cell[2]) for cell in waiting]
+        pending = [Compiled(*cell) for cell in waiting]
+        if not self._same_trees():  # what was remembered may not be what ran
+            pending = [cell._replace(names=None) for cell in pending]
         if running and self._info is not None and self._trees:
-            pending.append(Compiled(self.number, self._started, list(self._trees), "", False))
-        for cell in pending:
+            pending.append(Compiled(self.number, self._started, list(self._trees), "", None))
+        # a source run again later in the batch stamps the same names after this run
+        stamped: set[int] = set()
+        newest_first: list[Compiled] = []
+        for cell in reversed(pending):
+            if cell.names is not None:
+                if id(cell.names) in stamped:
+                    continue
+                stamped.add(id(cell.names))
+            newest_first.append(cell)
+        for cell in reversed(newest_first):
             try:
                 self._stamp(cell)
             except Exception:
                 self.log.exception("greed: scanning cell %d failed", cell.number)
 
     def _stamp(self, cell: Compiled) -> None:
+        names = cell.names
+        if names is None:
+            names = self._scan(cell)
+        self.tracker.touch(names.touched, cell.number, cell.started)
+
+    def _scan(self, cell: Compiled) -> CellNames:
+        if len(cell.trees) == 1:
+            known = self.scanned.get(cell.source)  # run before in the same batch
+            if known is not None:
+                return known
         names: CellNames | None = None
-        fallback = cell.fallback
+        fallback = not cell.trees
         for tree in cell.trees:
             found = scan_tree(tree)
             if not found.parsed:  # too deep for the scanner: every token counts
@@ -216,4 +250,23 @@ class CellHooks(Component):
             # it never compiled (SyntaxError, deep nesting, ...): every token counts
             names = scan_tokens(cell.source)
             self.log.debug("greed: cell did not parse; %d names from its tokens", len(names.reads))
-        self.tracker.touch(names.touched, cell.number, cell.started)
+        elif len(cell.trees) == 1 and cell.source and self._same_trees():
+            self._remember(cell.source, names)
+        return names
+
+    def _same_trees(self) -> bool:
+        """A source compiles to the same tree as before: the shell has no transformers
+        of the user's that could make it differ (else what was remembered is dropped)."""
+        shell = self.shell
+        if shell.ast_transformers or getattr(shell, "input_transformers_post", None):
+            self.scanned.clear()
+            return False
+        return True
+
+    def _remember(self, source: str, names: CellNames) -> None:
+        if len(source) > SCANNED_SOURCE_CHARS:
+            return
+        scanned = self.scanned
+        if len(scanned) >= SCANNED_SOURCES:
+            del scanned[next(iter(scanned))]  # the oldest
+        scanned[source] = names

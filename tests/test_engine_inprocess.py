@@ -229,6 +229,83 @@ def test_cells_scanned_together_keep_their_own_number_and_time(p: InProcess) -> 
     assert p.greed.why("y")["lastTouchedCell"] == 2  # a reader scans what waits first
 
 
+def scans(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The trees the hooks scan, from now on."""
+    scanned: list[object] = []
+    real = hooks_module.scan_tree
+
+    def counting(tree: t.Any) -> t.Any:
+        scanned.append(tree)
+        return real(tree)
+
+    monkeypatch.setattr(hooks_module, "scan_tree", counting)
+    return scanned
+
+
+def test_a_cell_run_again_is_not_scanned_again(
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greed_kernel import triggers as triggers_module
+
+    monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
+    scanned = scans(monkeypatch)
+    p.run("x = 1")
+    p.greed.hooks.stamp()
+    assert len(scanned) == 1
+    touched: list[object] = []
+    real_touch = p.greed.tracker.touch
+    monkeypatch.setattr(p.greed.tracker, "touch", lambda *a: touched.append(a) or real_touch(*a))
+    p.clock.advance(3)
+    for _ in range(3):  # one batch (nothing is due in between)
+        started = p.clock.now
+        p.run("x = 1")
+        p.run("y = 2")
+    assert p.greed.hooks.unstamped
+    p.greed.hooks.stamp()
+    assert len(scanned) == 2  # only the new source, once
+    assert len(touched) == 4  # x = 1 once, by its last run; y = 2 was new at each run
+    stamps = p.greed.tracker.last
+    assert stamps["x"] == (started, 6) and stamps["y"].execution == 7
+
+
+def test_sources_remembered_are_bounded(p: InProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hooks_module, "SCANNED_SOURCES", 2)
+    scanned = scans(monkeypatch)
+    for source in ("a = 1", "b = 2", "c = 3", "a = 1"):  # a was dropped for c
+        p.run(source)
+        p.greed.hooks.stamp()
+    assert len(scanned) == 4 and list(p.greed.hooks.scanned) == ["c = 3", "a = 1"]
+    big = "z = 1\n" + "#" * hooks_module.SCANNED_SOURCE_CHARS
+    p.run(big)
+    p.greed.hooks.stamp()
+    p.run(big)  # too big to be remembered: scanned again
+    p.greed.hooks.stamp()
+    assert len(scanned) == 6 and big not in p.greed.hooks.scanned
+
+
+def test_a_transformer_of_the_users_makes_cells_scanned_again(
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ast
+
+    class Rename(ast.NodeTransformer):  # what ran is not what the source says
+        def visit_Name(self, node: ast.Name) -> ast.Name:
+            return ast.copy_location(ast.Name("renamed", node.ctx), node)
+
+    p.run("x = 1")
+    p.greed.hooks.stamp()
+    assert "x = 1" in p.greed.hooks.scanned
+    p.shell.ast_transformers.append(Rename())
+    try:
+        p.run("x = 1")
+        p.greed.hooks.stamp()
+    finally:
+        p.shell.ast_transformers.clear()
+    assert p.ns["renamed"] == 1
+    assert p.greed.tracker.last["renamed"].execution == 2
+    assert not p.greed.hooks.scanned  # forgotten while transformers are there
+
+
 def test_an_interrupt_in_pre_run_cell_stops_the_cell(
     p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
