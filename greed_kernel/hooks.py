@@ -13,6 +13,7 @@ source) is not scanned again: the names of recent sources are remembered.
 from __future__ import annotations
 
 import ast
+import contextlib
 import time
 import typing as t
 from collections.abc import Callable
@@ -30,12 +31,16 @@ STAMP_BATCH = 32
 #: ... or fewer cells, once their source adds up to this many characters (their trees
 #: are kept until then).
 STAMP_BATCH_CHARS = 100_000
+#: Cells run again (their names known) wait too, without a tree: at most this many.
+STAMP_MAX_CELLS = 1024
 #: Cells are re-run: the names of this many recent sources are kept, so that a cell run
 #: again is not scanned again (its one tree is a function of its source while the shell
 #: has no AST or post-input transformers of the user's).
 SCANNED_SOURCES = 256
 #: ... each of at most this many characters (the key is hashed once per cell).
 SCANNED_SOURCE_CHARS = 10_000
+#: The shell's transformers that could make a source's tree differ from run to run.
+_TRANSFORMERS = ("ast_transformers", "input_transformers_post")
 
 
 class CellEnd(t.NamedTuple):
@@ -55,8 +60,10 @@ class Compiled(t.NamedTuple):
     started: float  # the clock's time when the cell began
     trees: list[ast.AST]
     source: str  # for the token fallback, when a tree is missing or too deep
-    #: its names, when the same source was scanned before
+    #: its names, when the same source was scanned before (then *trees* is empty)
     names: CellNames | None
+    #: the shell had no transformers of the user's when it ran: its tree is its source's
+    plain: bool
 
 
 class CellHooks(Component):
@@ -87,9 +94,13 @@ class CellHooks(Component):
         self._interrupted = False  # a KeyboardInterrupt reached pre_run_cell
         self._transform: Callable[[ast.AST], ast.AST] | None = None
         #: cells whose names are not stamped yet, oldest first: (number, started, trees,
-        #: source, names), tuples on the hot path (see Compiled)
-        self.unstamped: list[tuple[int, float, list[ast.AST], str, CellNames | None]] = []
-        self._unstamped_chars = 0
+        #: source, names, plain), tuples on the hot path (see Compiled)
+        self.unstamped: list[tuple[int, float, list[ast.AST], str, CellNames | None, bool]] = []
+        self._unscanned = 0  # of them, cells to scan
+        self._unstamped_chars = 0  # ... and their characters
+        # the shell's lists of the user's transformers, read in every cell: the lists
+        # themselves, not the traits (the traits are observed for a new list)
+        self._transformers: dict[str, list[t.Any]] = {}
         #: the names of recently scanned sources (see SCANNED_SOURCES), oldest first
         self.scanned: dict[str, CellNames] = {}
         #: a batch of cells waits to be scanned (see STAMP_BATCH)
@@ -110,6 +121,8 @@ class CellHooks(Component):
     # -- wiring ----------------------------------------------------------------------
     def register(self) -> None:
         """Connect to the shell's cell events and to the trees it compiles."""
+        self._transformers = {name: getattr(self.shell, name) for name in _TRANSFORMERS}
+        self.shell.observe(self._new_transformers, names=list(_TRANSFORMERS))
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
         # We see each tree IPython compiles by wrapping transform_ast rather than joining
@@ -126,8 +139,13 @@ class CellHooks(Component):
         self._transform = transform_ast
         self.shell.transform_ast = transform_ast
 
+    def _new_transformers(self, change: t.Any) -> None:
+        self._transformers[change["name"]] = change["new"]
+
     def unregister(self) -> None:
         """Disconnect; the shell compiles and runs as if we had never been there."""
+        with contextlib.suppress(ValueError):  # not observed (unregistered twice)
+            self.shell.unobserve(self._new_transformers, names=list(_TRANSFORMERS))
         for event, callback in (
             ("pre_run_cell", self.pre_run_cell),
             ("post_run_cell", self.post_run_cell),
@@ -182,13 +200,22 @@ class CellHooks(Component):
             trees = self._trees
             self._number = number = result.execution_count
             source = info.raw_cell or ""
+            plain = not any(self._transformers.values())
             names = None
-            if len(trees) == 1 and self.scanned:
+            if plain and len(trees) == 1 and self.scanned:
                 names = self.scanned.get(source)  # scanned before (if not None)
             waiting = self.unstamped
-            waiting.append((number, self._started, trees, source, names))  # a Compiled
-            self._unstamped_chars += len(source)
-            if len(waiting) >= STAMP_BATCH or self._unstamped_chars >= STAMP_BATCH_CHARS:
+            if names is None:
+                waiting.append((number, self._started, trees, source, None, plain))
+                self._unscanned += 1
+                self._unstamped_chars += len(source)
+            else:  # its tree is not needed
+                waiting.append((number, self._started, [], source, names, True))
+            if (
+                self._unscanned >= STAMP_BATCH
+                or self._unstamped_chars >= STAMP_BATCH_CHARS
+                or len(waiting) >= STAMP_MAX_CELLS
+            ):
                 self.stamps_due = True
             error = result.error_in_exec
             if error is None:
@@ -205,13 +232,11 @@ class CellHooks(Component):
         after the reply, and before anything reads the stamps (a cleanup, a view);
         *running*: the running cell's trees so far too (``%greed why`` in that cell)."""
         waiting, self.unstamped = self.unstamped, []
-        self._unstamped_chars = 0
+        self._unscanned = self._unstamped_chars = 0
         self.stamps_due = False
         pending = [Compiled(*cell) for cell in waiting]
-        if not self._same_trees():  # what was remembered may not be what ran
-            pending = [cell._replace(names=None) for cell in pending]
         if running and self._info is not None and self._trees:
-            pending.append(Compiled(self.number, self._started, list(self._trees), "", None))
+            pending.append(Compiled(self.number, self._started, list(self._trees), "", None, False))
         # a source run again later in the batch stamps the same names after this run
         stamped: set[int] = set()
         newest_first: list[Compiled] = []
@@ -234,7 +259,8 @@ class CellHooks(Component):
         self.tracker.touch(names.touched, cell.number, cell.started)
 
     def _scan(self, cell: Compiled) -> CellNames:
-        if len(cell.trees) == 1:
+        remember = cell.plain and len(cell.trees) == 1 and bool(cell.source)
+        if remember:
             known = self.scanned.get(cell.source)  # run before in the same batch
             if known is not None:
                 return known
@@ -250,18 +276,9 @@ class CellHooks(Component):
             # it never compiled (SyntaxError, deep nesting, ...): every token counts
             names = scan_tokens(cell.source)
             self.log.debug("greed: cell did not parse; %d names from its tokens", len(names.reads))
-        elif len(cell.trees) == 1 and cell.source and self._same_trees():
+        elif remember:
             self._remember(cell.source, names)
         return names
-
-    def _same_trees(self) -> bool:
-        """A source compiles to the same tree as before: the shell has no transformers
-        of the user's that could make it differ (else what was remembered is dropped)."""
-        shell = self.shell
-        if shell.ast_transformers or getattr(shell, "input_transformers_post", None):
-            self.scanned.clear()
-            return False
-        return True
 
     def _remember(self, source: str, names: CellNames) -> None:
         if len(source) > SCANNED_SOURCE_CHARS:

@@ -268,6 +268,26 @@ def test_a_cell_run_again_is_not_scanned_again(
     assert stamps["x"] == (started, 6) and stamps["y"].execution == 7
 
 
+def test_cells_run_again_wait_without_their_trees(
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greed_kernel import triggers as triggers_module
+
+    monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
+    monkeypatch.setattr(hooks_module, "STAMP_BATCH", 3)
+    monkeypatch.setattr(hooks_module, "STAMP_MAX_CELLS", 10)
+    p.run("x = 1")  # scanned after its reply (the first cell is probed)
+    assert "x = 1" in p.greed.hooks.scanned and not p.greed.hooks.unstamped
+    for _ in range(9):  # more than a batch, but nothing to scan: no wake-up
+        p.run("x = 1", reply_sent=False)
+    assert p.clock.pending == 0
+    assert [cell[2] for cell in p.greed.hooks.unstamped] == [[]] * 9  # no tree kept
+    p.run("x = 1", reply_sent=False)  # STAMP_MAX_CELLS wait: stamped after the reply
+    assert p.clock.pending == 1
+    p.after_reply()
+    assert not p.greed.hooks.unstamped and p.greed.tracker.last["x"].execution == 11
+
+
 def test_sources_remembered_are_bounded(p: InProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hooks_module, "SCANNED_SOURCES", 2)
     scanned = scans(monkeypatch)
@@ -292,18 +312,34 @@ def test_a_transformer_of_the_users_makes_cells_scanned_again(
         def visit_Name(self, node: ast.Name) -> ast.Name:
             return ast.copy_location(ast.Name("renamed", node.ctx), node)
 
+    scanned = scans(monkeypatch)
     p.run("x = 1")
     p.greed.hooks.stamp()
-    assert "x = 1" in p.greed.hooks.scanned
-    p.shell.ast_transformers.append(Rename())
+    assert "x = 1" in p.greed.hooks.scanned and len(scanned) == 1
+    for transformers in ([Rename()], None):  # appended to the list, then a new list
+        if transformers is None:
+            p.shell.ast_transformers = [Rename()]
+        else:
+            p.shell.ast_transformers.extend(transformers)
+        try:
+            p.run("x = 1")
+            p.greed.hooks.stamp()
+        finally:
+            p.shell.ast_transformers.clear()
+        assert p.ns["renamed"] == 1
+        assert p.greed.tracker.last["renamed"].execution == p.shell.execution_count - 1
+    p.shell.input_transformers_post.append(lambda lines: [x.replace("x", "y") for x in lines])
     try:
         p.run("x = 1")
         p.greed.hooks.stamp()
     finally:
-        p.shell.ast_transformers.clear()
-    assert p.ns["renamed"] == 1
-    assert p.greed.tracker.last["renamed"].execution == 2
-    assert not p.greed.hooks.scanned  # forgotten while transformers are there
+        p.shell.input_transformers_post.clear()
+    assert p.ns["y"] == 1 and p.greed.tracker.last["y"].execution == 4
+    assert len(scanned) == 4  # what ran under a transformer was scanned, not remembered
+    assert p.greed.hooks.scanned["x = 1"].writes == {"x"}
+    p.run("x = 1")  # without: remembered again
+    p.greed.hooks.stamp()
+    assert len(scanned) == 4
 
 
 def test_an_interrupt_in_pre_run_cell_stops_the_cell(
