@@ -13,7 +13,7 @@
 #                      (scripts/demo.py, plot in docs/demo-memory.png), then `make tour`
 #   make tour          run notebooks/quickstart.ipynb (the %greed tour) headlessly on greed
 #   make lab           JupyterLab on notebooks/ (pick "Greed (PyTorch)")
-#   make bench         the benchmarks (greed against python3; about 23 minutes)
+#   make bench         the benchmarks (greed against python3; about 26 minutes)
 #   make fuzz          the differential run (python3 against greed paging after every
 #                      cell) with GREED_FUZZ_EXAMPLES generated programs (default 200)
 #   make browser-deps  Chromium and a font for the browser tests (apt-get, as root, only

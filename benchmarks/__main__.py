@@ -197,6 +197,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 results["trivial"]["control"] = suites.trivial_control(
                     sandbox, trivial_cells, control, batch
                 )
+                print(
+                    "trivial control: python3 against python3 that imported greed's "
+                    f"modules, {control} pairs of processes"
+                )
+                results["trivial"]["modules_control"] = suites.trivial_control(
+                    sandbox, trivial_cells, control, batch, other=suites.PYTHON3_GREED_MODULES
+                )
         if "instructions" in only:
             counted = args.instructions or (2 if quick else 100)
             print(f"instructions: {counted} cells of each code per kernel, under callgrind")

@@ -15,6 +15,7 @@ the moment the kernel reports ``status: idle`` for it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import shutil
@@ -62,6 +63,17 @@ def proc_status_memory(pid: int | str) -> dict[str, int]:
     return out
 
 
+#: What the ``python3-greed-modules`` kernel runs: ipykernel_launcher's own steps (drop
+#: the empty path entry, launch IPKernelApp), after importing greed's modules.
+GREED_MODULES_LAUNCHER = (
+    "import sys\n"
+    "if sys.path and sys.path[0] == '': del sys.path[0]\n"
+    "import greed_kernel.kernel, greed_kernel.engine, greed_kernel.channel, greed_kernel.magics\n"
+    "from ipykernel.kernelapp import launch_new_instance\n"
+    "launch_new_instance()"
+)
+
+
 class Sandbox:
     """A temporary Jupyter environment with the ``python3`` and ``greed`` specs."""
 
@@ -88,8 +100,22 @@ class Sandbox:
         )
         self.kernels_dir = prefix / "share" / "jupyter" / "kernels"
         write_kernel_spec(self.kernels_dir / "greed", executable=sys.executable)
+        self._write_greed_modules_spec()
         self._kernel_count = 0
         self._saved_environ: dict[str, str] | None = None
+
+    def _write_greed_modules_spec(self) -> None:
+        """``python3-greed-modules``: the python3 spec, its kernel (IPythonKernel, nothing
+        of greed running) started the way ipykernel_launcher starts it, after importing
+        the modules a greed kernel imports."""
+        spec = json.loads((self.kernels_dir / "python3" / "kernel.json").read_text("utf-8"))
+        argv = spec["argv"]
+        at = argv.index("-m")
+        argv[at : at + 2] = ["-c", GREED_MODULES_LAUNCHER]
+        spec["display_name"] = "Python 3 (ipykernel), greed's modules imported"
+        target = self.kernels_dir / "python3-greed-modules"
+        target.mkdir(exist_ok=True)
+        (target / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
 
     def activate(self) -> None:
         """Make this process use the sandbox too (connection files, runtime dir)."""

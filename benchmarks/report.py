@@ -55,6 +55,11 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         "us",
         None,
     ),
+    "trivial_modules_added_us": (
+        "The same, a python3 kernel that only imported greed's modules in greed's place, `x = 1`",
+        "us",
+        None,
+    ),
     "trivial_attached_added_us": (
         "The same, greed attached vs detached on alternate cells of the same kernels",
         "us",
@@ -314,9 +319,9 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
         control = trivial.get("control") or {}
         if control.get("added_us_by_code"):
             values["trivial_control_added_us"] = control["added_us_by_code"]["x = 1"]
-        control = trivial.get("control") or {}
-        if control.get("added_us_by_code"):
-            values["trivial_control_added_us"] = control["added_us_by_code"]["x = 1"]
+        modules = trivial.get("modules_control") or {}
+        if modules.get("added_us_by_code"):
+            values["trivial_modules_added_us"] = modules["added_us_by_code"]["x = 1"]
         attached = trivial.get("attached") or {}
         if attached.get("added_us_by_code"):
             values["trivial_attached_added_us"] = attached["added_us_by_code"]["x = 1"]
@@ -703,6 +708,13 @@ def details(results: dict[str, t.Any]) -> str:
                 f"  control, python3 against python3 in the same design ({control['processes']} "
                 "pairs of processes): "
                 + _by_code(control["added_us_by_code"], control["added_us_interval_by_code"])
+            )
+        modules = trivial.get("modules_control") or {}
+        if modules.get("added_us_by_code"):
+            out.append(
+                "  control, python3 against python3 that imported greed's modules (nothing "
+                f"of greed running; {modules['processes']} pairs of processes): "
+                + _by_code(modules["added_us_by_code"], modules["added_us_interval_by_code"])
             )
         attached = trivial.get("attached") or {}
         if attached.get("added_us_by_code"):

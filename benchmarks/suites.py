@@ -589,6 +589,8 @@ def trivial(
 
 #: The second python3 kernel of each pair in :func:`trivial_control`.
 PYTHON3_AGAIN = Variant("python3-again", "python3")
+#: ... or a python3 kernel that has imported greed's modules (and runs nothing of them).
+PYTHON3_GREED_MODULES = Variant("python3-greed-modules", "python3-greed-modules")
 
 
 def trivial_control(
@@ -597,21 +599,28 @@ def trivial_control(
     processes: int = 8,
     batch: int = TRIVIAL_BATCH,
     progress: Progress = print,
+    other: Variant = PYTHON3_AGAIN,
 ) -> dict[str, t.Any]:
     """The trivial suite's between-process design with python3 on both sides: what
     the spread between processes alone gives (an A/A control). The same cells, the
-    same interleaving and alternating start order, the same medians and bootstrap."""
+    same interleaving and alternating start order, the same medians and bootstrap.
+    *other*: the kernel in greed's place (:data:`PYTHON3_GREED_MODULES`: what holding
+    greed's code, without running it, adds)."""
     rows: list[dict[str, t.Any]] = []
     t0 = time.monotonic()
     for first in range(0, processes, batch):
         numbers = range(first, min(processes, first + batch))
-        with started(sandbox, _pairs(numbers, PYTHON3, PYTHON3_AGAIN)) as kernels:
+        with started(sandbox, _pairs(numbers, PYTHON3, other)) as kernels:
+            if other is PYTHON3_GREED_MODULES:
+                for kernel in kernels:
+                    if kernel.label.startswith(other.label):
+                        _check_greed_modules(kernel)
             _interleaved(kernels, cells, rows)
         progress(
-            f"  trivial control: {numbers.stop}/{processes} pairs of python3 kernels, "
-            f"{time.monotonic() - t0:.0f} s"
+            f"  trivial control: {numbers.stop}/{processes} pairs of python3 and "
+            f"{other.label} kernels, {time.monotonic() - t0:.0f} s"
         )
-    kinds = ("python3", PYTHON3_AGAIN.label)
+    kinds = ("python3", other.label)
 
     def median(kind: str, code: str) -> float:
         return _median([r["latency_ms"] for r in rows if r["kernel"] == kind and r["code"] == code])
@@ -630,6 +639,16 @@ def trivial_control(
             code: added[code] / 10.0 / median(kinds[0], code) for code in TRIVIAL_CODES
         },
     }
+
+
+def _check_greed_modules(kernel: Kernel) -> None:
+    """The kernel holds greed's modules and runs python3's kernel class, or we say so."""
+    seen = kernel.must_run(
+        "print('greed_kernel.engine' in __import__('sys').modules, "
+        "type(get_ipython().kernel).__name__)"
+    ).stdout.split()
+    if seen != ["True", "IPythonKernel"]:
+        raise RuntimeError(f"{kernel.label}: not python3 with greed's modules imported: {seen}")
 
 
 def _process_number(name: str) -> int:

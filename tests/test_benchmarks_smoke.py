@@ -61,6 +61,7 @@ HEADLINE = {
     "trivial_handler_added_us",
     "trivial_own_work_us",
     "trivial_control_added_us",
+    "trivial_modules_added_us",
     "trivial_attached_added_us",
     "trivial_attached_added_percent",
     "trivial_attached_cpu_us",
