@@ -37,7 +37,8 @@ STAMP_MAX_CELLS = 1024
 #: again is not scanned again (its one tree is a function of its source while the shell
 #: has no AST or post-input transformers of the user's).
 SCANNED_SOURCES = 256
-#: ... each of at most this many characters (the key is hashed once per cell).
+#: ... each of at most this many characters (a longer source is not looked up: its key
+#: would be hashed in every cell).
 SCANNED_SOURCE_CHARS = 10_000
 #: The shell's transformers that could make a source's tree differ from run to run.
 _TRANSFORMERS = ("ast_transformers", "input_transformers_post")
@@ -202,7 +203,7 @@ class CellHooks(Component):
             source = info.raw_cell or ""
             plain = not any(self._transformers.values())
             names = None
-            if plain and len(trees) == 1 and self.scanned:
+            if plain and len(trees) == 1 and self.scanned and len(source) <= SCANNED_SOURCE_CHARS:
                 names = self.scanned.get(source)  # scanned before (if not None)
             waiting = self.unstamped
             if names is None:
