@@ -1,6 +1,6 @@
 """``python -m benchmarks``: Greed against the stock python3 kernel, side by side.
 
-    python -m benchmarks                      # the full run (23 minutes on 2 busy cores)
+    python -m benchmarks                      # the full run (26 minutes on 2 busy cores)
     python -m benchmarks --quick --out DIR     # a smoke run (about two minutes)
     python -m benchmarks --only soak --cells 300
     python -m benchmarks --only paging,budget
@@ -68,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="pairs of python3 kernels run the trivial suite's between-process design "
-        "against each other, as a control (default 8; quick 1; 0 skips it)",
+        "against each other, as a control, and as many pairs against python3 kernels that "
+        "imported greed's modules (default 8; quick 1; 0 skips both)",
     )
     p.add_argument("--quick", action="store_true", help="a small, fast smoke run")
     p.add_argument("--out", default="docs/benchmarks", help="output directory")
