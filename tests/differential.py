@@ -31,7 +31,11 @@ EVICT_EVERY_CELL = (
     "--GreedKernel.idle_timeout=0",
 )
 
-#: Run first in every program on both kernels: a fresh namespace, seeds, helpers.
+#: Run first in every program on both kernels: a fresh namespace, seeds, helpers. Last,
+#: both kernels move what is alive then (the libraries, the helpers) to the permanent
+#: generation: the full collection of greed's cleanup after every cell then walks what
+#: the program made (about 0.3 s less per cell with torch, numpy and pandas imported),
+#: and python3 holds the same heap frozen, so what is compared is unchanged.
 PRELUDE = """\
 %reset -f
 import gc, hashlib, sys, threading, weakref
@@ -51,6 +55,9 @@ def cs(x):
         digest = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
         return (x.shape, str(x.dtype), digest)
     return repr(x)[:80]
+
+gc.collect()
+gc.freeze()
 """
 
 
