@@ -3,6 +3,7 @@ freed RAM, the directory rules, and what is left alone."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import gc
 import hashlib
@@ -38,6 +39,14 @@ def digest(a: object) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
+@pytest.fixture(autouse=True)
+def _no_paged_garbage() -> None:
+    """Earlier tests' paged garbage (a buffer held by a caught error's frames, until a
+    collection) unmaps now, not in the middle of the next test, where the totals of
+    paged bytes it reads would change under it."""
+    gc.collect()
+
+
 @pytest.fixture
 def pager(tmp_path: Path) -> Pager:
     p = Pager(str(tmp_path))
@@ -62,12 +71,19 @@ def test_filesystem_type_knows_ram_filesystems() -> None:
         assert procmaps.is_ram_backed("/dev/shm")
 
 
+def _own_mapping(nbytes: int) -> tuple[mmap.mmap, tuple[int, int]]:
+    """A private anonymous mapping of its own, written, and its (address, length): what
+    a large numpy buffer usually is, though glibc may also serve one from its heap."""
+    memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    memory.write(b"\x01" * nbytes)
+    return memory, (ctypes.addressof(ctypes.c_char.from_buffer(memory)), nbytes)
+
+
 # -- paging ------------------------------------------------------------------------------
 def test_page_out_keeps_bytes_and_frees_anonymous_memory(pager: Pager) -> None:
     # 40 MiB: above glibc's largest mmap threshold, a mapping of its own
     a = np.random.default_rng(0).random(40 * MiB // 8)
     view = a[1000:2000]
-    gc.collect()  # earlier tests' paged garbage unmaps now, not in the middle of this one
     before, anon, paged = digest(a), rss("RssAnon"), pager.paged_bytes()
     result = pager.page_out(cpu_buffers(a))
     assert result.bytes >= a.nbytes - 2 * PAGE
@@ -90,13 +106,14 @@ def test_page_out_twice_is_a_no_op(pager: Pager) -> None:
 
 
 def test_freed_buffers_unmap_their_pages(pager: Pager) -> None:
-    a = np.ones(64 * MiB // 8)  # above glibc's largest mmap threshold: its own mapping
-    buffers = cpu_buffers(a)
-    paged = pager.page_out(buffers).bytes
-    assert paged and pager.paged_in(buffers) == paged
+    # a mapping of its own, as a large buffer usually is (freeing it unmaps it; glibc
+    # may also serve one from its heap, where freeing unmaps nothing)
+    memory, buffer = _own_mapping(64 * MiB)
+    paged = pager.page_out([buffer]).bytes
+    assert paged == 64 * MiB and pager.paged_in([buffer]) == paged
     before = pager.paged_bytes()  # other tests' freed memory may stay mapped, or go
-    del a
-    assert pager.paged_in(buffers) == 0  # its range is none of ours any more
+    memory.close()
+    assert pager.paged_in([buffer]) == 0  # its range is none of ours any more
     assert pager.paged_bytes() <= before - paged
     b = np.zeros(16 * MiB // 8)  # fresh memory is still zero
     assert not b.any()
@@ -227,13 +244,18 @@ def test_a_failed_write_leaves_memory_alone_and_is_not_retried_at_once(
 
 
 def test_the_disk_budget_is_kept(tmp_path: Path) -> None:
-    # the budget counts every mapping of this process's paged files
-    # (40 MiB: glibc gives buffers this big mappings of their own, never reused heap)
-    p = Pager(str(tmp_path), max_bytes=Pager(str(tmp_path)).paged_bytes() + 60 * MiB)
-    a, b = np.ones(40 * MiB // 8), np.ones(40 * MiB // 8)
-    first = p.page_out(cpu_buffers(a))
-    second = p.page_out(cpu_buffers(b))
-    assert first.bytes and not second.bytes and "disk budget (spill_max_bytes)" in second.skipped
+    # The budget counts every mapping of this process's paging files, other tests'
+    # freed memory still mapped included; that can only shrink (glibc trims its heap
+    # whenever it frees). A buffer larger than all of it fits once and never twice.
+    leftover = Pager(str(tmp_path)).paged_bytes()
+    size = 40 * MiB + (leftover + MiB - 1) // MiB * MiB
+    p = Pager(str(tmp_path), max_bytes=leftover + size)
+    (a, at_a), (b, at_b) = _own_mapping(size), _own_mapping(size)
+    first = p.page_out([at_a])
+    second = p.page_out([at_b])
+    assert first.bytes == size
+    assert not second.bytes and second.skipped == {"disk budget (spill_max_bytes)": size}
+    assert a[:1] == b[:1] == b"\x01"
 
 
 def test_the_map_count_limit_is_kept(pager: Pager, monkeypatch: pytest.MonkeyPatch) -> None:
