@@ -41,7 +41,7 @@ def digest(a: object) -> str:
 
 @pytest.fixture(autouse=True)
 def _no_paged_garbage() -> None:
-    """Earlier tests' paged garbage (a buffer held by a caught error's frames, until a
+    """Earlier tests' paged garbage (a buffer held in a reference cycle, until a
     collection) unmaps now, not in the middle of the next test, where the totals of
     paged bytes it reads would change under it."""
     gc.collect()
@@ -81,7 +81,8 @@ def _own_mapping(nbytes: int) -> tuple[mmap.mmap, tuple[int, int]]:
 
 # -- paging ------------------------------------------------------------------------------
 def test_page_out_keeps_bytes_and_frees_anonymous_memory(pager: Pager) -> None:
-    # 40 MiB: above glibc's largest mmap threshold, a mapping of its own
+    # 40 MiB: above glibc's largest mmap threshold (a mapping of its own, unless glibc
+    # serves it from a free chunk of its heap: paged all the same)
     a = np.random.default_rng(0).random(40 * MiB // 8)
     view = a[1000:2000]
     before, anon, paged = digest(a), rss("RssAnon"), pager.paged_bytes()
@@ -245,8 +246,8 @@ def test_a_failed_write_leaves_memory_alone_and_is_not_retried_at_once(
 
 def test_the_disk_budget_is_kept(tmp_path: Path) -> None:
     # The budget counts every mapping of this process's paging files, other tests'
-    # freed memory still mapped included; that can only shrink (glibc trims its heap
-    # whenever it frees). A buffer larger than all of it fits once and never twice.
+    # freed memory still mapped included; that can only shrink (a free at the top of
+    # glibc's heap may trim it). A buffer larger than all of it fits once, never twice.
     leftover = Pager(str(tmp_path)).paged_bytes()
     size = 40 * MiB + (leftover + MiB - 1) // MiB * MiB
     p = Pager(str(tmp_path), max_bytes=leftover + size)
