@@ -150,6 +150,26 @@ class Sandbox:
         self.cleanup()
 
 
+def request_shutdown(kc: t.Any, timeout: float = 10.0) -> bool:
+    """Ask a kernel to shut down on the control channel and wait for the reply (at most
+    *timeout* seconds); True if it came.
+
+    The kernel has then run its ``do_shutdown``: what is left is the interpreter's
+    exit, which a client may cut short with a kill (jupyter_client's
+    ``KernelClient.shutdown`` says so). For a kernel that imported torch the exit costs
+    more than a second of CPU and of waiting (1.2 to 1.9 s of CPU measured here)."""
+    msg_id = kc.shutdown()
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = kc.get_control_msg(timeout=left)
+        except queue.Empty:
+            return False
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return True
+    return False
+
+
 @dataclass
 class Run:
     """One execute_request: its outcome and timing."""
@@ -218,15 +238,17 @@ class Kernel:
         return int(self.km.kernel.pid)  # older jupyter_client
 
     def shutdown(self) -> None:
-        if self.kc is not None:
+        """Stop the kernel: a shutdown request, and a kill once it is answered (see
+        :func:`request_shutdown`)."""
+        kc, self.kc = self.kc, None
+        if kc is not None:
             with contextlib.suppress(Exception):
-                self.kc.stop_channels()
-            self.kc = None
+                if self.km.has_kernel and self.km.is_alive():  # (dead: no one answers)
+                    request_shutdown(kc)
+            with contextlib.suppress(Exception):
+                kc.stop_channels()
         if self.km.has_kernel:
-            try:
-                self.km.shutdown_kernel(now=False)
-            except Exception:
-                self.km.shutdown_kernel(now=True)
+            self.km.shutdown_kernel(now=True)
         with contextlib.suppress(Exception):
             self.km.cleanup_resources()
         if self._log is not None:

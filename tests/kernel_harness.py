@@ -2,7 +2,8 @@
 
 ``KernelHarness("--GreedKernel.cleanup_interval=5")`` starts the kernel spec
 named ``greed`` (the sandboxed one that conftest installs) with extra command
-line arguments and waits until it answers. ``execute`` sends a cell and
+line arguments and waits until it answers (``output``: a file for the process's own
+stdout and stderr). ``execute`` sends a cell and
 collects everything the kernel published for it on iopub up to its
 ``status: idle``, and the shell reply. Comm messages seen on iopub, whatever
 request they belong to, are also kept in ``comm_messages``. ``cwd`` is the
@@ -12,6 +13,7 @@ kernel's working directory; other keyword arguments go to the KernelManager
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
 from collections.abc import Callable
@@ -20,6 +22,8 @@ from typing import Any
 
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
+
+from benchmarks.harness import request_shutdown
 
 OUTPUT_TYPES = frozenset(
     {"stream", "display_data", "update_display_data", "execute_result", "error", "clear_output"}
@@ -87,6 +91,7 @@ class KernelHarness:
         kernel_name: str = "greed",
         startup_timeout: float = 60,
         cwd: str | None = None,
+        output: Any = None,
         **manager_kwargs: Any,
     ) -> None:
         self.comm_messages: list[dict[str, Any]] = []
@@ -94,6 +99,8 @@ class KernelHarness:
         self.kc: BlockingKernelClient | None = None
         try:
             launch: dict[str, Any] = {"cwd": cwd} if cwd else {}
+            if output is not None:  # a file for the process's stdout and stderr
+                launch.update(stdout=output, stderr=output)
             self.km.start_kernel(extra_arguments=list(extra_arguments), **launch)
             self._connect(startup_timeout)
         except BaseException:
@@ -243,15 +250,22 @@ class KernelHarness:
         self.km.restart_kernel(now=False)
         self._connect(timeout)
 
-    def shutdown(self) -> None:
-        if self.kc is not None:
-            try:
-                self.kc.stop_channels()
-            finally:
-                self.kc = None
+    def shutdown(self, *, graceful: bool = False) -> None:
+        """Stop the kernel. By default: a shutdown request on the control channel, and
+        once its reply came (the kernel's ``do_shutdown`` has run), a kill, as
+        jupyter_client's ``KernelClient.shutdown`` says a client may. The interpreter's
+        own exit is skipped: for a kernel that imported torch it costs more than a
+        second (of CPU, and of the test's time). *graceful*: the kernel exits by itself,
+        as a frontend's shutdown leaves it to (what tests of the exit itself use)."""
+        kc, self.kc = self.kc, None
+        if kc is not None:
+            if not graceful and self.km.has_kernel and self.km.is_alive():
+                with contextlib.suppress(Exception):  # not answered: killed all the same
+                    request_shutdown(kc)
+            kc.stop_channels()
         if self.km.has_kernel:
             try:
-                self.km.shutdown_kernel(now=False)
+                self.km.shutdown_kernel(now=not graceful)
             except Exception:
                 self.km.shutdown_kernel(now=True)
         self.km.cleanup_resources()

@@ -100,6 +100,21 @@ def test_restart_empties_namespace(new_kernel) -> None:
         assert k.execute("1+1").data == "2"
 
 
+def test_a_shutdown_request_ends_the_kernel_cleanly(jupyter_sandbox, tmp_path: Path) -> None:
+    """A frontend's shutdown: the kernel runs greed's do_shutdown, answers, and exits
+    by itself with status 0, logging no error. (The other tests' kernels are killed
+    once they have answered the request: see KernelHarness.shutdown.)"""
+    log = tmp_path / "kernel.log"
+    with open(log, "wb") as output:
+        k = KernelHarness(output=output)
+        process = k.km.provisioner.process
+        assert k.execute("import greed_kernel; x = list(range(1000))").status == "ok"
+        k.shutdown(graceful=True)
+    assert process.returncode == 0  # not killed after jupyter_client's wait
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text and "failed" not in text, text[-3000:]
+
+
 def test_fresh_kernel_does_not_import_torch(new_kernel) -> None:
     with new_kernel() as k:
         assert k.eval("'torch' in __import__('sys').modules") == "False"
