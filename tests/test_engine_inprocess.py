@@ -495,6 +495,62 @@ def test_an_ordinary_cell_schedules_nothing_and_waits_to_be_scanned(
     assert p.clock.pending == 1  # its tree is not kept for long
 
 
+def test_an_ordinary_cell_costs_greed_eight_calls_and_no_trait_read(
+    p: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path, counted (not timed): for an ordinary cell with nothing due, greed
+    makes these 8 Python calls and reads no trait (a trait read is several Python calls
+    of traitlets'); the trait reads of the cell are IPython's, as many as detached."""
+    import sys
+
+    from greed_kernel import triggers as triggers_module
+
+    monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
+    monkeypatch.setattr(p.shell.displayhook, "cache_size", 0)
+    codes = ("x = 1", "x + 1")
+    for code in codes * 3:  # probed once, sources remembered
+        p.run(code)
+
+    def counted(run: t.Callable[[str], t.Any]) -> tuple[list[str], int]:
+        ours: list[str] = []
+        traits = 0
+
+        def profile(frame: t.Any, event: str, arg: t.Any) -> None:
+            nonlocal traits
+            if event == "call":
+                where = frame.f_code.co_filename
+                if "greed_kernel" in where:
+                    ours.append(frame.f_code.co_name)
+                elif "traitlets" in where and frame.f_code.co_name == "__get__":
+                    traits += 1
+
+        for code in codes:
+            sys.setprofile(profile)
+            try:
+                run(code)
+            finally:
+                sys.setprofile(None)
+        return ours, traits
+
+    ours, traits = counted(lambda code: p.run(code, reply_sent=False))
+    assert p.clock.pending == 0  # nothing fell due
+    per_cell = [
+        "pre_run_cell",
+        "transform_ast",
+        "on_tree",
+        "post_run_cell",
+        "_cell_ended",
+        "record_execution",
+        "cell_done",
+        "due",
+    ]
+    assert ours == per_cell * 2
+    p.greed.unregister()
+    nothing, detached_traits = counted(lambda code: p.shell.run_cell(code, store_history=True))
+    assert nothing == []
+    assert traits == detached_traits
+
+
 def test_memory_is_looked_at_once_cells_may_have_filled_the_headroom(
     p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
