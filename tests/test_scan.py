@@ -708,9 +708,9 @@ def test_scan_tree_malformed_trees_never_raise() -> None:
     no_ctx = ast.Module([ast.Expr(ast.Name("x"))], [])
     if not hasattr(ast.Name("x"), "ctx"):  # Python < 3.13 has no default ctx
         assert scan_tree(no_ctx).parsed is False
-    odd = ast.Module(
-        [ast.Expr(ast.Name(5, ast.Load())), ast.Assign([ast.Name("y", ast.Store())])], []
-    )
+    no_value = ast.Assign([ast.Name("y", ast.Store())], ast.Constant(0))
+    del no_value.value  # (leaving it out is deprecated in 3.13, an error in 3.15)
+    odd = ast.Module([ast.Expr(ast.Name(5, ast.Load())), no_value], [])
     result = scan_tree(odd)
     assert result.parsed
     assert result.writes == {"y"}
