@@ -256,12 +256,7 @@ class KernelHarness:
         jupyter_client's ``KernelClient.shutdown`` says a client may: the interpreter's
         own exit, which took 1.4 to 1.7 s for a kernel that imported torch, is skipped.
         *graceful*: the kernel exits by itself, as a frontend's shutdown leaves it to
-        (what tests of the exit itself use)."""Stop the kernel. By default: a shutdown request on the control channel, and
-        once its reply came (the kernel's ``do_shutdown`` has run), a kill, as
-        jupyter_client's ``KernelClient.shutdown`` says a client may. The interpreter's
-        own exit is skipped: for a kernel that imported torch it took 1.4 to 1.7 s
-        (and CPU). *graceful*: the kernel exits by itself,
-        as a frontend's shutdown leaves it to (what tests of the exit itself use)."""
+        (what tests of the exit itself use)."""
         kc, self.kc = self.kc, None
         if kc is not None:
             if not graceful and self.km.has_kernel and self.km.is_alive():
