@@ -35,9 +35,9 @@ MATRIX_PYTHONS ?= 3.10 3.12 3.13
 # pytest-xdist workers: one per core and one more, at most 4 (more mostly add kernels
 # competing for memory). A worker often waits on a kernel, a browser or a subprocess:
 # on 2 cores, 2 workers kept 1.6 cores busy and took 249 to 257 s, 3 workers 218 to
-# 232 s. Each test file runs whole on one worker
-# (loadfile), so a module's shared kernel stays shared; the files are handed out in
-# their collection order (--no-loadscope-reorder), longest first (tests/conftest.py).
+# 232 s. Each test file runs whole on one worker (loadfile), so a module's shared
+# kernel stays shared; the files are handed out in their collection order
+# (--no-loadscope-reorder), longest first (tests/conftest.py).
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); n=$$((n + 1)); [ "$$n" -gt 4 ] && n=4; echo $$n)
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 # The tiers (markers assigned in tests/conftest.py).

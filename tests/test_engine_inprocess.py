@@ -501,9 +501,16 @@ def test_an_ordinary_cell_costs_greed_eight_calls_and_no_trait_read(
     """The hot path, counted (not timed): for an ordinary cell with nothing due, greed
     makes these 8 Python calls and reads no trait (a trait read is several Python calls
     of traitlets'); the trait reads of the cell are IPython's, as many as detached."""
+    import os
     import sys
 
+    import traitlets
+
+    import greed_kernel
     from greed_kernel import triggers as triggers_module
+
+    ours_dir = os.path.dirname(greed_kernel.__file__) + os.sep
+    traitlets_dir = os.path.dirname(traitlets.__file__) + os.sep
 
     monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
     monkeypatch.setattr(p.shell.displayhook, "cache_size", 0)
@@ -519,9 +526,9 @@ def test_an_ordinary_cell_costs_greed_eight_calls_and_no_trait_read(
             nonlocal traits
             if event == "call":
                 where = frame.f_code.co_filename
-                if "greed_kernel" in where:
+                if where.startswith(ours_dir):
                     ours.append(frame.f_code.co_name)
-                elif "traitlets" in where and frame.f_code.co_name == "__get__":
+                elif where.startswith(traitlets_dir) and frame.f_code.co_name == "__get__":
                     traits += 1
 
         for code in codes:
