@@ -236,8 +236,12 @@ def test_two_clients_both_receive_events(kernel: KernelHarness) -> None:
         seen = wait_for(second, lambda e: e.get("event") == "execution:cleanup", start)
         assert seen["report"] == report
 
-        # a closed comm gets nothing more: the event would come before the cell's output
+        # a closed comm gets nothing more: the event would come before the cell's output.
+        # The two clients reach the kernel over separate connections, which keep no order
+        # between them: a round trip on the second's own connection makes sure its close
+        # was handled before the first asks (without it, CI once saw the cleanup first).
         second.close()
+        assert second.execute("'closed'", timeout=30)["status"] == "ok"
         start = len(second.events)
         first.cleanup()
         reply = second.execute("'after'", timeout=30)
