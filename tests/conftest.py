@@ -16,6 +16,13 @@ from greed_kernel.kernelspec import KERNEL_NAME, write_kernel_spec
 
 from kernel_harness import KernelHarness
 
+# jsonschema (tests/protocol_schema.py) imports rfc3987_syntax, the optional checker of
+# the "iri" format, when it is installed (jupyter_events installs it); it builds a
+# grammar at import: 1.4 s of CPU in every test process. Our validators check no
+# format, so the import is refused here: a None entry in sys.modules makes `import`
+# raise ImportError, which jsonschema expects of an optional checker.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
 SANDBOX_VARS = (
     "HOME",
     "JUPYTER_DATA_DIR",

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
+
+# the kernels import torch; this process need not (find_spec: no import at collection)
+if importlib.util.find_spec("torch") is None:
+    pytest.skip("out-of-memory recovery is tried on torch tensors", allow_module_level=True)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -71,10 +77,10 @@ def test_an_oom_event_is_published(kernel):
     client.close()
 
 
-@pytest.mark.skipif(
-    not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)"
-)
 def test_cuda_oom_then_the_same_allocation_succeeds(kernel):
+    # asked of the kernel, which imports torch anyway: this process need not
+    if kernel.eval("__import__('torch').cuda.is_available()") != "True":
+        pytest.skip("needs a CUDA GPU (run on a GPU machine)")
     r = kernel.execute(
         "import torch\n"
         "free, total = torch.cuda.mem_get_info()\n"
