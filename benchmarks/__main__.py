@@ -71,6 +71,14 @@ def _parser() -> argparse.ArgumentParser:
         "against each other, as a control, and as many pairs against python3 kernels that "
         "imported greed's modules (default 8; quick 1; 0 skips both)",
     )
+    p.add_argument(
+        "--trivial-greed-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra command-line argument of the trivial suite's greed kernels "
+        "(repeatable; write it with '=': --trivial-greed-arg=--GreedKernel.optimize_interval=0)",
+    )
     p.add_argument("--quick", action="store_true", help="a small, fast smoke run")
     p.add_argument("--out", default="docs/benchmarks", help="output directory")
     p.add_argument("--seed", type=int, default=1234, help="seed of the soak workload")
@@ -189,7 +197,9 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 f"trivial cells: {trivial_cells} on each of {processes} python3 and greed "
                 f"kernels, {batch} of each at a time"
             )
-            rows, results["trivial"] = suites.trivial(sandbox, trivial_cells, processes, batch)
+            rows, results["trivial"] = suites.trivial(
+                sandbox, trivial_cells, processes, batch, greed_args=tuple(args.trivial_greed_arg)
+            )
             report.write_csv(out / "trivial.csv", rows)
             control = args.trivial_control
             control = (1 if quick else 8) if control is None else control

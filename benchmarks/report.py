@@ -50,6 +50,27 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         "%",
         1.0,
     ),
+    "trivial_paired_added_us": (
+        "Added time per `x = 1` cell, paired: mean over pairs of processes of greed's "
+        "median minus python3's",
+        "us",
+        50.0,
+    ),
+    "trivial_paired_added_percent": (
+        "The same in % of python3's medians (the larger of `x = 1`, `x + 1`)",
+        "%",
+        1.0,
+    ),
+    "trivial_control_paired_added_us": (
+        "The same, paired, with python3 on both sides (a control), `x = 1`",
+        "us",
+        None,
+    ),
+    "trivial_modules_paired_added_us": (
+        "The same, paired, a python3 kernel that only imported greed's modules, `x = 1`",
+        "us",
+        None,
+    ),
     "trivial_control_added_us": (
         "The same between processes with python3 on both sides (a control), `x = 1`",
         "us",
@@ -259,6 +280,16 @@ def _by_code(added: dict[str, float], intervals: dict[str, t.Any] | None) -> str
     )
 
 
+def _paired(results: dict[str, t.Any]) -> str:
+    """'x = 1 +40 us (95% interval ...), +0.9%; x + 1 ...' from a paired_by_code."""
+    return "; ".join(
+        f"{code} {p['added_us']:+.0f} us{_interval(p['interval_us'])}, "
+        f"{p['added_percent']:+.2f}% ({p['pairs']} pair{'' if p['pairs'] == 1 else 's'})"
+        for code, p in results["paired_by_code"].items()
+        if p
+    )
+
+
 def _near(entries: list[dict[str, t.Any]], target: int) -> dict[str, t.Any] | None:
     """The sweep entry whose size is nearest to ``target`` (on a log scale)."""
     if not entries:
@@ -314,14 +345,30 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
     if trivial:
         values["trivial_added_us"] = trivial["added_us_by_code"]["x = 1"]
         values["trivial_added_percent"] = trivial["added_percent"]
+        if trivial.get("greed_args"):
+            notes["trivial"] = "greed kernels: " + " ".join(trivial["greed_args"])
+        paired = trivial.get("paired_by_code") or {}
+        if paired.get("x = 1"):
+            values["trivial_paired_added_us"] = paired["x = 1"]["added_us"]
+            values["trivial_paired_added_percent"] = max(
+                p["added_percent"] for p in paired.values() if p
+            )
         values["trivial_handler_added_us"] = trivial["handler_added_us"]
         values["trivial_own_work_us"] = trivial["own_work_us"]
         control = trivial.get("control") or {}
         if control.get("added_us_by_code"):
             values["trivial_control_added_us"] = control["added_us_by_code"]["x = 1"]
+        if (control.get("paired_by_code") or {}).get("x = 1"):
+            values["trivial_control_paired_added_us"] = control["paired_by_code"]["x = 1"][
+                "added_us"
+            ]
         modules = trivial.get("modules_control") or {}
         if modules.get("added_us_by_code"):
             values["trivial_modules_added_us"] = modules["added_us_by_code"]["x = 1"]
+        if (modules.get("paired_by_code") or {}).get("x = 1"):
+            values["trivial_modules_paired_added_us"] = modules["paired_by_code"]["x = 1"][
+                "added_us"
+            ]
         attached = trivial.get("attached") or {}
         if attached.get("added_us_by_code"):
             values["trivial_attached_added_us"] = attached["added_us_by_code"]["x = 1"]
@@ -697,17 +744,25 @@ def details(results: dict[str, t.Any]) -> str:
             f"(by code at most {trivial['added_percent']:+.2f}%), mean "
             f"{trivial['added_ms_mean'] * 1000:+.0f} "
             "us (the mean includes greed's periodic cleanups)"
+            + (
+                f"; greed kernels started with {' '.join(trivial['greed_args'])}"
+                if trivial.get("greed_args")
+                else ""
+            )
         )
         out.append(
             "  by cell: "
             + _by_code(trivial["added_us_by_code"], trivial.get("added_us_interval_by_code"))
         )
+        if trivial.get("paired_by_code"):
+            out.append("  paired (mean over pairs of processes): " + _paired(trivial))
         control = trivial.get("control") or {}
         if control.get("added_us_by_code"):
             out.append(
                 f"  control, python3 against python3 in the same design ({control['processes']} "
                 "pairs of processes): "
                 + _by_code(control["added_us_by_code"], control["added_us_interval_by_code"])
+                + (f"; paired: {_paired(control)}" if control.get("paired_by_code") else "")
             )
         modules = trivial.get("modules_control") or {}
         if modules.get("added_us_by_code"):
@@ -715,6 +770,7 @@ def details(results: dict[str, t.Any]) -> str:
                 "  control, python3 against python3 that imported greed's modules (nothing "
                 f"of greed running; {modules['processes']} pairs of processes): "
                 + _by_code(modules["added_us_by_code"], modules["added_us_interval_by_code"])
+                + (f"; paired: {_paired(modules)}" if modules.get("paired_by_code") else "")
             )
         attached = trivial.get("attached") or {}
         if attached.get("added_us_by_code"):

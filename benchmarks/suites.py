@@ -460,6 +460,7 @@ def trivial(
     processes: int = 16,
     batch: int = TRIVIAL_BATCH,
     progress: Progress = print,
+    greed_args: tuple[str, ...] = (),
 ) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
     """``x = 1`` and ``x + 1``, alternately, *cells* of them on each of *processes*
     python3 kernels and as many greed kernels; *batch* of each kind alive at a time,
@@ -478,7 +479,9 @@ def trivial(
     on every other cell and detached on the others (:data:`_TOGGLE`): the same
     processes, so neither the spread between processes nor the drift of the machine
     weighs on that difference. Last, greed's own work is timed in its kernels, apart,
-    so that the timers weigh on no latency above.
+    so that the timers weigh on no latency above. *greed_args*: extra command-line
+    arguments of the greed kernels (``--GreedKernel.optimize_interval=0`` and
+    ``--GreedKernel.cleanup_interval=0`` time ordinary cells without the periodic work).
     """
     rows: list[dict[str, t.Any]] = []
     handler: dict[str, list[float]] = {}
@@ -490,7 +493,8 @@ def trivial(
     t0 = time.monotonic()
     for first in range(0, processes, batch):
         numbers = range(first, min(processes, first + batch))
-        with started(sandbox, _pairs(numbers, PYTHON3, GREED)) as kernels:
+        greed_variant = Variant(GREED.label, GREED.spec, GREED.args + tuple(greed_args))
+        with started(sandbox, _pairs(numbers, PYTHON3, greed_variant)) as kernels:
             _interleaved(kernels, cells, rows, setup=_HANDLER_TIMER)
             for k in kernels:
                 times = k.must_run(_HANDLER_TIMES).stdout.strip().split(",")
@@ -536,6 +540,7 @@ def trivial(
         "cells": cells,
         "processes": processes,
         "batch": batch,
+        "greed_args": list(greed_args),
         "kernels": {},
     }
     for label in ("python3", "greed"):
@@ -577,6 +582,7 @@ def trivial(
     results["added_us_interval_by_code"] = {
         code: _bootstrap_added_us(rows, code) for code in TRIVIAL_CODES
     }
+    results["paired_by_code"] = {code: _paired_added_us(rows, code) for code in TRIVIAL_CODES}
     results["handler_added_us"] = gr["handler_median_us"] - p3["handler_median_us"]
     results["attached"] = _attached_results(toggles)
     results["own_work_us"] = _median(own)
@@ -637,6 +643,9 @@ def trivial_control(
         },
         "added_percent_by_code": {
             code: added[code] / 10.0 / median(kinds[0], code) for code in TRIVIAL_CODES
+        },
+        "paired_by_code": {
+            code: _paired_added_us(rows, code, kinds=kinds) for code in TRIVIAL_CODES
         },
     }
 
@@ -737,6 +746,56 @@ def _bootstrap_added_us(
 
     added = sorted(resampled_added() for _ in range(BOOTSTRAP_RESAMPLES))
     return [added[int(0.025 * len(added))], added[int(0.975 * len(added)) - 1]]
+
+
+def _paired_added_us(
+    rows: Sequence[dict[str, t.Any]],
+    code: str,
+    seed: int = 0,
+    kinds: tuple[str, str] = ("python3", "greed"),
+) -> dict[str, t.Any] | None:
+    """The paired estimate for *code*: for each pair of processes that ran side by
+    side (``python3#n`` and ``greed#n``), the second's median minus the first's (us);
+    their mean, a 95% bootstrap interval over the pairs, and the mean in % of the
+    first kind's medians. The machine's drift weighs on both processes of a pair
+    alike and cancels, and each process counts once, where the pooled medians let the
+    drift between batches of processes widen their interval. None without a pair."""
+    import random
+
+    base, other = kinds
+    by_process: dict[str, list[float]] = {}
+    for r in rows:
+        if r["code"] == code:
+            by_process.setdefault(r["process"], []).append(r["latency_ms"])
+    numbers = sorted(
+        {name.rpartition("#")[2] for name in by_process},
+        key=lambda n: int(n) if n.isdigit() else n,
+    )
+    pairs = [
+        (
+            statistics.median(by_process[f"{base}#{n}"]),
+            statistics.median(by_process[f"{other}#{n}"]),
+        )
+        for n in numbers
+        if f"{base}#{n}" in by_process and f"{other}#{n}" in by_process
+    ]
+    if not pairs:
+        return None
+    added = [1000.0 * (b - a) for a, b in pairs]
+    mean = statistics.fmean(added)
+    interval = None
+    if len(added) > 1:
+        rng = random.Random(seed)
+        means = sorted(
+            statistics.fmean(rng.choices(added, k=len(added))) for _ in range(BOOTSTRAP_RESAMPLES)
+        )
+        interval = [means[int(0.025 * len(means))], means[int(0.975 * len(means)) - 1]]
+    return {
+        "added_us": mean,
+        "interval_us": interval,
+        "pairs": len(added),
+        "added_percent": mean / 10.0 / statistics.fmean(a for a, _ in pairs),
+    }
 
 
 # -- 3. cleanup and optimisation cost -----------------------------------------------------

@@ -58,6 +58,10 @@ HEADLINE = {
     "peak_rss_ratio_paced",
     "trivial_added_us",
     "trivial_added_percent",
+    "trivial_paired_added_us",
+    "trivial_paired_added_percent",
+    "trivial_control_paired_added_us",
+    "trivial_modules_paired_added_us",
     "trivial_handler_added_us",
     "trivial_own_work_us",
     "trivial_control_added_us",
@@ -274,6 +278,40 @@ def test_the_trivial_interval_covers_a_known_shift() -> None:
     assert _bootstrap_added_us(rows, "x + 1") is None  # no cells of that kind
     one = [r for r in rows if r["process"].endswith("#0")]
     assert _bootstrap_added_us(one, None) is None
+
+
+def test_the_paired_estimate_cancels_the_drift_between_pairs() -> None:
+    """The paired estimate (pure): each pair of processes shares the machine's state of
+    its time (here a drift of 0.4 ms from pair to pair); the mean of the pairs'
+    differences finds greed's 40 us inside a narrow interval that excludes 0, where the
+    pooled medians' interval, which the drift widens, does not."""
+    import random
+
+    from benchmarks.suites import _bootstrap_added_us, _paired_added_us
+
+    rng = random.Random(5)
+    rows = [
+        {
+            "kernel": kernel,
+            "process": f"{kernel}#{n}",
+            "code": "x = 1",
+            "latency_ms": 5.0 + 0.4 * n + shift + rng.gauss(0.0, 0.3),
+        }
+        for n in range(16)
+        for kernel, shift in (("python3", 0.0), ("greed", 0.04))
+        for _ in range(300)
+    ]
+    paired = _paired_added_us(rows, "x = 1")
+    assert paired is not None and paired["pairs"] == 16
+    low, high = paired["interval_us"]
+    assert 0.0 < low < 40.0 < high
+    assert abs(paired["added_percent"] - paired["added_us"] / 10.0 / 8.0) < 0.01  # of 8 ms
+    pooled_low, pooled_high = _bootstrap_added_us(rows, "x = 1")
+    assert pooled_low < 0.0 and pooled_high - pooled_low > 2 * (high - low)
+    # one pair: a mean without an interval; no cells of the code: nothing
+    one = _paired_added_us([r for r in rows if r["process"].endswith("#0")], "x = 1")
+    assert one is not None and one["pairs"] == 1 and one["interval_us"] is None
+    assert _paired_added_us(rows, "x + 1") is None
 
 
 def test_instruction_counts_are_read_and_compared_to_python3(tmp_path: Path) -> None:
