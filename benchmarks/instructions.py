@@ -14,6 +14,10 @@ cells of each code:
 - ``greed-defaults``: greed as installed; the periodic work (a full collection every 50
   cells) is then spread over the cells.
 
+Each thread is counted apart (``--separate-threads=yes``): the main thread, which runs
+the cells, repeats its count within a few thousand instructions per cell, where the
+helper threads' polling moves the total by tens of thousands.
+
 Instructions are not time: system calls, waiting and cache misses are not in them, and
 python3's trivial cell spends most of its time there. They say where the extra work is,
 not how long it takes. Needs ``valgrind`` (with ``callgrind_control``) on PATH; without
@@ -75,6 +79,10 @@ def _wrap_specs(sandbox: Sandbox, out: Path) -> None:
             "valgrind",
             "--tool=callgrind",
             "--instr-atstart=no",
+            # a dump per thread: the main thread's count repeats within a few thousand
+            # instructions per cell, where the helper threads' polling moves the total
+            # by tens of thousands
+            "--separate-threads=yes",
             f"--callgrind-out-file={out}/{spec}.%p",
             *source["argv"],
         ]
@@ -103,8 +111,21 @@ def totals(path: Path) -> int:
     return found.get("totals", found.get("summary", 0))
 
 
-def _count(kernel: Kernel, out: Path, spec: str, code: str, cells: int) -> int:
-    """Instructions for *cells* cells of *code* (counting on only around them)."""
+def counted(dumps: t.Iterable[Path]) -> tuple[int, int | None]:
+    """The instructions in one dump's files: all threads, and the main thread's (the
+    file ending in ``-01`` under ``--separate-threads=yes``; None without it)."""
+    total, main = 0, None
+    for path in dumps:
+        n = totals(path)
+        total += n
+        if path.name.endswith("-01"):
+            main = n
+    return total, main
+
+
+def _count(kernel: Kernel, out: Path, spec: str, code: str, cells: int) -> tuple[int, int | None]:
+    """Instructions for *cells* cells of *code* (counting on only around them): all
+    threads, and the main thread."""
     before = set(out.glob(f"{spec}.{kernel.pid}*"))
     _control(kernel.pid, "--zero")
     _control(kernel.pid, "--instr=on")
@@ -112,10 +133,10 @@ def _count(kernel: Kernel, out: Path, spec: str, code: str, cells: int) -> int:
         kernel.must_run(code)
     _control(kernel.pid, "--instr=off")
     _control(kernel.pid, "--dump")
-    new = sorted(set(out.glob(f"{spec}.{kernel.pid}*")) - before, key=lambda p: p.stat().st_mtime)
+    new = set(out.glob(f"{spec}.{kernel.pid}*")) - before
     if not new:
         raise RuntimeError(f"{kernel.label}: callgrind wrote no dump")
-    return totals(new[-1])
+    return counted(new)
 
 
 def instructions(
@@ -147,14 +168,16 @@ def instructions(
             for i in range(warmup):
                 kernel.must_run(CODES[i % 2])
             for code in CODES:
-                counted = _count(kernel, out, spec, code, cells)
+                total, main = _count(kernel, out, spec, code, cells)
                 rows.append(
                     {
                         "kernel": label,
                         "code": code,
                         "cells": cells,
-                        "instructions": counted,
-                        "per_cell": round(counted / cells),
+                        "instructions": total,
+                        "per_cell": round(total / cells),
+                        "main_thread_instructions": main,
+                        "main_per_cell": None if main is None else round(main / cells),
                     }
                 )
         finally:
@@ -263,8 +286,14 @@ def syscalls(
 
 
 def summarise(rows: list[dict[str, t.Any]], cells: int) -> dict[str, t.Any]:
-    """Per-cell instructions of each variant and code, and what each adds to python3's."""
+    """Per-cell instructions of each variant and code, and what each adds to python3's:
+    all threads, and (where counted) the main thread's."""
     per_cell = {(r["kernel"], r["code"]): r["instructions"] / r["cells"] for r in rows}
+    main_per_cell = {
+        (r["kernel"], r["code"]): r["main_thread_instructions"] / r["cells"]
+        for r in rows
+        if r.get("main_thread_instructions") is not None
+    }
     kernels: dict[str, t.Any] = {}
     for label, *_ in VARIANTS:
         mine = {code: per_cell[(label, code)] for code in CODES if (label, code) in per_cell}
@@ -279,5 +308,13 @@ def summarise(rows: list[dict[str, t.Any]], cells: int) -> dict[str, t.Any]:
             }
             # the larger of the two codes, as the latency targets read it
             entry["added_percent"] = max(entry["added_percent_by_code"].values())
+        main = {c: main_per_cell[(label, c)] for c in CODES if (label, c) in main_per_cell}
+        if main:
+            entry["main_per_cell"] = {c: round(v) for c, v in main.items()}
+            base_main = {
+                c: main_per_cell[("python3", c)] for c in main if ("python3", c) in main_per_cell
+            }
+            if label != "python3" and base_main:
+                entry["main_added_by_code"] = {c: round(main[c] - base_main[c]) for c in base_main}
         kernels[label] = entry
     return {"cells": cells, "kernels": kernels}

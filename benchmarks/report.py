@@ -117,6 +117,11 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         "instr",
         None,
     ),
+    "instructions_main_added": (
+        "Instructions greed adds per `x = 1` cell vs python3, the kernel's main thread only",
+        "instr",
+        None,
+    ),
     "instructions_added_percent": (
         "The same in % of python3's instructions (the larger of the two codes)",
         "%",
@@ -387,6 +392,8 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
         if "greed" in ks:
             values["instructions_added"] = ks["greed"]["added_by_code"]["x = 1"]
             values["instructions_added_percent"] = ks["greed"]["added_percent"]
+            if (ks["greed"].get("main_added_by_code") or {}).get("x = 1") is not None:
+                values["instructions_main_added"] = ks["greed"]["main_added_by_code"]["x = 1"]
     sc = (ins or {}).get("syscalls") or {}
     if sc.get("skipped"):
         notes["syscalls"] = f"syscall counts skipped: {sc['skipped']}"
@@ -819,6 +826,16 @@ def details(results: dict[str, t.Any]) -> str:
                     )
                     + ")"
                 )
+            if k.get("main_per_cell"):
+                line += "; main thread " + "; ".join(
+                    f"{code} {n:,}" for code, n in k["main_per_cell"].items()
+                )
+                if k.get("main_added_by_code"):
+                    line += (
+                        " (added "
+                        + ", ".join(f"{n:+,}" for n in k["main_added_by_code"].values())
+                        + ")"
+                    )
             out.append(line)
         sc = ins.get("syscalls") or {}
         if sc.get("skipped"):

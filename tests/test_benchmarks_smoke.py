@@ -167,6 +167,9 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
         assert set(instructions["kernels"]) == {"python3"}
         for code in ("x = 1", "x + 1"):
             assert instructions["kernels"]["python3"]["per_cell"][code] > 1_000_000
+            # the main thread counted apart, and less than all threads together
+            main = instructions["kernels"]["python3"]["main_per_cell"][code]
+            assert 1_000_000 < main < instructions["kernels"]["python3"]["per_cell"][code]
     else:
         assert instructions["skipped"]
     syscalls = instructions["syscalls"]
@@ -317,7 +320,7 @@ def test_the_paired_estimate_cancels_the_drift_between_pairs() -> None:
 def test_instruction_counts_are_read_and_compared_to_python3(tmp_path: Path) -> None:
     """The instructions suite (pure): a callgrind dump's totals are read, and each
     variant's count per cell is compared with python3's, code by code."""
-    from benchmarks.instructions import summarise, totals
+    from benchmarks.instructions import counted, summarise, totals
 
     dump = tmp_path / "greed.123.1"
     dump.write_text(
@@ -346,6 +349,20 @@ def test_instruction_counts_are_read_and_compared_to_python3(tmp_path: Path) -> 
     assert greed["added_by_code"] == {"x = 1": 70_000, "x + 1": 45_000}
     assert greed["added_percent_by_code"] == {"x = 1": 1.0, "x + 1": 0.5}
     assert greed["added_percent"] == 1.0  # the larger of the two codes
+    assert "main_per_cell" not in greed  # no main thread counted apart
+
+    # one dump under --separate-threads=yes: a file per thread, the main thread's -01
+    for thread, n in (("01", 4_000_000), ("02", 3_000_000), ("03", 400_000)):
+        (tmp_path / f"greed.123.2-{thread}").write_text(f"events: Ir\ntotals: {n}\n")
+    assert counted(tmp_path.glob("greed.123.2-*")) == (7_400_000, 4_000_000)
+    assert counted([dump]) == (7_400_000, None)
+    main = {("python3", "x = 1"): 4_000_000, ("greed", "x = 1"): 4_049_000}
+    rows = [
+        {**r, "main_thread_instructions": 100 * main.get((r["kernel"], r["code"]), 0)} for r in rows
+    ]
+    greed = summarise(rows, 100)["kernels"]["greed"]
+    assert greed["main_per_cell"]["x = 1"] == 4_049_000
+    assert greed["main_added_by_code"]["x = 1"] == 49_000
 
 
 def test_strace_tables_are_read() -> None:
