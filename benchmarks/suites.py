@@ -333,8 +333,9 @@ def _bench_greed(g=get_ipython().kernel.greed, cells=[], after=[]):
                         acc[0] = 0.0
         return wrapper
     g.unregister()
-    h.pre_run_cell, h.post_run_cell = timed(h.pre_run_cell), timed(h.post_run_cell)
-    h.on_tree = timed(h.on_tree)
+    H = type(h)  # slotted: its methods are wrapped on the class (one instance per kernel)
+    H.pre_run_cell, H.post_run_cell = timed(H.pre_run_cell), timed(H.post_run_cell)
+    H.on_tree = timed(H.on_tree)
     g.cell_done, g.after_reply = timed(g.cell_done, cells), timed(g.after_reply, after)
     g.register()
     return cells, after

@@ -66,6 +66,7 @@ class _Info:
 
 class _Result:
     error_in_exec = None
+    execution_count = 1
 
     def __init__(self, info: _Info) -> None:
         self.info = info

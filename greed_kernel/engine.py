@@ -11,11 +11,13 @@ but the moments of a cell: before the reply (:meth:`Greed.cell_done`) and after 
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 import typing as t
 from collections.abc import Callable, Iterable
 
-from .component import Clock, Component, Schedule
+from .component import Clock, Schedule
 from .hooks import CellEnd, CellHooks
 from .housekeeping import Housekeeping, Publish
 from .memory import MemoryProbe
@@ -34,27 +36,62 @@ from .views import Views
 AFTER_REPLY_DELAY = 0.002
 
 
-class Greed(Component):
-    """Tracks cells, triggers housekeeping, and answers the comm and the magics."""
+class Greed:
+    """Tracks cells, triggers housekeeping, and answers the comm and the magics.
+
+    It wires the components and reads no setting itself: a plain class with slots
+    rather than a component, because its state is read and written in every cell (an
+    attribute of a traitlets ``HasTraits`` object costs about four times as much as
+    one of a slotted object; see hooks.CellHooks). *parent* holds the settings (the
+    kernel), as for the components."""
+
+    __slots__ = (
+        "_due",
+        "_due_now",
+        "_ended",
+        "_shown_traceback",
+        "_waiting",
+        "_wake_pending",
+        "clock",
+        "executing",
+        "hooks",
+        "housekeeping",
+        "log",
+        "marks",
+        "parent",
+        "probe",
+        "schedule",
+        "shell",
+        "stats",
+        "store",
+        "tracker",
+        "triggers",
+        "views",
+    )
 
     def __init__(
         self,
         shell: t.Any,
         *,
+        parent: t.Any,
+        log: logging.Logger | None = None,
+        clock: Clock = time.monotonic,
         schedule: Schedule | None = None,
         publish: Publish | None = None,
-        **kwargs: t.Any,
     ) -> None:
-        super().__init__(**kwargs)
         self.shell = shell
+        self.parent = parent
+        self.log = log or getattr(parent, "log", None) or logging.getLogger("greed_kernel")
+        self.clock = clock
         self.schedule = schedule
-        clock: Clock = self.clock
-        parts = {"parent": self.parent, "log": self.log, "clock": clock}
+        parts = {"parent": parent, "log": self.log, "clock": clock}
         self.marks = Marks()
         self.stats = Stats(clock)
         self.tracker = Tracker(shell.user_ns)
-        self.probe = MemoryProbe(limit=self.options.memory_limit)
-        self.hooks = CellHooks(shell, self.tracker, self._cell_ended, self._cell_started, **parts)
+        self.probe = MemoryProbe(limit=parent.memory_limit)
+        self.hooks = CellHooks(
+            shell, self.tracker, self._cell_ended, self._cell_started, log=self.log, clock=clock
+        )
         self.store = PagedValues(shell.user_ns, **parts)
         self.views = Views(
             shell, self.tracker, self.store, self.probe, self.stats, self.policy, **parts
@@ -77,6 +114,7 @@ class Greed(Component):
         self.triggers = Triggers(
             self.housekeeping, self.probe, self.stats, self.busy, schedule, **parts
         )
+        self._due_now = self.triggers.due_at  # asked after every cell
         self.executing = False  # an execute request is in progress (set by the kernel)
         self._ended: bool | None = None  # a user cell ended: was it out of memory?
         self._shown_traceback: list[str] = []
@@ -100,7 +138,7 @@ class Greed(Component):
         self.hooks.unregister()
 
     def policy(self) -> Policy:
-        return self.marks.policy(self.options, self.shell.user_ns_hidden)
+        return self.marks.policy(self.parent, self.shell.user_ns_hidden)
 
     def busy(self) -> bool:
         """A cell is running or awaiting: nothing may touch the namespace now."""
@@ -121,8 +159,8 @@ class Greed(Component):
             for line in notices:
                 print(line, file=sys.stderr)
 
-    def _cell_ended(self, seconds: float, failure: CellEnd | None) -> None:
-        self.stats.record_execution(seconds)
+    def _cell_ended(self, seconds: float, now: float, failure: CellEnd | None) -> None:
+        self.stats.record_execution(seconds, now)
         if failure is None:
             self._ended = False
         else:
@@ -146,7 +184,7 @@ class Greed(Component):
             if oom:
                 self.hooks.stamp()  # the emergency cleanup reads the stamps
                 self.triggers.cell_ended(oom)
-            if not self._due and (self.hooks.stamps_due or self.triggers.due()):
+            if not self._due and (self.hooks.stamps_due or self._due_now()):
                 self._due = self.hooks.start_work = True
         if self.schedule is None:
             self._due = oom is not None

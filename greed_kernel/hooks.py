@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import logging
 import time
 import typing as t
 from collections.abc import Callable
 
 from .cellnames import CellNames, merge
-from .component import Component
+from .component import Clock
 from .scope import scan_tree
 from .syntax import scan_tokens
 from .tracker import Tracker
@@ -67,28 +68,58 @@ class Compiled(t.NamedTuple):
     plain: bool
 
 
-class CellHooks(Component):
-    """Shell events -> tracker stamps; ``on_end(seconds, failure)`` once per user cell,
-    *failure* a :class:`CellEnd` when the cell raised, else None."""
+class CellHooks:
+    """Shell events -> tracker stamps; ``on_end(seconds, now, failure)`` once per user
+    cell (*now* the clock's time at its end, *failure* a :class:`CellEnd` when the cell
+    raised, else None).
+
+    A plain class with slots, not a component: it reads no settings, and its methods
+    run in every cell, where an attribute of a slotted object is one indexed load and
+    one of a traitlets ``HasTraits`` object a dictionary lookup."""
+
+    __slots__ = (
+        "_ast_transformers",
+        "_info",
+        "_interrupted",
+        "_number",
+        "_post_transformers",
+        "_started",
+        "_transform",
+        "_trees",
+        "_unscanned",
+        "_unstamped_chars",
+        "clock",
+        "log",
+        "on_end",
+        "on_start",
+        "scanned",
+        "shell",
+        "stamps_due",
+        "start_work",
+        "tracker",
+        "unstamped",
+    )
 
     def __init__(
         self,
         shell: t.Any,
         tracker: Tracker,
-        on_end: Callable[[float, CellEnd | None], None],
+        on_end: Callable[[float, float, CellEnd | None], None],
         on_start: Callable[[], None] = lambda: None,
-        **kwargs: t.Any,
+        *,
+        log: logging.Logger | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
-        super().__init__(**kwargs)
         self.shell = shell
         self.tracker = tracker
         self.on_end = on_end
         self.on_start = on_start
+        self.log = log or logging.getLogger(__name__)
+        self.clock = clock
         #: call on_start when the next user cell starts (the engine sets it)
         self.start_work = False
-        # the user cell in progress: its ExecutionInfo, start time and scanned names
+        # the user cell in progress: its ExecutionInfo and start time (the clock's)
         self._info: t.Any = None
-        self._start = 0.0
         self._started = 0.0
         self._number = 0
         self._trees: list[ast.AST] = []
@@ -101,7 +132,8 @@ class CellHooks(Component):
         self._unstamped_chars = 0  # ... and their characters
         # the shell's lists of the user's transformers, read in every cell: the lists
         # themselves, not the traits (the traits are observed for a new list)
-        self._transformers: dict[str, list[t.Any]] = {}
+        self._ast_transformers: list[t.Any] = []
+        self._post_transformers: list[t.Any] = []
         #: the names of recently scanned sources (see SCANNED_SOURCES), oldest first
         self.scanned: dict[str, CellNames] = {}
         #: a batch of cells waits to be scanned (see STAMP_BATCH)
@@ -122,26 +154,32 @@ class CellHooks(Component):
     # -- wiring ----------------------------------------------------------------------
     def register(self) -> None:
         """Connect to the shell's cell events and to the trees it compiles."""
-        self._transformers = {name: getattr(self.shell, name) for name in _TRANSFORMERS}
-        self.shell.observe(self._new_transformers, names=list(_TRANSFORMERS))
-        self.shell.events.register("pre_run_cell", self.pre_run_cell)
-        self.shell.events.register("post_run_cell", self.post_run_cell)
+        shell = self.shell
+        self._ast_transformers = shell.ast_transformers
+        self._post_transformers = shell.input_transformers_post
+        shell.observe(self._new_transformers, names=list(_TRANSFORMERS))
+        shell.events.register("pre_run_cell", self.pre_run_cell)
+        shell.events.register("post_run_cell", self.post_run_cell)
         # We see each tree IPython compiles by wrapping transform_ast rather than joining
         # shell.ast_transformers: any registered transformer makes IPython run
         # ast.fix_missing_locations over every cell, which alone costs more than our
         # scan (measured ~60 us for a 5-line cell, ~5 ms for 500 lines).
-        shell_transform = self.shell.transform_ast
+        shell_transform = shell.transform_ast
+        on_tree = self.on_tree
 
         def transform_ast(node: ast.AST) -> ast.AST:
             node = shell_transform(node)
-            self.on_tree(node)  # never raises, but for an interrupt before the cell
+            on_tree(node)  # never raises, but for an interrupt before the cell
             return node
 
         self._transform = transform_ast
-        self.shell.transform_ast = transform_ast
+        shell.transform_ast = transform_ast
 
     def _new_transformers(self, change: t.Any) -> None:
-        self._transformers[change["name"]] = change["new"]
+        if change["name"] == "ast_transformers":
+            self._ast_transformers = change["new"]
+        else:
+            self._post_transformers = change["new"]
 
     def unregister(self) -> None:
         """Disconnect; the shell compiles and runs as if we had never been there."""
@@ -167,7 +205,6 @@ class CellHooks(Component):
             if info.silent or not info.store_history:
                 return  # variable inspectors and the like: not an execution, touches nothing
             self._info = info
-            self._start = time.perf_counter()
             self._started = self.clock()
             self._trees = []  # handed over whole at the end: a new list per cell
             if self.start_work:
@@ -192,38 +229,38 @@ class CellHooks(Component):
             self._trees.append(tree)  # scanned after the reply (stamp)
 
     def post_run_cell(self, result: t.Any) -> None:
-        info = self._info
         try:
+            info = self._info
             if info is None or result.info is not info:
                 return
             self._info = None
-            seconds = time.perf_counter() - self._start
+            now = self.clock()
             trees = self._trees
             self._number = number = result.execution_count
             source = info.raw_cell or ""
-            plain = not any(self._transformers.values())
+            # no transformer of the user's: the one tree is its source's
+            plain = not (self._ast_transformers or self._post_transformers)
             names = None
-            if plain and len(trees) == 1 and self.scanned and len(source) <= SCANNED_SOURCE_CHARS:
+            if plain and len(trees) == 1 and len(source) <= SCANNED_SOURCE_CHARS:
                 names = self.scanned.get(source)  # scanned before (if not None)
             waiting = self.unstamped
             if names is None:
                 waiting.append((number, self._started, trees, source, None, plain))
                 self._unscanned += 1
                 self._unstamped_chars += len(source)
+                if self._unscanned >= STAMP_BATCH or self._unstamped_chars >= STAMP_BATCH_CHARS:
+                    self.stamps_due = True
             else:  # its tree is not needed
                 waiting.append((number, self._started, [], source, names, True))
-            if (
-                self._unscanned >= STAMP_BATCH
-                or self._unstamped_chars >= STAMP_BATCH_CHARS
-                or len(waiting) >= STAMP_MAX_CELLS
-            ):
+            if len(waiting) >= STAMP_MAX_CELLS:
                 self.stamps_due = True
             error = result.error_in_exec
             if error is None:
-                self.on_end(seconds, None)
+                self.on_end(now - self._started, now, None)
             else:
+                seconds = now - self._started
                 shown = list(getattr(self.shell, "_last_traceback", None) or [])
-                self.on_end(seconds, CellEnd(number, seconds, error, shown))
+                self.on_end(seconds, now, CellEnd(number, seconds, error, shown))
         except (Exception, KeyboardInterrupt):
             self.log.exception("greed: post_run_cell failed; the user's cell is unaffected")
 

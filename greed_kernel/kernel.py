@@ -267,12 +267,13 @@ class GreedKernel(IPythonKernel):
     async def do_execute(self, *args: t.Any, **kwargs: t.Any) -> dict[str, t.Any]:
         """Run the request as IPython does; then what must be said under the cell
         (before the reply), and the rest scheduled after the reply is sent."""
-        self.greed.executing = True
+        greed = self.greed
+        greed.executing = True
         try:
             return await super().do_execute(*args, **kwargs)
         finally:
-            self.greed.executing = False
-            self.greed.cell_done()
+            greed.executing = False
+            greed.cell_done()
 
     # -- kernel_info -------------------------------------------------------------------
     @property

@@ -61,10 +61,11 @@ class Stats:
         self.budget_refusal: dict[str, t.Any] | None = None
         self.reports: collections.deque[dict[str, t.Any]] = collections.deque(maxlen=MAX_REPORTS)
 
-    def record_execution(self, seconds: float) -> int:
+    def record_execution(self, seconds: float, now: float | None = None) -> int:
+        """A user cell ran for *seconds* and ended at *now* (the clock's time)."""
         self.execution_count += 1
         self.total_time += seconds
-        self.last_end = self.clock()
+        self.last_end = self.clock() if now is None else now
         return self.execution_count
 
     def record_report(self, report: dict[str, t.Any]) -> None:

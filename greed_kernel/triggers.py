@@ -45,6 +45,33 @@ _WHEN = ("cleanup_interval", "optimize_interval", "idle_timeout", "gc_freeze")
 _MEMORY = ("memory_threshold", "memory_limit")
 
 
+class DueAt:
+    """What :meth:`Triggers.due` compares after every cell, worked out in advance.
+
+    A plain class with slots: it is read in every cell (see hooks.CellHooks)."""
+
+    __slots__ = ("count", "freeze", "idle_to_arm", "imports_to_freeze", "stats", "time")
+
+    def __init__(self, stats: Stats, imports_to_freeze: Callable[[], bool]) -> None:
+        #: the execution count at which a periodic trigger is next due
+        self.count: float = 0
+        #: the stats' total cell time at which the memory pressure is next looked at
+        self.time = 0.0
+        self.idle_to_arm = False  # an idle timeout is set and no timer is armed
+        self.freeze = False  # gc_freeze is on
+        self.stats = stats
+        self.imports_to_freeze = imports_to_freeze
+
+    def __call__(self) -> bool:
+        stats = self.stats
+        return (
+            stats.execution_count >= self.count
+            or stats.total_time >= self.time
+            or self.idle_to_arm
+            or (self.freeze and self.imports_to_freeze())
+        )
+
+
 class Triggers(Component):
     """Decides when a cleanup or an optimisation is due, and asks housekeeping.
 
@@ -71,12 +98,8 @@ class Triggers(Component):
         self._idle_timer: t.Any = None
         self._idle_done_at = -1  # execution count of the last idle cleanup
         self._pressure_at: tuple[int, float] | None = None  # (execution, pressure) last trigger
-        #: the execution count at which a periodic trigger is next due
-        self.due_at_count: float = 0
-        #: the stats' total cell time at which the memory pressure is next looked at
-        self.due_at_time = 0.0
-        self._idle_to_arm = False  # an idle timeout is set and no timer is armed
-        self._freeze = False  # gc_freeze is on
+        #: when work is next due (see due)
+        self.due_at = DueAt(stats, housekeeping.imports_to_freeze)
         self._watching = False
         self._watch(True)
 
@@ -92,7 +115,7 @@ class Triggers(Component):
 
     def _settings_changed(self, change: t.Any) -> None:
         if change["name"] in _MEMORY:
-            self.due_at_time = 0.0  # look at once with the new limit or threshold
+            self.due_at.time = 0.0  # look at once with the new limit or threshold
         self._plan()
 
     def close(self) -> None:
@@ -106,11 +129,11 @@ class Triggers(Component):
         after = [
             _next_multiple(i, self._counted) for i in (s.cleanup_interval, s.optimize_interval)
         ]
-        self.due_at_count = min(after, default=math.inf)
-        self._idle_to_arm = bool(
+        self.due_at.count = min(after, default=math.inf)
+        self.due_at.idle_to_arm = bool(
             s.idle_timeout and self.schedule is not None and self._idle_timer is None
         )
-        self._freeze = bool(s.gc_freeze)
+        self.due_at.freeze = bool(s.gc_freeze)
 
     # -- per cell ----------------------------------------------------------------------
     @guarded
@@ -135,7 +158,7 @@ class Triggers(Component):
                 hk.cleanup("periodic")
             if _crossed(s.optimize_interval, before, n):
                 hk.optimize("periodic", collect=not cleaned)
-            if cleaned or self.stats.total_time >= self.due_at_time:
+            if cleaned or self.stats.total_time >= self.due_at.time:
                 self.check_pressure()
             self.arm_idle_timer()
         finally:
@@ -145,13 +168,7 @@ class Triggers(Component):
         """Something is due after the cells that ran: a periodic trigger, a look at the
         memory pressure, the idle timer to arm, or a heap freeze. The hot path: a few
         comparisons."""
-        stats = self.stats
-        return (
-            stats.execution_count >= self.due_at_count
-            or stats.total_time >= self.due_at_time
-            or self._idle_to_arm
-            or (self._freeze and self.hk.imports_to_freeze())
-        )
+        return self.due_at()
 
     def next_due(self, interval: int) -> int | None:
         """Executions until a periodic trigger with this interval fires (None: disabled)."""
@@ -199,14 +216,14 @@ class Triggers(Component):
         threshold = self.options.memory_threshold or 1.0
         headroom = max(threshold - pressure, 0.0) * self.probe.effective_limit()
         wait = min(headroom / MEMORY_GROWTH_RATE, PROBE_AT_MOST_EVERY_SECONDS)
-        self.due_at_time = self.stats.total_time + max(wait, PROBE_EVERY_CELL_SECONDS)
+        self.due_at.time = self.stats.total_time + max(wait, PROBE_EVERY_CELL_SECONDS)
 
     # -- idle ----------------------------------------------------------------------------
     def arm_idle_timer(self) -> None:
         timeout = self.options.idle_timeout
         if timeout and self.schedule is not None and self._idle_timer is None:
             self._idle_timer = self.schedule(timeout, self.on_idle)
-        self._idle_to_arm = False
+        self.due_at.idle_to_arm = False
 
     @guarded
     def on_idle(self) -> None:

@@ -380,3 +380,23 @@ def test_strace_tables_are_read() -> None:
     assert _strace_table(table) == {"futex": 57166, "epoll_wait": 8971, "total": 145538}
     with pytest.raises(ValueError, match="no total"):
         _strace_table("strace: Process 12 attached\n")
+
+
+def test_the_hot_path_loop_runs_each_variant() -> None:
+    """benchmarks.hotpath's loop (what callgrind counts) runs greed attached and
+    detached on a real shell; the arithmetic of its estimate is the difference of the
+    two runs per cell."""
+    from benchmarks.hotpath import per_cell
+
+    for variant in ("attached", "detached"):
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.hotpath", "--loop", variant, "5", "x + 1"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("Out[") == 55  # WARM + 5 cells, each shown
+        assert "greed:" not in done.stderr  # nothing of ours failed
+    assert per_cell(1_000, 3_000, 1_000) == 2.0

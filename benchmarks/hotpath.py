@@ -1,0 +1,158 @@
+"""Instructions greed adds to an ordinary cell, counted in-process by callgrind.
+
+    python -m benchmarks.hotpath [--out docs/benchmarks]
+
+A real ``InteractiveShell`` runs cells of one code (``x = 1``, ``x + 1``) the way the
+kernel runs them: greed attached (the ``executing`` flag of its ``do_execute``, the
+shell events, the tree hook, ``cell_done``, and whatever it schedules after the reply,
+run at once), and detached (greed built, as in a greed kernel, but not connected: its
+objects are in the heap that the collector walks either way). Each variant runs under ``valgrind
+--tool=callgrind`` twice, with 300 and with 1,300 cells after 50 warm-up cells, so
+that start-up cancels: greed's instructions per cell are the attached difference
+minus the detached one, over 1,000 cells. With ``PYTHONHASHSEED=0`` the counts repeat
+exactly from run to run: no kernel, thread or socket is involved, so the number moves
+only when the per-cell code of greed (or of IPython and Python) changes.
+
+This is the hot path alone. The kernel adds its ``do_execute`` layer, and a cell runs
+there with cold caches; ``python -m benchmarks --only trivial,instructions`` measures
+those, against python3 kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+CODES = ("x = 1", "x + 1")
+WARM = 50
+#: the two runs of each variant: their difference, per cell, is what is reported
+SHORT, LONG = 300, 1300
+
+
+def per_cell(short: int, long: int, cells: int = LONG - SHORT) -> float:
+    """Instructions per cell from the counts of a short and a long run."""
+    return (long - short) / cells
+
+
+def _loop(variant: str, cells: int, code: str) -> None:
+    """Run *cells* cells of *code* (after WARM) on a fresh shell; greed *variant*."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    from greed_kernel import triggers
+    from greed_kernel.engine import Greed
+
+    from .tracking import Settings
+
+    triggers.PROBE_EVERY_CELL_SECONDS = 3600.0  # one look at the memory, in the warm-up
+    c = Config()
+    c.HistoryManager.hist_file = ":memory:"
+    shell = InteractiveShell.instance(config=c)
+    shell.displayhook.cache_size = 0  # the output cache would grow with the count
+    shell.user_ns["x"] = 1
+    settings = Settings(spill_dir=tempfile.mkdtemp(prefix="greed-hotpath-"))
+    run = shell.run_cell
+    queue: list[t.Callable[[], None]] = []
+
+    def schedule(delay: float, callback: t.Callable[[], None]) -> object:
+        queue.append(callback)
+        return callback
+
+    greed = Greed(shell, parent=settings, schedule=schedule, publish=lambda m, p: None)
+    if variant == "detached":  # built, as in a greed kernel, but not connected
+        for _ in range(WARM + cells):
+            run(code, store_history=True)
+        return
+    greed.register()
+    for _ in range(WARM + cells):
+        greed.executing = True
+        try:
+            run(code, store_history=True)
+        finally:
+            greed.executing = False
+            greed.cell_done()
+        while queue:  # the reply is sent: what was scheduled after it
+            queue.pop(0)()
+
+
+def _count(variant: str, cells: int, code: str, work: Path) -> int:
+    out = work / f"{variant}.{cells}.{abs(hash(code))}"
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-m",
+            "benchmarks.hotpath",
+            "--loop",
+            variant,
+            str(cells),
+            code,
+        ],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=1800,
+    )
+    from .instructions import totals
+
+    return totals(out)
+
+
+def measure(jobs: int = 2) -> dict[str, dict[str, float]]:
+    """For each code: instructions per cell detached, attached, and their difference."""
+    runs = [(v, n, code) for code in CODES for v in ("detached", "attached") for n in (SHORT, LONG)]
+    with (
+        tempfile.TemporaryDirectory(prefix="greed-hotpath-") as tmp,
+        ThreadPoolExecutor(jobs) as pool,
+    ):
+        counts = dict(zip(runs, pool.map(lambda r: _count(*r, Path(tmp)), runs), strict=True))
+    results = {}
+    for code in CODES:
+        each = {
+            v: per_cell(counts[(v, SHORT, code)], counts[(v, LONG, code)])
+            for v in ("detached", "attached")
+        }
+        results[code] = {**each, "added": each["attached"] - each["detached"]}
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, t.Any]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hotpath")
+    parser.add_argument("--out", default="docs/benchmarks")
+    parser.add_argument("--jobs", type=int, default=2, help="callgrind runs at a time")
+    loop = ("VARIANT", "CELLS", "CODE")
+    parser.add_argument("--loop", nargs=3, metavar=loop, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.loop:
+        variant, cells, code = args.loop
+        _loop(variant, int(cells), code)
+        return {}
+    if shutil.which("valgrind") is None:
+        print("hotpath: valgrind not found on PATH; skipped")
+        return {}
+    results = measure(args.jobs)
+    for code, row in results.items():
+        print(
+            f"{code!r:10} detached {row['detached']:>12,.0f}  attached {row['attached']:>12,.0f}"
+            f"  greed adds {row['added']:>8,.0f} instructions per cell"
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "hotpath.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
