@@ -32,7 +32,8 @@ STAMP_BATCH = 32
 #: ... or fewer cells, once their source adds up to this many characters (their trees
 #: are kept until then).
 STAMP_BATCH_CHARS = 100_000
-#: Cells run again (their names known) wait too, without a tree: at most this many.
+#: Sources run again (their names known) wait too, without a tree, each by its last run
+#: only: at most this many.
 STAMP_MAX_CELLS = 1024
 #: Cells are re-run: the names of this many recent sources are kept, so that a cell run
 #: again is not scanned again (its one tree is a function of its source while the shell
@@ -92,6 +93,7 @@ class CellHooks:
         "log",
         "on_end",
         "on_start",
+        "reruns",
         "scanned",
         "shell",
         "stamps_due",
@@ -130,6 +132,11 @@ class CellHooks:
         self.unstamped: list[tuple[int, float, list[ast.AST], str, CellNames | None, bool]] = []
         self._unscanned = 0  # of them, cells to scan
         self._unstamped_chars = 0  # ... and their characters
+        #: sources run again since the last stamps, by their last run: source ->
+        #: (number, started, names). A cell run again replaces its source's entry: what
+        #: waits stays as large as the sources are many, and a cell leaves nothing
+        #: behind for the collector
+        self.reruns: dict[str, tuple[int, float, CellNames]] = {}
         # the shell's lists of the user's transformers, read in every cell: the lists
         # themselves, not the traits (the traits are observed for a new list)
         self._ast_transformers: list[t.Any] = []
@@ -243,17 +250,17 @@ class CellHooks:
             names = None
             if plain and len(trees) == 1 and len(source) <= SCANNED_SOURCE_CHARS:
                 names = self.scanned.get(source)  # scanned before (if not None)
-            waiting = self.unstamped
             if names is None:
-                waiting.append((number, self._started, trees, source, None, plain))
+                self.unstamped.append((number, self._started, trees, source, None, plain))
                 self._unscanned += 1
                 self._unstamped_chars += len(source)
                 if self._unscanned >= STAMP_BATCH or self._unstamped_chars >= STAMP_BATCH_CHARS:
                     self.stamps_due = True
-            else:  # its tree is not needed
-                waiting.append((number, self._started, [], source, names, True))
-            if len(waiting) >= STAMP_MAX_CELLS:
-                self.stamps_due = True
+            else:  # its tree is not needed, and only its last run is stamped
+                reruns = self.reruns
+                reruns[source] = (number, self._started, names)
+                if len(reruns) >= STAMP_MAX_CELLS:
+                    self.stamps_due = True
             error = result.error_in_exec
             if error is None:
                 self.on_end(now - self._started, now, None)
@@ -270,9 +277,16 @@ class CellHooks:
         after the reply, and before anything reads the stamps (a cleanup, a view);
         *running*: the running cell's trees so far too (``%greed why`` in that cell)."""
         waiting, self.unstamped = self.unstamped, []
+        reruns, self.reruns = self.reruns, {}
         self._unscanned = self._unstamped_chars = 0
         self.stamps_due = False
         pending = [Compiled(*cell) for cell in waiting]
+        if reruns:
+            pending.extend(
+                Compiled(number, started, [], source, names, True)
+                for source, (number, started, names) in reruns.items()
+            )
+            pending.sort(key=lambda cell: cell.number)
         if running and self._info is not None and self._trees:
             pending.append(Compiled(self.number, self._started, list(self._trees), "", None, False))
         # a source run again later in the batch stamps the same names after this run

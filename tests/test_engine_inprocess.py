@@ -275,17 +275,27 @@ def test_cells_run_again_wait_without_their_trees(
 
     monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
     monkeypatch.setattr(hooks_module, "STAMP_BATCH", 3)
-    monkeypatch.setattr(hooks_module, "STAMP_MAX_CELLS", 10)
-    p.run("x = 1")  # scanned after its reply (the first cell is probed)
+    monkeypatch.setattr(hooks_module, "STAMP_MAX_CELLS", 3)
+    for source in ("x = 1", "y = 2", "z = 3"):
+        p.run(source)
+    p.greed.hooks.stamp()  # as a reader of the stamps would: the three are scanned
     assert "x = 1" in p.greed.hooks.scanned and not p.greed.hooks.unstamped
     for _ in range(9):  # more than a batch, but nothing to scan: no wake-up
         p.run("x = 1", reply_sent=False)
-    assert p.clock.pending == 0
-    assert [cell[2] for cell in p.greed.hooks.unstamped] == [[]] * 9  # no tree kept
-    p.run("x = 1", reply_sent=False)  # STAMP_MAX_CELLS wait: stamped after the reply
+        p.run("y = 2", reply_sent=False)
+    assert p.clock.pending == 0 and not p.greed.hooks.unstamped
+    # one entry per source, its last run, without a tree: nothing piles up per cell
+    reruns = p.greed.hooks.reruns
+    assert [(source, number) for source, (number, *_) in reruns.items()] == [
+        ("x = 1", 20),
+        ("y = 2", 21),
+    ]
+    p.run("z = 3", reply_sent=False)  # a third source run again: STAMP_MAX_CELLS wait
     assert p.clock.pending == 1
     p.after_reply()
-    assert not p.greed.hooks.unstamped and p.greed.tracker.last["x"].execution == 11
+    assert not p.greed.hooks.reruns
+    last = p.greed.tracker.last
+    assert (last["x"].execution, last["y"].execution, last["z"].execution) == (20, 21, 22)
 
 
 def test_sources_remembered_are_bounded(p: InProcess, monkeypatch: pytest.MonkeyPatch) -> None:
