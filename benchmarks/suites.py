@@ -333,10 +333,11 @@ def _bench_greed(g=get_ipython().kernel.greed, cells=[], after=[]):
                         acc[0] = 0.0
         return wrapper
     g.unregister()
-    H = type(h)  # slotted: its methods are wrapped on the class (one instance per kernel)
+    H = type(h)  # slotted, as Greed: methods are wrapped on the classes (one instance each)
     H.pre_run_cell, H.post_run_cell = timed(H.pre_run_cell), timed(H.post_run_cell)
     H.on_tree = timed(H.on_tree)
-    g.cell_done, g.after_reply = timed(g.cell_done, cells), timed(g.after_reply, after)
+    G = type(g)
+    G.cell_done, G.after_reply = timed(G.cell_done, cells), timed(G.after_reply, after)
     g.register()
     return cells, after
 _bench_cells, _bench_after = _bench_greed()
