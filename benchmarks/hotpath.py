@@ -21,7 +21,6 @@ those, against python3 kernels.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -142,15 +141,15 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
     if shutil.which("valgrind") is None:
         print("hotpath: valgrind not found on PATH; skipped")
         return {}
+    from .tracking import write_json
+
     results = measure(args.jobs)
     for code, row in results.items():
         print(
             f"{code!r:10} detached {row['detached']:>12,.0f}  attached {row['attached']:>12,.0f}"
             f"  greed adds {row['added']:>8,.0f} instructions per cell"
         )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "hotpath.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, "hotpath.json", results)
     return results
 
 

@@ -16,6 +16,7 @@ import argparse
 import json
 import statistics
 import time
+import typing as t
 from pathlib import Path
 
 from IPython.core.interactiveshell import InteractiveShell
@@ -113,10 +114,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             results[f"{label}, {nvars} vars, after the reply (us)"] = round(after, 1)
     for key, value in results.items():
         print(f"{key:50} {value:9.1f}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tracking.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, "tracking.json", results)
     return results
+
+
+def write_json(out: str, name: str, results: t.Any) -> None:
+    """Write *results* as OUT/NAME (indented JSON), making OUT if needed."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
