@@ -33,8 +33,10 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-apt-get update
-apt-get install -y "${PACKAGES[@]}"
+# another apt-get (an unattended upgrade, a second checkout's install) may hold the
+# lock for a while: wait for it rather than fail
+apt-get -o DPkg::Lock::Timeout=300 update
+apt-get -o DPkg::Lock::Timeout=300 install -y "${PACKAGES[@]}"
 
 if [[ ! -x "$CHROMIUM" ]]; then
     echo "browser deps: apt installed ${PACKAGES[*]} but $CHROMIUM is still missing" >&2
