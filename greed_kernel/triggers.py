@@ -46,9 +46,11 @@ _MEMORY = ("memory_threshold", "memory_limit")
 
 
 class DueAt:
-    """What :meth:`Triggers.due` compares after every cell, worked out in advance.
+    """Whether something is due after the cells that ran (call it): a periodic
+    trigger, a look at the memory pressure, the idle timer to arm, or a heap freeze.
 
-    A plain class with slots: it is read in every cell (see hooks.CellHooks)."""
+    The hot path: a few comparisons of numbers that :class:`Triggers` works out in
+    advance. A plain class with slots: it is read in every cell (see hooks.CellHooks)."""
 
     __slots__ = ("count", "freeze", "idle_to_arm", "imports_to_freeze", "stats", "time")
 
@@ -75,8 +77,9 @@ class DueAt:
 class Triggers(Component):
     """Decides when a cleanup or an optimisation is due, and asks housekeeping.
 
-    :meth:`due` is asked after every cell, so it compares numbers worked out in
-    advance (when work ran, or a setting changed) instead of reading the settings.
+    Its :class:`DueAt` (``due_at``) is asked after every cell, so it compares numbers
+    worked out in advance (when work ran, or a setting changed) instead of reading the
+    settings.
     """
 
     def __init__(
@@ -98,7 +101,7 @@ class Triggers(Component):
         self._idle_timer: t.Any = None
         self._idle_done_at = -1  # execution count of the last idle cleanup
         self._pressure_at: tuple[int, float] | None = None  # (execution, pressure) last trigger
-        #: when work is next due (see due)
+        #: when work is next due
         self.due_at = DueAt(stats, housekeeping.imports_to_freeze)
         self._watching = False
         self._watch(True)
@@ -124,7 +127,7 @@ class Triggers(Component):
 
     def _plan(self) -> None:
         """When the periodic triggers are next due, whether the idle timer is to be
-        armed, and whether heaps are frozen: what :meth:`due` compares."""
+        armed, and whether heaps are frozen: what :class:`DueAt` compares."""
         s = self.options
         after = [
             _next_multiple(i, self._counted) for i in (s.cleanup_interval, s.optimize_interval)
@@ -163,12 +166,6 @@ class Triggers(Component):
             self.arm_idle_timer()
         finally:
             self._plan()
-
-    def due(self) -> bool:
-        """Something is due after the cells that ran: a periodic trigger, a look at the
-        memory pressure, the idle timer to arm, or a heap freeze. The hot path: a few
-        comparisons."""
-        return self.due_at()
 
     def next_due(self, interval: int) -> int | None:
         """Executions until a periodic trigger with this interval fires (None: disabled)."""
