@@ -46,9 +46,10 @@ class Greed:
     kernel), as for the components."""
 
     __slots__ = (
+        "_attention",
+        "_counted",
         "_due",
-        "_due_now",
-        "_ended",
+        "_oom",
         "_shown_traceback",
         "_waiting",
         "_wake_pending",
@@ -90,7 +91,14 @@ class Greed:
         self.tracker = Tracker(shell.user_ns)
         self.probe = MemoryProbe(limit=parent.memory_limit)
         self.hooks = CellHooks(
-            shell, self.tracker, self._cell_ended, self._cell_started, log=self.log, clock=clock
+            shell,
+            self.tracker,
+            self.stats.counts,
+            on_error=self._cell_failed,
+            on_due=self._work_due,
+            on_start=self._cell_started,
+            log=self.log,
+            clock=clock,
         )
         self.store = PagedValues(shell.user_ns, **parts)
         self.views = Views(
@@ -114,9 +122,11 @@ class Greed:
         self.triggers = Triggers(
             self.housekeeping, self.probe, self.stats, self.busy, schedule, **parts
         )
-        self._due_now = self.triggers.due_at  # asked after every cell
         self.executing = False  # an execute request is in progress (set by the kernel)
-        self._ended: bool | None = None  # a user cell ended: was it out of memory?
+        #: cell_done has something to do: a cell failed, work fell due, requests wait
+        self._attention = False
+        self._oom = False  # a user cell ran out of memory
+        self._counted = 0  # the cells that had ended at the last cell_done (no scheduler)
         self._shown_traceback: list[str] = []
         self._waiting: list[Callable[[], None]] = []  # requests that wait for the cell
         self._due = False  # work fell due after a cell and has not run yet
@@ -159,35 +169,43 @@ class Greed:
             for line in notices:
                 print(line, file=sys.stderr)
 
-    def _cell_ended(self, seconds: float, now: float, failure: CellEnd | None) -> None:
-        self.stats.record_execution(seconds, now)
-        if failure is None:
-            self._ended = False
-        else:
-            # the text as shown, for %tb once a cleanup has released the error itself;
-            # the rest waits for cell_done, since the reply must report the error: only
-            # whether it was out of memory is kept (the error pins the frames to free)
-            self._shown_traceback = failure.shown_traceback
-            self._ended = is_out_of_memory(failure.error)
+    def _cell_failed(self, failure: CellEnd) -> None:
+        # the text as shown, for %tb once a cleanup has released the error itself;
+        # the rest waits for cell_done, since the reply must report the error: only
+        # whether it was out of memory is kept (the error pins the frames to free)
+        self._shown_traceback = failure.shown_traceback
+        if is_out_of_memory(failure.error):
+            self._oom = self._attention = True
+
+    def _work_due(self) -> None:
+        """After a user cell, work fell due (the hooks compared the cell counts with
+        the triggers' marks): it runs after the reply, or when the next cell starts."""
+        if not self._due:
+            self._due = self.hooks.start_work = True
+        self._attention = True
 
     def cell_done(self) -> None:
         """The execute request's reply is built: what must be under this cell (the
         out-of-memory recovery and its line) now; the rest once the reply and the idle
         status are sent (AFTER_REPLY_DELAY later), or when the next cell starts.
 
-        The hot path: an ordinary cell only asks whether anything fell due, and
-        schedules nothing when nothing did. Its names wait to be scanned until a batch
-        of cells waits (hooks.STAMP_BATCH) or something reads the stamps (a cleanup, a
+        The hot path: after an ordinary cell (nothing due, nothing failed, no request
+        waiting) it reads one flag. The cell's names wait to be scanned until a batch of
+        cells waits (hooks.STAMP_BATCH) or something reads the stamps (a cleanup, a
         view)."""
-        oom, self._ended = self._ended, None
-        if oom is not None:  # a user cell ended
-            if oom:
-                self.hooks.stamp()  # the emergency cleanup reads the stamps
-                self.triggers.cell_ended(oom)
-            if not self._due and (self.hooks.stamps_due or self._due_now()):
-                self._due = self.hooks.start_work = True
-        if self.schedule is None:
-            self._due = oom is not None
+        if self._attention or self.schedule is None:
+            self._attend()
+
+    def _attend(self) -> None:
+        self._attention = False
+        if self._oom:
+            self._oom = False
+            self.hooks.stamp()  # the emergency cleanup reads the stamps
+            self.triggers.cell_ended(True)
+        if self.schedule is None:  # no scheduler: what is due runs now, after each cell
+            executions = self.stats.execution_count
+            self._due = executions != self._counted  # a user cell ended
+            self._counted = executions
             self.after_reply()
         elif (self._due or self._waiting) and not self._wake_pending:
             self._wake_pending = True
@@ -225,6 +243,7 @@ class Greed:
         """
         if self.busy() or self._waiting or self._wake_pending:
             self._waiting.append(fn)  # in order, after the housekeeping that is due
+            self._attention = True  # cell_done schedules them
         else:
             fn()
 

@@ -2,12 +2,22 @@
 
 :class:`CellHooks` connects to ``pre_run_cell`` and ``post_run_cell`` and sees every
 tree IPython compiles during a user cell. This is the hot path: while the cell runs
-it only keeps the trees (a list append). When the cell ends it hands a
-:class:`CellEnd` to its ``on_end`` callback; :meth:`CellHooks.stamp`, which the
-engine calls after a reply once some cells are waiting (or before anything reads the
-stamps), scans the trees (:mod:`greed_kernel.scope`) and stamps the names each cell
-touched with the cell's own number and start time. A cell run again (the same
-source) is not scanned again: the names of recent sources are remembered.
+it only keeps the trees (a list append). When the cell ends it counts and times it
+(:class:`~greed_kernel.stats.CellCounts`) and calls back only when the cell failed
+(``on_error``, with a :class:`CellEnd`) or work fell due (``on_due``).
+:meth:`CellHooks.stamp`, which the engine calls after a reply once some cells are
+waiting (or before anything reads the stamps), scans the trees
+(:mod:`greed_kernel.scope`) and stamps the names each cell touched with the cell's own
+number and start time. A cell run again (the same source) is not scanned again: the
+names of recent sources are remembered, and its tree is not even kept (it is freed
+where python3 frees it).
+
+In a kernel the hot path runs cold: between two cells the kernel handles messages,
+and the memory of these objects is out of the caches. What costs there is each object
+touched, each call, and each object freed (timed in a kernel: freeing the last cell's
+tree at the next cell took 8 us, a call to a method with a few attribute reads
+2 to 6 us). So an ordinary cell touches few objects, makes no call of ours but the
+shell's events, and keeps nothing it does not need.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from collections.abc import Callable
 from .cellnames import CellNames, merge
 from .component import Clock
 from .scope import scan_tree
+from .stats import CellCounts
 from .syntax import scan_tokens
 from .tracker import Tracker
 
@@ -63,16 +74,18 @@ class Compiled(t.NamedTuple):
     started: float  # the clock's time when the cell began
     trees: list[ast.AST]
     source: str  # for the token fallback, when a tree is missing or too deep
-    #: its names, when the same source was scanned before (then *trees* is empty)
+    #: the names of its first tree, when the same source was scanned before (then
+    #: *trees* holds only the trees compiled after it, by magics: usually none)
     names: CellNames | None
     #: the shell had no transformers of the user's when it ran: its tree is its source's
     plain: bool
 
 
 class CellHooks:
-    """Shell events -> tracker stamps; ``on_end(seconds, now, failure)`` once per user
-    cell (*now* the clock's time at its end, *failure* a :class:`CellEnd` when the cell
-    raised, else None).
+    """Shell events -> cell counts and tracker stamps; ``on_error(failure)`` when a user
+    cell raised, ``on_due()`` when work fell due after one (a mark of *counts* reached,
+    or cells wait to be scanned), ``on_start()`` when a user cell starts after
+    :attr:`start_work` was set.
 
     A plain class with slots, not a component: it reads no settings, and its methods
     run in every cell, where an attribute of a traitlets ``HasTraits`` object costs
@@ -82,21 +95,25 @@ class CellHooks:
         "_ast_transformers",
         "_info",
         "_interrupted",
+        "_known",
         "_number",
+        "_plain",
         "_post_transformers",
+        "_skip",
         "_started",
         "_transform",
         "_trees",
         "_unscanned",
         "_unstamped_chars",
         "clock",
+        "counts",
         "log",
-        "on_end",
+        "on_due",
+        "on_error",
         "on_start",
         "reruns",
         "scanned",
         "shell",
-        "stamps_due",
         "start_work",
         "tracker",
         "unstamped",
@@ -106,15 +123,19 @@ class CellHooks:
         self,
         shell: t.Any,
         tracker: Tracker,
-        on_end: Callable[[float, float, CellEnd | None], None],
-        on_start: Callable[[], None] = lambda: None,
+        counts: CellCounts,
         *,
+        on_error: Callable[[CellEnd], None] = lambda failure: None,
+        on_due: Callable[[], None] = lambda: None,
+        on_start: Callable[[], None] = lambda: None,
         log: logging.Logger | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.shell = shell
         self.tracker = tracker
-        self.on_end = on_end
+        self.counts = counts
+        self.on_error = on_error
+        self.on_due = on_due
         self.on_start = on_start
         self.log = log or logging.getLogger(__name__)
         self.clock = clock
@@ -124,7 +145,12 @@ class CellHooks:
         self._info: t.Any = None
         self._started = 0.0
         self._number = 0
+        # the trees it compiled, but for the first one of a source scanned before: a
+        # list handed over with the cell when it has trees, else kept for the next
         self._trees: list[ast.AST] = []
+        self._plain = True  # no transformer of the user's when it started
+        self._known: CellNames | None = None  # its source was scanned before: its names
+        self._skip = False  # ... and its first tree is still to come (not to be kept)
         self._interrupted = False  # a KeyboardInterrupt reached pre_run_cell
         self._transform: Callable[[ast.AST], ast.AST] | None = None
         #: cells whose names are not stamped yet, oldest first: (number, started, trees,
@@ -143,8 +169,6 @@ class CellHooks:
         self._post_transformers: list[t.Any] = []
         #: the names of recently scanned sources (see SCANNED_SOURCES), oldest first
         self.scanned: dict[str, CellNames] = {}
-        #: a batch of cells waits to be scanned (see STAMP_BATCH)
-        self.stamps_due = False
 
     @property
     def running(self) -> bool:
@@ -173,10 +197,14 @@ class CellHooks:
         # scan (measured ~60 us for a 5-line cell, ~5 ms for 500 lines).
         shell_transform = shell.transform_ast
         on_tree = self.on_tree
+        hooks = self
 
         def transform_ast(node: ast.AST) -> ast.AST:
             node = shell_transform(node)
-            on_tree(node)  # never raises, but for an interrupt before the cell
+            if hooks._skip:  # the first tree of a source scanned before: not kept
+                hooks._skip = False
+            else:
+                on_tree(node)  # never raises, but for an interrupt before the cell
             return node
 
         self._transform = transform_ast
@@ -213,13 +241,23 @@ class CellHooks:
                 return  # variable inspectors and the like: not an execution, touches nothing
             self._info = info
             self._started = self.clock()
-            self._trees = []  # handed over whole at the end: a new list per cell
+            # no transformer of the user's: the cell's first tree is its source's, and
+            # a source scanned before has its names already
+            plain = self._plain = not (self._ast_transformers or self._post_transformers)
+            known = None
+            if plain:
+                source = info.raw_cell
+                if source and len(source) <= SCANNED_SOURCE_CHARS:
+                    known = self.scanned.get(source)
+            self._known = known
+            self._skip = known is not None
             if self.start_work:
                 self.start_work = False
                 self.on_start()
         except KeyboardInterrupt:
             # IPython's event manager would print and swallow it: the tree hook
             # stops the cell instead, before any of its code runs
+            self._skip = False
             self._interrupted = True
         except Exception:
             self.log.exception("greed: pre_run_cell failed; the user's cell is unaffected")
@@ -242,32 +280,44 @@ class CellHooks:
                 return
             self._info = None
             now = self.clock()
-            trees = self._trees
+            started = self._started
             self._number = number = result.execution_count
             source = info.raw_cell or ""
-            # no transformer of the user's: the one tree is its source's
-            plain = not (self._ast_transformers or self._post_transformers)
-            names = None
-            if plain and len(trees) == 1 and len(source) <= SCANNED_SOURCE_CHARS:
-                names = self.scanned.get(source)  # scanned before (if not None)
-            if names is None:
-                self.unstamped.append((number, self._started, trees, source, None, plain))
+            trees = self._trees
+            known = None if self._skip else self._known  # None: its first tree never came
+            self._skip = False
+            if known is not None and not trees:  # only its last run is stamped
+                reruns = self.reruns
+                reruns[source] = (number, started, known)
+                due = len(reruns) >= STAMP_MAX_CELLS
+            else:
+                plain = self._plain and not (self._ast_transformers or self._post_transformers)
+                self.unstamped.append((number, started, trees, source, known, plain))
+                self._trees = []
                 self._unscanned += 1
                 self._unstamped_chars += len(source)
-                if self._unscanned >= STAMP_BATCH or self._unstamped_chars >= STAMP_BATCH_CHARS:
-                    self.stamps_due = True
-            else:  # its tree is not needed, and only its last run is stamped
-                reruns = self.reruns
-                reruns[source] = (number, self._started, names)
-                if len(reruns) >= STAMP_MAX_CELLS:
-                    self.stamps_due = True
-            seconds = now - self._started
+                due = (
+                    self._unscanned >= STAMP_BATCH
+                    or self._unstamped_chars >= STAMP_BATCH_CHARS
+                    or len(self.reruns) >= STAMP_MAX_CELLS
+                )
+            counts = self.counts
+            counts.executions = executions = counts.executions + 1
+            seconds = now - started
+            counts.seconds = total = counts.seconds + seconds
+            counts.last_end = now
             error = result.error_in_exec
-            if error is None:
-                self.on_end(seconds, now, None)
-            else:
+            if error is not None:
                 shown = list(getattr(self.shell, "_last_traceback", None) or [])
-                self.on_end(seconds, now, CellEnd(number, seconds, error, shown))
+                self.on_error(CellEnd(number, seconds, error, shown))
+            if (
+                due
+                or executions >= counts.due_executions
+                or total >= counts.due_seconds
+                or counts.idle_to_arm
+                or (counts.freeze_check is not None and counts.freeze_check())
+            ):
+                self.on_due()
         except (Exception, KeyboardInterrupt):
             self.log.exception("greed: post_run_cell failed; the user's cell is unaffected")
 
@@ -279,7 +329,6 @@ class CellHooks:
         waiting, self.unstamped = self.unstamped, []
         reruns, self.reruns = self.reruns, {}
         self._unscanned = self._unstamped_chars = 0
-        self.stamps_due = False
         pending = [Compiled(*cell) for cell in waiting]
         if reruns:
             pending.extend(
@@ -287,13 +336,16 @@ class CellHooks:
                 for source, (number, started, names) in reruns.items()
             )
             pending.sort(key=lambda cell: cell.number)
-        if running and self._info is not None and self._trees:
-            pending.append(Compiled(self.number, self._started, list(self._trees), "", None, False))
+        if running and self._info is not None:
+            known = None if self._skip else self._known
+            if self._trees or known is not None:
+                trees = list(self._trees)
+                pending.append(Compiled(self.number, self._started, trees, "", known, False))
         # a source run again later in the batch stamps the same names after this run
         stamped: set[int] = set()
         newest_first: list[Compiled] = []
         for cell in reversed(pending):
-            if cell.names is not None:
+            if cell.names is not None and not cell.trees:
                 if id(cell.names) in stamped:
                     continue
                 stamped.add(id(cell.names))
@@ -306,17 +358,18 @@ class CellHooks:
 
     def _stamp(self, cell: Compiled) -> None:
         names = cell.names
-        if names is None:
+        if names is None or cell.trees:
             names = self._scan(cell)
         self.tracker.touch(names.touched, cell.number, cell.started)
 
     def _scan(self, cell: Compiled) -> CellNames:
-        remember = cell.plain and len(cell.trees) == 1 and bool(cell.source)
+        """The names of the cell's trees (and of its known first tree, if any)."""
+        remember = cell.names is None and cell.plain and len(cell.trees) == 1 and bool(cell.source)
         if remember:
             known = self.scanned.get(cell.source)  # run before in the same batch
             if known is not None:
                 return known
-        names: CellNames | None = None
+        names: CellNames | None = cell.names
         fallback = not cell.trees
         for tree in cell.trees:
             found = scan_tree(tree)

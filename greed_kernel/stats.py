@@ -44,14 +44,47 @@ def json_clean(value: t.Any, depth: int = 0) -> t.Any:
     return str(value)
 
 
+class CellCounts:
+    """What every user cell moves, and the marks it is compared with.
+
+    :class:`~greed_kernel.hooks.CellHooks` counts and times each user cell here and
+    compares the result with the marks :class:`~greed_kernel.triggers.Triggers` sets
+    (when the periodic work, the next look at the memory pressure, the idle timer and
+    the heap freeze are due). One plain object with slots, written in every cell: in a
+    kernel, the memory a cell's hooks touch is cold after the messages between two
+    cells, and each further object read costs a cache miss or more."""
+
+    __slots__ = (
+        "due_executions",
+        "due_seconds",
+        "executions",
+        "freeze_check",
+        "idle_to_arm",
+        "last_end",
+        "seconds",
+    )
+
+    def __init__(self, now: float) -> None:
+        self.executions = 0  # user cells that ended
+        self.seconds = 0.0  # their run time, in all
+        self.last_end = now  # the clock's time when the last one ended
+        #: work is due once executions reach this (a periodic trigger) ...
+        self.due_executions: float = 0
+        #: ... or seconds reach this (the next look at the memory pressure) ...
+        self.due_seconds = 0.0
+        #: ... or after any cell: an idle timeout is set and no timer is armed ...
+        self.idle_to_arm = False
+        #: ... or when this says so (gc_freeze is on: the cell imported modules)
+        self.freeze_check: t.Callable[[], bool] | None = None
+
+
 class Stats:
-    """Counters the engine updates; :meth:`snapshot` gives the STATS dict."""
+    """Counters the engine updates; :meth:`snapshot` gives the STATS dict. The cells'
+    own counts are in :attr:`counts` (see :class:`CellCounts`)."""
 
     def __init__(self, clock: t.Callable[[], float] = time.monotonic) -> None:
         self.clock = clock  # monotonic seconds (tests inject their own)
-        self.execution_count = 0
-        self.total_time = 0.0  # seconds spent in user cells
-        self.last_end = clock()  # when the last execution ended
+        self.counts = CellCounts(clock())
         self.memory_pressure = 0.0
         self.cleanup_count = 0
         self.optimize_count = 0
@@ -61,12 +94,20 @@ class Stats:
         self.budget_refusal: dict[str, t.Any] | None = None
         self.reports: collections.deque[dict[str, t.Any]] = collections.deque(maxlen=MAX_REPORTS)
 
-    def record_execution(self, seconds: float, now: float | None = None) -> int:
-        """A user cell ran for *seconds* and ended at *now* (the clock's time)."""
-        self.execution_count += 1
-        self.total_time += seconds
-        self.last_end = self.clock() if now is None else now
-        return self.execution_count
+    @property
+    def execution_count(self) -> int:
+        """User cells that ended."""
+        return self.counts.executions
+
+    @property
+    def total_time(self) -> float:
+        """Seconds spent in user cells."""
+        return self.counts.seconds
+
+    @property
+    def last_end(self) -> float:
+        """When the last user cell ended (the clock's time)."""
+        return self.counts.last_end
 
     def record_report(self, report: dict[str, t.Any]) -> None:
         if report["kind"] == "cleanup":

@@ -45,41 +45,12 @@ _WHEN = ("cleanup_interval", "optimize_interval", "idle_timeout", "gc_freeze")
 _MEMORY = ("memory_threshold", "memory_limit")
 
 
-class DueAt:
-    """Whether something is due after the cells that ran (call it): a periodic
-    trigger, a look at the memory pressure, the idle timer to arm, or a heap freeze.
-
-    The hot path: a few comparisons of numbers that :class:`Triggers` works out in
-    advance. A plain class with slots: it is read in every cell (see hooks.CellHooks)."""
-
-    __slots__ = ("count", "freeze", "idle_to_arm", "imports_to_freeze", "stats", "time")
-
-    def __init__(self, stats: Stats, imports_to_freeze: Callable[[], bool]) -> None:
-        #: the execution count at which a periodic trigger is next due
-        self.count: float = 0
-        #: the stats' total cell time at which the memory pressure is next looked at
-        self.time = 0.0
-        self.idle_to_arm = False  # an idle timeout is set and no timer is armed
-        self.freeze = False  # gc_freeze is on
-        self.stats = stats
-        self.imports_to_freeze = imports_to_freeze
-
-    def __call__(self) -> bool:
-        stats = self.stats
-        return (
-            stats.execution_count >= self.count
-            or stats.total_time >= self.time
-            or self.idle_to_arm
-            or (self.freeze and self.imports_to_freeze())
-        )
-
-
 class Triggers(Component):
     """Decides when a cleanup or an optimisation is due, and asks housekeeping.
 
-    Its :class:`DueAt` (``due_at``) is asked after every cell, so it compares numbers
-    worked out in advance (when work ran, or a setting changed) instead of reading the
-    settings.
+    It sets the marks of :class:`~greed_kernel.stats.CellCounts` that the hooks
+    compare with after every cell: numbers worked out in advance (when work ran, or a
+    setting changed), so that no cell reads a setting.
     """
 
     def __init__(
@@ -101,8 +72,8 @@ class Triggers(Component):
         self._idle_timer: t.Any = None
         self._idle_done_at = -1  # execution count of the last idle cleanup
         self._pressure_at: tuple[int, float] | None = None  # (execution, pressure) last trigger
-        #: when work is next due
-        self.due_at = DueAt(stats, housekeeping.imports_to_freeze)
+        #: the cells' counts, and when work is next due (the marks set here)
+        self.counts = stats.counts
         self._watching = False
         self._watch(True)
 
@@ -118,7 +89,7 @@ class Triggers(Component):
 
     def _settings_changed(self, change: t.Any) -> None:
         if change["name"] in _MEMORY:
-            self.due_at.time = 0.0  # look at once with the new limit or threshold
+            self.counts.due_seconds = 0.0  # look at once with the new limit or threshold
         self._plan()
 
     def close(self) -> None:
@@ -127,16 +98,16 @@ class Triggers(Component):
 
     def _plan(self) -> None:
         """When the periodic triggers are next due, whether the idle timer is to be
-        armed, and whether heaps are frozen: what :class:`DueAt` compares."""
-        s = self.options
+        armed, and whether heaps are frozen: the marks the cells are compared with."""
+        s, counts = self.options, self.counts
         after = [
             _next_multiple(i, self._counted) for i in (s.cleanup_interval, s.optimize_interval)
         ]
-        self.due_at.count = min(after, default=math.inf)
-        self.due_at.idle_to_arm = bool(
+        counts.due_executions = min(after, default=math.inf)
+        counts.idle_to_arm = bool(
             s.idle_timeout and self.schedule is not None and self._idle_timer is None
         )
-        self.due_at.freeze = bool(s.gc_freeze)
+        counts.freeze_check = self.hk.imports_to_freeze if s.gc_freeze else None
 
     # -- per cell ----------------------------------------------------------------------
     @guarded
@@ -161,7 +132,7 @@ class Triggers(Component):
                 hk.cleanup("periodic")
             if _crossed(s.optimize_interval, before, n):
                 hk.optimize("periodic", collect=not cleaned)
-            if cleaned or self.stats.total_time >= self.due_at.time:
+            if cleaned or self.counts.seconds >= self.counts.due_seconds:
                 self.check_pressure()
             self.arm_idle_timer()
         finally:
@@ -213,14 +184,14 @@ class Triggers(Component):
         threshold = self.options.memory_threshold or 1.0
         headroom = max(threshold - pressure, 0.0) * self.probe.effective_limit()
         wait = min(headroom / MEMORY_GROWTH_RATE, PROBE_AT_MOST_EVERY_SECONDS)
-        self.due_at.time = self.stats.total_time + max(wait, PROBE_EVERY_CELL_SECONDS)
+        self.counts.due_seconds = self.counts.seconds + max(wait, PROBE_EVERY_CELL_SECONDS)
 
     # -- idle ----------------------------------------------------------------------------
     def arm_idle_timer(self) -> None:
         timeout = self.options.idle_timeout
         if timeout and self.schedule is not None and self._idle_timer is None:
             self._idle_timer = self.schedule(timeout, self.on_idle)
-        self.due_at.idle_to_arm = False
+        self.counts.idle_to_arm = False
 
     @guarded
     def on_idle(self) -> None:
