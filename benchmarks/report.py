@@ -797,6 +797,19 @@ def details(results: dict[str, t.Any]) -> str:
                     else ""
                 )
             )
+        if trivial.get("own_work_us") is not None:
+            by_call = trivial.get("own_work_by_call_us") or {}
+            out.append(
+                f"  greed's own work before the reply, timed in the kernel (the timers "
+                f"included): {trivial['own_work_us']:.0f} us per cell"
+                + (
+                    " (medians by call: "
+                    + ", ".join(f"{name} {v:.1f} us" for name, v in by_call.items())
+                    + "; transform_ast with IPython's own inside it)"
+                    if by_call
+                    else ""
+                )
+            )
         out.append(
             f"  in the kernel's execute handler: python3 {p3['handler_median_us']:.0f} us, "
             f"greed {gr['handler_median_us']:.0f} us, added {trivial['handler_added_us']:+.0f} "

@@ -311,13 +311,15 @@ del _bench_timer
 """
 _HANDLER_TIMES = "print(','.join(f'{s * 1e6:.1f}' for s in _bench_times))"
 #: Run once in every greed kernel of the trivial suite: time greed's own entry points
-#: (the shell events, the tree hook and cell_done, all before the reply) per cell, and
-#: the work after the reply. The timers' own cost is included: an upper bound.
+#: (the shell events, the tree hook with the shell's own transform_ast inside it, and
+#: cell_done, all before the reply) per cell and each apart, and the work after the
+#: reply. The timers' own cost is included: an upper bound.
 _GREED_TIMER = """\
-def _bench_greed(g=get_ipython().kernel.greed, cells=[], after=[]):
+def _bench_greed(g=get_ipython().kernel.greed, cells=[], after=[], each={}):
     import time
-    h, acc = g.hooks, [0.0]
-    def timed(fn, sink=None):
+    h, acc, shell = g.hooks, [0.0], get_ipython()
+    def timed(fn, name, sink=None):
+        mine = each.setdefault(name, []) if name else []
         def wrapper(*args):
             t0 = time.perf_counter()
             try:
@@ -327,6 +329,7 @@ def _bench_greed(g=get_ipython().kernel.greed, cells=[], after=[]):
                 if sink is after:
                     after.append(spent)
                 else:
+                    mine.append(spent)
                     acc[0] += spent
                     if sink is cells:
                         cells.append(acc[0])
@@ -334,18 +337,22 @@ def _bench_greed(g=get_ipython().kernel.greed, cells=[], after=[]):
         return wrapper
     g.unregister()
     H = type(h)  # slotted, as Greed: methods are wrapped on the classes (one instance each)
-    H.pre_run_cell, H.post_run_cell = timed(H.pre_run_cell), timed(H.post_run_cell)
-    H.on_tree = timed(H.on_tree)
+    H.pre_run_cell = timed(H.pre_run_cell, "pre_run_cell")
+    H.post_run_cell = timed(H.post_run_cell, "post_run_cell")
     G = type(g)
-    G.cell_done, G.after_reply = timed(G.cell_done, cells), timed(G.after_reply, after)
+    G.cell_done = timed(G.cell_done, "cell_done", cells)
+    G.after_reply = timed(G.after_reply, None, after)
     g.register()
-    return cells, after
-_bench_cells, _bench_after = _bench_greed()
+    shell.transform_ast = timed(shell.__dict__["transform_ast"], "transform_ast")
+    return cells, after, each
+_bench_cells, _bench_after, _bench_each = _bench_greed()
 del _bench_greed
 """
 _GREED_TIMES = (
     "print(','.join(f'{s * 1e6:.1f}' for s in _bench_cells)); "
-    "print(f'{sum(_bench_after) * 1e6:.1f}')"
+    "print(f'{sum(_bench_after) * 1e6:.1f}'); "
+    "print(__import__('json').dumps({k: [round(s * 1e6, 2) for s in v] "
+    "for k, v in _bench_each.items()}))"
 )
 
 
@@ -488,6 +495,7 @@ def trivial(
     rows: list[dict[str, t.Any]] = []
     handler: dict[str, list[float]] = {}
     own: list[float] = []  # greed's work before the reply, per cell (us)
+    own_each: dict[str, list[float]] = {}  # ... by entry point, per call (us)
     after = 0.0  # greed's work after the replies, in all (us)
     timed = max(50, cells // 4)
     toggled = 2 * (cells // 2)  # cells of the attached / detached phase, per greed kernel
@@ -531,9 +539,14 @@ def trivial(
                 for k in _rotated(greed, i // 2):
                     k.must_run(TRIVIAL_CODES[i % 2])
             for k in greed:
-                per_cell, total = k.must_run(_GREED_TIMES).stdout.strip().split("\n")
+                per_cell, total, each = k.must_run(_GREED_TIMES).stdout.strip().split("\n")
                 own.extend(float(v) for v in per_cell.split(",")[1 : timed + 1])  # [0]: its cell
                 after += float(total)
+                for name, values in json.loads(each).items():
+                    # the timer's own cell ended timed (its start did not), and the
+                    # readout's cell started timed
+                    first = 0 if name in ("pre_run_cell", "transform_ast") else 1
+                    own_each.setdefault(name, []).extend(values[first : first + timed])
         progress(
             f"  trivial: {numbers.stop}/{processes} processes of each kernel, "
             f"{time.monotonic() - t0:.0f} s"
@@ -590,6 +603,7 @@ def trivial(
     results["own_work_us"] = _median(own)
     results["own_work_quartiles_us"] = statistics.quantiles(own, n=4) if len(own) > 1 else []
     results["own_work_cells"] = len(own)
+    results["own_work_by_call_us"] = {name: _median(v) for name, v in own_each.items() if v}
     results["after_reply_us_per_cell"] = after / max(1, timed * processes)
     results["latency_ratio_median"] = _ratio(gr["median_ms"], p3["median_ms"])
     return rows, results

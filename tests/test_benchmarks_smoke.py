@@ -162,6 +162,10 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
         "paging",
         "budget",
     }
+    # greed's own work, timed in its kernels, by entry point
+    own = summary["results"]["trivial"]["own_work_by_call_us"]
+    assert set(own) == {"pre_run_cell", "transform_ast", "post_run_cell", "cell_done"}
+    assert all(v > 0 for v in own.values())
     instructions = summary["results"]["instructions"]
     if HAS_VALGRIND:
         assert set(instructions["kernels"]) == {"python3"}
