@@ -44,7 +44,8 @@ STAMP_BATCH = 32
 #: are kept until then).
 STAMP_BATCH_CHARS = 100_000
 #: Sources run again (their names known) wait too, without a tree, each by its last run
-#: only: at most this many.
+#: only: at most this many. (Each waits once, so they are at most SCANNED_SOURCES plus
+#: the sources scanned since the last stamps.)
 STAMP_MAX_CELLS = 1024
 #: Cells are re-run: the names of this many recent sources are kept, so that a cell run
 #: again is not scanned again (its one tree is a function of its source while the shell
@@ -65,6 +66,21 @@ class CellEnd(t.NamedTuple):
     error: BaseException | None
     #: the traceback as shown (ipykernel keeps it only until the next cell)
     shown_traceback: list[str]
+
+
+class Known:
+    """A source scanned before: its names, and its last run while that waits to be
+    stamped. The hooks find it when a cell starts (one dictionary look-up) and, when the
+    cell ends, write its number and start time here: no look-up, no new object."""
+
+    __slots__ = ("names", "number", "source", "started", "waiting")
+
+    def __init__(self, source: str, names: CellNames) -> None:
+        self.source = source
+        self.names = names
+        self.number = 0
+        self.started = 0.0
+        self.waiting = False  # in CellHooks.reruns
 
 
 class Compiled(t.NamedTuple):
@@ -149,7 +165,7 @@ class CellHooks:
         # list handed over with the cell when it has trees, else kept for the next
         self._trees: list[ast.AST] = []
         self._plain = True  # no transformer of the user's when it started
-        self._known: CellNames | None = None  # its source was scanned before: its names
+        self._known: Known | None = None  # its source was scanned before: its names
         self._skip = False  # ... and its first tree is still to come (not to be kept)
         self._interrupted = False  # a KeyboardInterrupt reached pre_run_cell
         self._transform: Callable[[ast.AST], ast.AST] | None = None
@@ -158,17 +174,16 @@ class CellHooks:
         self.unstamped: list[tuple[int, float, list[ast.AST], str, CellNames | None, bool]] = []
         self._unscanned = 0  # of them, cells to scan
         self._unstamped_chars = 0  # ... and their characters
-        #: sources run again since the last stamps, by their last run: source ->
-        #: (number, started, names). A cell run again replaces its source's entry: what
-        #: waits stays as large as the sources are many, and a cell leaves nothing
-        #: behind for the collector
-        self.reruns: dict[str, tuple[int, float, CellNames]] = {}
+        #: sources run again since the last stamps, each once, with its last run: a
+        #: cell run again writes over its source's run; what waits stays as large as the
+        #: sources are many, and a cell leaves nothing behind for the collector
+        self.reruns: list[Known] = []
         # the shell's lists of the user's transformers, read in every cell: the lists
         # themselves, not the traits (the traits are observed for a new list)
         self._ast_transformers: list[t.Any] = []
         self._post_transformers: list[t.Any] = []
-        #: the names of recently scanned sources (see SCANNED_SOURCES), oldest first
-        self.scanned: dict[str, CellNames] = {}
+        #: recently scanned sources and their names (see SCANNED_SOURCES), oldest first
+        self.scanned: dict[str, Known] = {}
 
     @property
     def running(self) -> bool:
@@ -287,12 +302,17 @@ class CellHooks:
             known = None if self._skip else self._known  # None: its first tree never came
             self._skip = False
             if known is not None and not trees:  # only its last run is stamped
-                reruns = self.reruns
-                reruns[source] = (number, started, known)
-                due = len(reruns) >= STAMP_MAX_CELLS
+                known.number = number
+                known.started = started
+                due = False
+                if not known.waiting:
+                    known.waiting = True
+                    self.reruns.append(known)
+                    due = len(self.reruns) >= STAMP_MAX_CELLS
             else:
                 plain = self._plain and not (self._ast_transformers or self._post_transformers)
-                self.unstamped.append((number, started, trees, source, known, plain))
+                names = None if known is None else known.names
+                self.unstamped.append((number, started, trees, source, names, plain))
                 self._trees = []
                 self._unscanned += 1
                 self._unstamped_chars += len(source)
@@ -327,20 +347,22 @@ class CellHooks:
         after the reply, and before anything reads the stamps (a cleanup, a view);
         *running*: the running cell's trees so far too (``%greed why`` in that cell)."""
         waiting, self.unstamped = self.unstamped, []
-        reruns, self.reruns = self.reruns, {}
+        reruns, self.reruns = self.reruns, []
         self._unscanned = self._unstamped_chars = 0
         pending = [Compiled(*cell) for cell in waiting]
         if reruns:
-            pending.extend(
-                Compiled(number, started, [], source, names, True)
-                for source, (number, started, names) in reruns.items()
-            )
+            for known in reruns:
+                known.waiting = False
+                pending.append(
+                    Compiled(known.number, known.started, [], known.source, known.names, True)
+                )
             pending.sort(key=lambda cell: cell.number)
         if running and self._info is not None:
             known = None if self._skip else self._known
             if self._trees or known is not None:
                 trees = list(self._trees)
-                pending.append(Compiled(self.number, self._started, trees, "", known, False))
+                names = None if known is None else known.names
+                pending.append(Compiled(self.number, self._started, trees, "", names, False))
         # a source run again later in the batch stamps the same names after this run
         stamped: set[int] = set()
         newest_first: list[Compiled] = []
@@ -368,7 +390,7 @@ class CellHooks:
         if remember:
             known = self.scanned.get(cell.source)  # run before in the same batch
             if known is not None:
-                return known
+                return known.names
         names: CellNames | None = cell.names
         fallback = not cell.trees
         for tree in cell.trees:
@@ -391,4 +413,4 @@ class CellHooks:
         scanned = self.scanned
         if len(scanned) >= SCANNED_SOURCES:
             del scanned[next(iter(scanned))]  # the oldest
-        scanned[source] = names
+        scanned[source] = Known(source, names)

@@ -302,7 +302,7 @@ def test_cells_run_again_wait_without_their_trees(
     assert len(trees) == 2 and trees[0]() is None and trees[1]() is None
     # one entry per source, its last run, without a tree: nothing piles up per cell
     reruns = p.greed.hooks.reruns
-    assert [(source, number) for source, (number, *_) in reruns.items()] == [
+    assert [(known.source, known.number) for known in reruns] == [
         ("x = 1", 22),
         ("y = 2", 23),
     ]
@@ -362,7 +362,7 @@ def test_a_transformer_of_the_users_makes_cells_scanned_again(
         p.shell.input_transformers_post.clear()
     assert p.ns["y"] == 1 and p.greed.tracker.last["y"].execution == 4
     assert len(scanned) == 4  # what ran under a transformer was scanned, not remembered
-    assert p.greed.hooks.scanned["x = 1"].writes == {"x"}
+    assert p.greed.hooks.scanned["x = 1"].names.writes == {"x"}
     p.run("x = 1")  # without: remembered again
     p.greed.hooks.stamp()
     assert len(scanned) == 4
