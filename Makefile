@@ -113,6 +113,7 @@ bench: install
 	$(PY) -m benchmarks $(BENCH_ARGS)
 	$(PY) -m benchmarks.tracking
 	$(PY) -m benchmarks.hotpath
+	$(PY) -m benchmarks.busywork --out docs/benchmarks
 
 # Rebuild the extension into greed_kernel/labextension (commit the result). CI never runs
 # this: its `make labext-check` rebuilds and fails when the committed build differs.

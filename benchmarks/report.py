@@ -285,12 +285,12 @@ def _by_code(added: dict[str, float], intervals: dict[str, t.Any] | None) -> str
     )
 
 
-def _paired(results: dict[str, t.Any]) -> str:
+def _paired(results: dict[str, t.Any], key: str = "paired_by_code") -> str:
     """'x = 1 +40 us (95% interval ...), +0.9%; x + 1 ...' from a paired_by_code."""
     return "; ".join(
         f"{code} {p['added_us']:+.0f} us{_interval(p['interval_us'])}, "
         f"{p['added_percent']:+.2f}% ({p['pairs']} pair{'' if p['pairs'] == 1 else 's'})"
-        for code, p in results["paired_by_code"].items()
+        for code, p in results[key].items()
         if p
     )
 
@@ -813,7 +813,13 @@ def details(results: dict[str, t.Any]) -> str:
         out.append(
             f"  in the kernel's execute handler: python3 {p3['handler_median_us']:.0f} us, "
             f"greed {gr['handler_median_us']:.0f} us, added {trivial['handler_added_us']:+.0f} "
-            "us; medians of single processes (client side, ms): "
+            "us"
+            + (
+                f" (paired: {_paired(trivial, 'handler_paired_by_code')})"
+                if trivial.get("handler_paired_by_code")
+                else ""
+            )
+            + "; medians of single processes (client side, ms): "
             + ", ".join(
                 f"{name} {v:.3f}" for k in (p3, gr) for name, v in k["median_by_process_ms"].items()
             )

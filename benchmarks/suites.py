@@ -599,6 +599,21 @@ def trivial(
     }
     results["paired_by_code"] = {code: _paired_added_us(rows, code) for code in TRIVIAL_CODES}
     results["handler_added_us"] = gr["handler_median_us"] - p3["handler_median_us"]
+    # the same paired by process, with an interval: how much of the added latency is in
+    # the execute handler (cell i of each kernel ran TRIVIAL_CODES[i % 2])
+    handler_rows = [
+        {
+            "kernel": name.split("#")[0],
+            "process": name,
+            "code": TRIVIAL_CODES[i % 2],
+            "latency_ms": v / 1000.0,
+        }
+        for name, times in handler.items()
+        for i, v in enumerate(times)
+    ]
+    results["handler_paired_by_code"] = {
+        code: _paired_added_us(handler_rows, code) for code in TRIVIAL_CODES
+    }
     results["attached"] = _attached_results(toggles)
     results["own_work_us"] = _median(own)
     results["own_work_quartiles_us"] = statistics.quantiles(own, n=4) if len(own) > 1 else []

@@ -166,6 +166,9 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
     own = summary["results"]["trivial"]["own_work_by_call_us"]
     assert set(own) == {"pre_run_cell", "transform_ast", "post_run_cell", "cell_done"}
     assert all(v > 0 for v in own.values())
+    # the execute handler's added time, paired by process
+    handler = summary["results"]["trivial"]["handler_paired_by_code"]
+    assert set(handler) == {"x = 1", "x + 1"} and all(p["pairs"] == 1 for p in handler.values())
     instructions = summary["results"]["instructions"]
     if HAS_VALGRIND:
         assert set(instructions["kernels"]) == {"python3"}
@@ -404,3 +407,25 @@ def test_the_hot_path_loop_runs_each_variant() -> None:
         assert done.stdout.count("Out[") == 55  # WARM + 5 cells, each shown
         assert "greed:" not in done.stderr  # nothing of ours failed
     assert per_cell(1_000, 3_000, 1_000) == 2.0
+
+
+def test_the_busywork_control_runs(tmp_path: Path) -> None:
+    """benchmarks.busywork runs a pair of python3 kernels, one with a busy loop on the
+    cell events, and writes the paired estimate for each code."""
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks.busywork"),
+            *("--processes", "1", "--cells", "4", "--out", str(tmp_path)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "busywork.json").read_text(encoding="utf-8"))
+    assert results["work_us"] == 30.0
+    assert {code: p["pairs"] for code, p in results["paired_by_code"].items()} == {
+        "x = 1": 1,
+        "x + 1": 1,
+    }
