@@ -53,7 +53,6 @@ class Greed:
         "_shown_traceback",
         "_waiting",
         "_wake_pending",
-        "clock",
         "executing",
         "hooks",
         "housekeeping",
@@ -83,7 +82,6 @@ class Greed:
         self.shell = shell
         self.parent = parent
         self.log = log or getattr(parent, "log", None) or logging.getLogger("greed_kernel")
-        self.clock = clock
         self.schedule = schedule
         parts = {"parent": parent, "log": self.log, "clock": clock}
         self.marks = Marks()

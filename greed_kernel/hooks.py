@@ -59,11 +59,9 @@ _TRANSFORMERS = ("ast_transformers", "input_transformers_post")
 
 
 class CellEnd(t.NamedTuple):
-    """A user cell that failed: its number, how long it ran, and how it failed."""
+    """A user cell that failed: how it failed, and its traceback as shown."""
 
-    number: int
-    seconds: float
-    error: BaseException | None
+    error: BaseException
     #: the traceback as shown (ipykernel keeps it only until the next cell)
     shown_traceback: list[str]
 
@@ -316,20 +314,15 @@ class CellHooks:
                 self._trees = []
                 self._unscanned += 1
                 self._unstamped_chars += len(source)
-                due = (
-                    self._unscanned >= STAMP_BATCH
-                    or self._unstamped_chars >= STAMP_BATCH_CHARS
-                    or len(self.reruns) >= STAMP_MAX_CELLS
-                )
+                due = self._unscanned >= STAMP_BATCH or self._unstamped_chars >= STAMP_BATCH_CHARS
             counts = self.counts
             counts.executions = executions = counts.executions + 1
-            seconds = now - started
-            counts.seconds = total = counts.seconds + seconds
+            counts.seconds = total = counts.seconds + (now - started)
             counts.last_end = now
             error = result.error_in_exec
             if error is not None:
                 shown = list(getattr(self.shell, "_last_traceback", None) or [])
-                self.on_error(CellEnd(number, seconds, error, shown))
+                self.on_error(CellEnd(error, shown))
             if (
                 due
                 or executions >= counts.due_executions
