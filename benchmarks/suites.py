@@ -244,12 +244,12 @@ def _series_stats(rows: list[dict[str, t.Any]], base: dict[str, int]) -> dict[st
 
 
 _STATS_EXPR = (
-    "__import__('json').dumps({'snapshot': get_ipython().kernel.greed.snapshot(), "
+    "__import__('json').dumps({'snapshot': get_ipython().kernel.greed.service.snapshot(), "
     "'pagedTotal': get_ipython().kernel.greed.store.pager.paged_total, "
     "'reports': [{k: r.get(k) for k in ('kind', 'trigger', 'executionCount', 'durationMs', "
     "'freedBytes', 'gcCollected', 'pagedBytes', 'pressureBefore', 'pressureAfter', "
     "'outputsReleased', 'gradsCleared')} "
-    "for r in get_ipython().kernel.greed.reports()]})"
+    "for r in get_ipython().kernel.greed.service.reports()]})"
 )
 _SNAPSHOT_KEYS = (
     "executionCount",
@@ -832,7 +832,7 @@ def _paired_added_us(
 # -- 3. cleanup and optimisation cost -----------------------------------------------------
 _OP_EXPR = (
     "(lambda r: None if r is None else [r['durationMs'], r.get('gcCollected'), "
-    "r.get('rssBefore'), r.get('rssAfter')])(get_ipython().kernel.greed.{op}('manual'))"
+    "r.get('rssBefore'), r.get('rssAfter')])(get_ipython().kernel.greed.service.{op}('manual'))"
 )
 _COUNT_EXPR = "(len(__import__('gc').get_objects()), __import__('gc').get_freeze_count())"
 
@@ -1031,7 +1031,7 @@ def digest(block):
 _BUDGET_EXPR = (
     "(lambda g: __import__('json').dumps({'execution': g.stats.execution_count, 'last': "
     "[{k: r.get(k) for k in ('trigger', 'executionCount', 'durationMs', 'pressureBefore', "
-    "'pressureAfter', 'pagedBytes')} for r in g.reports() if r['kind'] == 'cleanup'][-1:]"
+    "'pressureAfter', 'pagedBytes')} for r in g.service.reports() if r['kind'] == 'cleanup'][-1:]"
     "}))(get_ipython().kernel.greed)"
 )
 

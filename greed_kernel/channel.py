@@ -46,7 +46,7 @@ Params = dict[str, t.Any]
 
 
 class Service(t.Protocol):
-    """What the channel needs of the kernel's engine."""
+    """What the channel needs of the kernel (``greed_kernel.service.Service`` offers it)."""
 
     def snapshot(self) -> dict[str, t.Any]: ...
     def variables(self) -> list[dict[str, t.Any]]: ...

@@ -1,12 +1,11 @@
 """The engine: the components, wired so that data flows one way.
 
     cell events (hooks) -> tracker -> policy -> housekeeping (triggers decide when)
-                                               -> stats -> views -> comm / magics
+                                               -> stats -> views -> service -> comm / magics
 
-:class:`Greed` builds the components and offers the service the comm channel and
-the ``%greed`` magic use (each through its own narrow protocol). It owns nothing
-but the moments of a cell: before the reply (:meth:`Greed.cell_done`) and after it
-(scheduled).
+:class:`Greed` builds the components and owns the moments of a cell: before the reply
+(:meth:`Greed.cell_done`) and after it (scheduled). The comm channel and the magics see
+only ``Greed.service`` (service.py).
 """
 
 from __future__ import annotations
@@ -15,13 +14,14 @@ import logging
 import sys
 import time
 import typing as t
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from .component import Clock, Schedule
 from .hooks import CellEnd, CellHooks
 from .housekeeping import Housekeeping, Publish
 from .memory import MemoryProbe
 from .policy import Marks, Policy
+from .service import Service
 from .stats import Stats
 from .store import PagedValues
 from .torchlib import is_out_of_memory
@@ -37,20 +37,17 @@ AFTER_REPLY_DELAY = 0.002
 
 
 class Greed:
-    """Tracks cells, triggers housekeeping, and answers the comm and the magics.
+    """Wires the components, and runs housekeeping at the right moments of a cell.
 
-    It wires the components and reads no setting itself: a plain class with slots
-    rather than a component, because its state is read and written in every cell (an
-    attribute of a traitlets ``HasTraits`` object costs about four times as much as
-    one of a slotted object; see hooks.CellHooks). *parent* holds the settings (the
-    kernel), as for the components."""
+    A plain slotted class, not a component: its state is read and written in every
+    cell, and a ``HasTraits`` attribute costs about four times a slot's (see
+    hooks.CellHooks). *parent* holds the settings (the kernel) for the components."""
 
     __slots__ = (
         "_attention",
         "_counted",
         "_due",
         "_oom",
-        "_shown_traceback",
         "_waiting",
         "_wake_pending",
         "executing",
@@ -61,6 +58,7 @@ class Greed:
         "parent",
         "probe",
         "schedule",
+        "service",
         "shell",
         "stats",
         "store",
@@ -120,25 +118,28 @@ class Greed:
         self.triggers = Triggers(
             self.housekeeping, self.probe, self.stats, self.busy, schedule, **parts
         )
+        #: what the comm channel and the magics may ask (each through its own protocol)
+        self.service = Service(
+            parent,
+            self.hooks,
+            self.views,
+            self.housekeeping,
+            self.triggers,
+            self.stats,
+            self.marks,
+            self.store,
+            self.when_no_cell,
+        )
         self.executing = False  # an execute request is in progress (set by the kernel)
         #: cell_done has something to do: a cell failed, work fell due, requests wait
         self._attention = False
         self._oom = False  # a user cell ran out of memory
         self._counted = 0  # the cells that had ended at the last cell_done (no scheduler)
-        self._shown_traceback: list[str] = []
         self._waiting: list[Callable[[], None]] = []  # requests that wait for the cell
         self._due = False  # work fell due after a cell and has not run yet
         self._wake_pending = False  # after_reply is scheduled
 
     # -- wiring ----------------------------------------------------------------------
-    @property
-    def publish(self) -> Publish:
-        return self.housekeeping.publish
-
-    @publish.setter
-    def publish(self, publish: Publish) -> None:
-        self.housekeeping.publish = publish
-
     def register(self) -> None:
         self.hooks.register()
 
@@ -171,7 +172,7 @@ class Greed:
         # the text as shown, for %tb once a cleanup has released the error itself;
         # the rest waits for cell_done, since the reply must report the error: only
         # whether it was out of memory is kept (the error pins the frames to free)
-        self._shown_traceback = failure.shown_traceback
+        self.service.traceback = failure.shown_traceback
         if is_out_of_memory(failure.error):
             self._oom = self._attention = True
 
@@ -188,9 +189,7 @@ class Greed:
         status are sent (AFTER_REPLY_DELAY later), or when the next cell starts.
 
         The hot path: after an ordinary cell (nothing due, nothing failed, no request
-        waiting) it reads one flag. The cell's names wait to be scanned until a batch of
-        cells waits (hooks.STAMP_BATCH) or something reads the stamps (a cleanup, a
-        view)."""
+        waiting) it reads one flag; the cell's names are scanned later (hooks.stamp)."""
         if self._attention or self.schedule is None:
             self._attend()
 
@@ -234,67 +233,14 @@ class Greed:
                 self.log.exception("greed: a request that waited for the cell failed")
 
     def when_no_cell(self, fn: Callable[[], None]) -> None:
-        """Run *fn* now, or after the cell that is running (or awaiting) ends.
-
-        Comm messages come through the event loop, which also runs while an async
-        cell awaits: a cleanup must never run in the middle of the user's cell.
-        """
+        """Run *fn* now, or after the cell that is running (or awaiting) ends: comm
+        messages come through the event loop, which also runs while an async cell
+        awaits, and a cleanup must never run in the middle of the user's cell."""
         if self.busy() or self._waiting or self._wake_pending:
             self._waiting.append(fn)  # in order, after the housekeeping that is due
             self._attention = True  # cell_done schedules them
         else:
             fn()
-
-    # -- the service (comm channel and %greed) -------------------------------------------
-    # Whatever reads the stamps first stamps what ran so far (from a magic: the running
-    # cell's own trees too).
-    def snapshot(self) -> dict[str, t.Any]:
-        self.hooks.stamp(running=True)
-        return self.views.snapshot()
-
-    def variables(self) -> list[dict[str, t.Any]]:
-        self.hooks.stamp(running=True)
-        return self.views.variables()
-
-    def why(self, name: str) -> dict[str, t.Any]:
-        self.hooks.stamp(running=True)
-        return self.views.why(name)
-
-    def status(self) -> dict[str, t.Any]:
-        return self.views.status(self.triggers.next_due)
-
-    def reports(self) -> list[dict[str, t.Any]]:
-        return list(self.stats.reports)
-
-    def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None:
-        self.hooks.stamp(running=True)
-        return self.housekeeping.cleanup(trigger, full)
-
-    def optimize(self, trigger: str) -> dict[str, t.Any] | None:
-        return self.housekeeping.optimize(trigger)
-
-    def preserve(self, names: Iterable[str]) -> None:
-        self.marks.preserve(names)
-
-    def unpreserve(self, names: Iterable[str]) -> None:
-        self.marks.unpreserve(names)
-
-    def paged_names(self) -> dict[str, int]:
-        return self.store.names()
-
-    def page_in(self, names: Iterable[str]) -> int:
-        return self.store.page_in(names)
-
-    def shown_traceback(self) -> list[str]:
-        return self._shown_traceback
-
-    def settings(self) -> dict[str, t.Any]:
-        """GreedKernel's traits and their current values (the comm's hello sends them)."""
-        source = self.parent
-        traits = getattr(source, "class_own_traits", None)
-        if traits is None:
-            return {}
-        return {name: getattr(source, name) for name in traits(config=True)}
 
     def shutdown(self) -> None:
         """Disconnect, and remove the paging directory we made, if any."""

@@ -220,16 +220,16 @@ class GreedKernel(IPythonKernel):
             parent=self,
             log=self.log,
             schedule=self._call_later,
+            publish=lambda method, params: self.greed_channel.notify(method, params),
         )
         self.greed_channel = Channel(
-            service=self.greed,
+            service=self.greed.service,
             log=self.log,
             on_main_thread=lambda fn: self.io_loop.add_callback(fn),
         )
-        self.greed.publish = self.greed_channel.notify
         self.greed.register()
         self.greed_channel.register(self.comm_manager)
-        self.shell.register_magics(GreedMagics(self.shell, self.greed))
+        self.shell.register_magics(GreedMagics(self.shell, self.greed.service))
 
     def _call_later(self, delay: float, callback: t.Callable[[], None]) -> object:
         """Run *callback* on the main thread *delay* seconds after the messages this

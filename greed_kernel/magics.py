@@ -6,7 +6,7 @@ the real usage, and a bad request is answered the way IPython answers one: a
 table is one display_data with a plain-text and an HTML rendering (HTML in
 JupyterLab, text in a terminal); nothing lands in ``Out``.
 
-The magics see the engine only through ``GreedService``, the few calls they need.
+The magics see the kernel only through ``GreedService``, the few calls they need.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ Row = dict[str, t.Any]
 
 
 class GreedService(t.Protocol):
-    """What the magics ask of the engine (``greed_kernel.engine.Greed`` offers it)."""
+    """What the magics ask of the kernel (``greed_kernel.service.Service`` offers it)."""
 
     def snapshot(self) -> dict[str, t.Any]: ...
     def variables(self) -> list[Row]: ...

@@ -121,6 +121,7 @@ class InProcess:
             schedule=self.clock.schedule,
             publish=lambda method, params: self.events.append((method, params)),
         )
+        self.service = self.greed.service
         self.greed.register()
 
     def run(self, code: str, *, reply_sent: bool = True) -> t.Any:

@@ -98,7 +98,7 @@ def test_disabled_intervals(make: t.Callable[..., InProcess]) -> None:
     p = make(cleanup_interval=0, optimize_interval=0, memory_threshold=0)
     for i in range(10):
         p.run(f"a{i} = {i}")
-    assert p.events == [] and p.greed.status()["nextCleanupIn"] is None
+    assert p.events == [] and p.service.status()["nextCleanupIn"] is None
 
 
 def test_idle_trigger_fires_once_per_idle_period(make: t.Callable[..., InProcess]) -> None:
@@ -163,8 +163,8 @@ def test_a_budget_that_cannot_be_held_is_explained_once_per_episode(
     p.run("x = 1")  # the budget is looked at after the reply ...
     (event,) = [e for e in p.methods("memory:pressure") if "holders" in e]
     assert event["holders"][0]["name"] == "junk"
-    assert p.greed.status()["budgetRefusal"]["holders"][0]["name"] == "junk"
-    assert p.greed.snapshot()["memoryBudget"]["held"] is False
+    assert p.service.status()["budgetRefusal"]["holders"][0]["name"] == "junk"
+    assert p.service.snapshot()["memoryBudget"]["held"] is False
     assert "nothing more can be paged out" not in capsys.readouterr().err
     p.run("y = 2")  # ... so its line is said under the next cell, before its code runs
     err = capsys.readouterr().err
@@ -173,7 +173,7 @@ def test_a_budget_that_cannot_be_held_is_explained_once_per_episode(
     assert "nothing more can be paged out" not in capsys.readouterr().err
     p.settings.memory_limit = used * 4  # pressure far below the watermark: episode over
     p.run("w = 3")
-    assert p.greed.status()["budgetRefusal"] is None
+    assert p.service.status()["budgetRefusal"] is None
 
 
 def test_a_budget_refused_by_the_idle_cleanup_is_said_under_the_next_cell(
@@ -190,7 +190,7 @@ def test_a_budget_refused_by_the_idle_cleanup_is_said_under_the_next_cell(
     p.settings.memory_limit = int(p.greed.probe.unreclaimable() / 0.9)
     capsys.readouterr()
     p.clock.advance(301)  # idle: a cleanup, an optimisation and a look at the budget
-    assert p.greed.status()["budgetRefusal"]["holders"][0]["name"] == "junk"
+    assert p.service.status()["budgetRefusal"]["holders"][0]["name"] == "junk"
     assert "nothing more can be paged out" not in capsys.readouterr().err
     p.run("y = 2")  # no cell work was due: the notice alone makes the cell say it
     assert "nothing more can be paged out" in capsys.readouterr().err
@@ -215,9 +215,9 @@ def test_names_are_scanned_and_stamped_after_the_reply(p: InProcess) -> None:
 
 def test_a_reader_of_the_stamps_stamps_first(p: InProcess) -> None:
     p.run("x = 1", reply_sent=False)
-    assert p.greed.why("x")["lastTouchedCell"] == 1  # before the scheduled work ran
+    assert p.service.why("x")["lastTouchedCell"] == 1  # before the scheduled work ran
     # the running cell's trees count too (%greed why in the cell that defines it)
-    p.ns["why"] = p.greed.why
+    p.ns["why"] = p.service.why
     p.run("y = 2\nrow = why('y')", reply_sent=False)
     assert p.ns["row"]["lastTouchedCell"] == 2
 
@@ -228,7 +228,7 @@ def test_cells_scanned_together_keep_their_own_number_and_time(p: InProcess) -> 
     p.shell.run_cell("y = x", store_history=True)
     stamps = p.greed.tracker.last
     assert stamps["x"].execution == 1 and stamps["x"].time == p.clock.now - 5
-    assert p.greed.why("y")["lastTouchedCell"] == 2  # a reader scans what waits first
+    assert p.service.why("y")["lastTouchedCell"] == 2  # a reader scans what waits first
 
 
 def scans(monkeypatch: pytest.MonkeyPatch) -> list[object]:
@@ -399,10 +399,10 @@ def test_a_class_with_an_unhashable_metaclass_does_not_stop_tracking(p: InProces
 def test_names_are_stamped_with_the_injected_clock(p: InProcess) -> None:
     p.clock.advance(42)
     p.run("def f():\n    return g\ng = 1\nf()", reply_sent=False)
-    assert p.greed.why("g")["lastTouchedAgo"] == 0  # stamped with the cell's start
+    assert p.service.why("g")["lastTouchedAgo"] == 0  # stamped with the cell's start
     assert p.greed.tracker.last["g"].time == p.clock.now
     p.clock.advance(60)
-    assert p.greed.why("g")["lastTouchedAgo"] == 60
+    assert p.service.why("g")["lastTouchedAgo"] == 60
 
 
 def test_unregister_leaves_the_shell_as_it_was(p: InProcess) -> None:
@@ -451,29 +451,29 @@ def test_a_user_thread_pauses_paging(
     p.run("import numpy as np, threading\nbig = np.ones(1 << 20)\nstop = threading.Event()")
     p.run("worker = threading.Thread(target=stop.wait, name='users-worker')\nworker.start()")
     p.clock.advance(1)  # big is no longer recent
-    report = p.greed.cleanup("manual")
+    report = p.service.cleanup("manual")
     assert report is not None and report["paged"] == []
-    assert "users-worker" in p.greed.status()["pagingPaused"]
+    assert "users-worker" in p.service.status()["pagingPaused"]
     p.run("stop.set()\nworker.join()")
-    report = p.greed.cleanup("manual")
+    report = p.service.cleanup("manual")
     assert report is not None and "big" in report["paged"]
-    assert p.greed.status()["pagingPaused"] == ""
-    assert p.greed.paged_names()["big"] > 0
-    assert p.greed.page_in(["big"]) > 0
+    assert p.service.status()["pagingPaused"] == ""
+    assert p.service.paged_names()["big"] > 0
+    assert p.service.page_in(["big"]) > 0
 
 
 def test_marks_and_views(p: InProcess) -> None:
     p.run("kept = 1\nother = 2")
-    p.greed.preserve(["kept"])
-    assert p.greed.why("kept")["rule"] == "marked"
-    assert "kept" in p.greed.snapshot()["preservedVariables"]
-    p.greed.unpreserve(["kept", "model"])
-    assert p.greed.why("kept")["rule"] != "marked"
-    rows = {r["name"]: r for r in p.greed.variables()}
+    p.service.preserve(["kept"])
+    assert p.service.why("kept")["rule"] == "marked"
+    assert "kept" in p.service.snapshot()["preservedVariables"]
+    p.service.unpreserve(["kept", "model"])
+    assert p.service.why("kept")["rule"] != "marked"
+    rows = {r["name"]: r for r in p.service.variables()}
     assert {"kept", "other"} <= set(rows) and rows["kept"]["type"] == "int"
     with pytest.raises(KeyError):
-        p.greed.why("missing")
-    assert set(p.greed.settings()) >= {"cleanup_interval", "memory_limit", "evict"}
+        p.service.why("missing")
+    assert set(p.service.settings()) >= {"cleanup_interval", "memory_limit", "evict"}
 
 
 def test_short_cells_are_probed_for_memory_once_their_run_time_adds_up(
@@ -628,7 +628,7 @@ def test_walks_over_the_namespace_skip_ipythons_history_names(
     for i in range(30):
         p.run(f"value_{i} = {i}\n{i}")  # _iN and, with the output, _N
     assert {"_i12", "_12", "_ii"} <= set(p.ns)
-    p.greed.preserve(["value_3"])
+    p.service.preserve(["value_3"])
     seen: list[str] = []
     classify, decide = Policy.classify, Policy.decide
 
@@ -642,9 +642,9 @@ def test_walks_over_the_namespace_skip_ipythons_history_names(
 
     monkeypatch.setattr(Policy, "classify", spy_classify)
     monkeypatch.setattr(Policy, "decide", spy_decide)
-    report = p.greed.cleanup("manual")
-    rows = {r["name"] for r in p.greed.variables()}
-    preserved = p.greed.snapshot()["preservedVariables"]
+    report = p.service.cleanup("manual")
+    rows = {r["name"] for r in p.service.variables()}
+    preserved = p.service.snapshot()["preservedVariables"]
     assert "value_0" in seen  # the user's names are still classified
     assert not [n for n in seen if re.fullmatch(r"_i{1,3}\d*|_\d+", n)], seen
     assert report is not None and "value_3" in preserved

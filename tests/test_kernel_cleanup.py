@@ -81,7 +81,7 @@ OPTIMIZE_KEYS = {
     "cudaAfter",
 }
 
-ENGINE = "get_ipython().kernel.greed"
+SERVICE = "get_ipython().kernel.greed.service"
 
 #: An error cell: a function keeps a tensor in a local, leaves a weakref to it, raises.
 RAISING_CELL = (
@@ -118,12 +118,12 @@ def user_names(k: KernelHarness) -> set[str]:
 
 def count(k: KernelHarness, field: str) -> int:
     """A counter of the STATS snapshot (what `%greed stats` and the comm show)."""
-    return int(kjson(k, f"{ENGINE}.snapshot()")[field])
+    return int(kjson(k, f"{SERVICE}.snapshot()")[field])
 
 
 def last_report(k: KernelHarness, kind: str) -> Any:
     """The last report of *kind* (what `%greed status` and the comm's history show)."""
-    return next((r for r in reversed(kjson(k, f"{ENGINE}.reports()")) if r["kind"] == kind), None)
+    return next((r for r in reversed(kjson(k, f"{SERVICE}.reports()")) if r["kind"] == kind), None)
 
 
 def wait_for(client: GreedClient, match: Any, timeout: float = 30) -> dict[str, Any]:
@@ -204,7 +204,7 @@ def test_150_executions_run_a_cleanup(k: KernelHarness) -> None:
     assert count(k, "cleanupCount") >= before + 1
     periodic = [
         r
-        for r in kjson(k, f"{ENGINE}.reports()")
+        for r in kjson(k, f"{SERVICE}.reports()")
         if r["kind"] == "cleanup" and r["trigger"] == "periodic"
     ]
     assert periodic, "no periodic cleanup in 150 executions"

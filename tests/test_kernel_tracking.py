@@ -15,11 +15,11 @@ def value(k, expr: str):
 
 def last_cell(k, name: str) -> int | None:
     """The cell number that last touched *name*, or None (as `%greed why` reads it)."""
-    return value(k, f"get_ipython().kernel.greed.why({name!r})['lastTouchedCell']")
+    return value(k, f"get_ipython().kernel.greed.service.why({name!r})['lastTouchedCell']")
 
 
 def executions(k) -> int:
-    return value(k, "get_ipython().kernel.greed.snapshot()['executionCount']")
+    return value(k, "get_ipython().kernel.greed.service.snapshot()['executionCount']")
 
 
 def test_indirect_use_through_session_functions_stamps_globals(kernel):

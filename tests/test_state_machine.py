@@ -117,7 +117,7 @@ class CellMachine(RuleBasedStateMachine):
         # remember the shell's own transform_ast so that teardown can unhook it
         self._own_transform = shell.__dict__.get("transform_ast", _MISSING)
         self.engine.register()
-        shell.register_magics(GreedMagics(shell, self.engine))
+        shell.register_magics(GreedMagics(shell, self.engine.service))
         #: name -> (object, a deep copy of its value when defined)
         self.kept: dict[str, tuple[t.Any, t.Any]] = {}
         #: temporary name -> object, while it may still exist
@@ -348,7 +348,7 @@ def test_cleanups_really_happen(
         if np is not None:  # and eviction pages arrays out
             machine.define_array("weights", [])
             machine.cell("pass")
-            assert machine.engine.paged_names().get("weights", 0) > 0
+            assert machine.engine.service.paged_names().get("weights", 0) > 0
             machine.kept_names_are_intact()
     finally:
         machine.teardown()
