@@ -375,7 +375,7 @@ class Kernel:
             if left <= 0:
                 raise KernelError(f"{self.label}: no {what} in time")
             try:
-                return getter(timeout=min(left, 5.0))
+                return getter(timeout=min(left, 0.5))  # then: is it still alive?
             except queue.Empty:
                 if not self.km.is_alive():
                     raise KernelError(f"{self.label}: died\n{self.log_tail()}") from None
