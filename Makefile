@@ -6,6 +6,8 @@
 #   make test          install, lint, browser-deps, then the whole test suite
 #   make test-fast     install, then the pure and in-process tiers only (no kernels, no
 #                      browser, no root; 2 to 5 minutes on 2 cores)
+#   make coverage      the whole suite under coverage.py (the kernels it starts too), then
+#                      the line coverage of greed_kernel by module
 #   make test-matrix   the fast tiers and a real-kernel smoke on Python 3.12 and 3.13 (each
 #                      in its own .venv-3.X, without torch), where those interpreters exist
 #   make labext-check  the JupyterLab extension's CI check (scripts/check_labextension.sh)
@@ -44,7 +46,7 @@ PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 FAST_TIERS := not kernel and not browser
 JLPM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" "$(CURDIR)/$(VENV)/bin/jlpm"
 
-.PHONY: venv install lint test test-fast test-matrix labext-check demo tour lab bench clean \
+.PHONY: venv install lint test coverage test-fast test-matrix labext-check demo tour lab bench clean \
 	browser-deps labext fuzz
 
 venv install: $(STAMP)
@@ -86,6 +88,15 @@ GREED_FUZZ_EXAMPLES ?= 200
 fuzz: install
 	GREED_FUZZ_EXAMPLES=$(GREED_FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_differential.py
 
+# COVERAGE_FILE is absolute: the kernels run in other directories and write their own
+# data files (parallel = true in pyproject.toml), combined here.
+# The report is printed even when a test failed; the exit status is pytest's.
+coverage: install browser-deps
+	rm -f .coverage .coverage.*
+	export COVERAGE_FILE="$(CURDIR)/.coverage"; \
+	$(PY) -m coverage run -m pytest -q $(PYTEST_PARALLEL); status=$$?; \
+	$(PY) -m coverage combine -q && $(PY) -m coverage report; exit $$status
+
 test-fast: install
 	$(PY) -m pytest -q $(PYTEST_PARALLEL) -m "$(FAST_TIERS)"
 
@@ -124,5 +135,5 @@ labext: install
 
 # Leaves the venvs (.venv, .venv-3.X) alone.
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .ruff_cache notebooks/*.executed.ipynb \
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache notebooks/*.executed.ipynb .coverage* \
 		labextension/lib labextension/tsconfig.tsbuildinfo

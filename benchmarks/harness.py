@@ -150,6 +150,13 @@ class Sandbox:
         self.cleanup()
 
 
+def under_coverage() -> bool:
+    """True when coverage.py measures the processes we start (``make coverage``: its
+    ``patch = subprocess`` passes its settings in this variable). A kernel must then
+    exit by itself, which writes its data file; a kill would lose it."""
+    return "COVERAGE_PROCESS_CONFIG" in os.environ
+
+
 def request_shutdown(kc: t.Any, timeout: float = 10.0) -> bool:
     """Ask a kernel to shut down on the control channel and wait for the reply (at most
     *timeout* seconds); True if it came.
@@ -250,7 +257,7 @@ class Kernel:
             with contextlib.suppress(Exception):
                 kc.stop_channels()
         if self.km.has_kernel:
-            self.km.shutdown_kernel(now=True)
+            self.km.shutdown_kernel(now=not under_coverage())
         with contextlib.suppress(Exception):
             self.km.cleanup_resources()
         if self._log is not None:
