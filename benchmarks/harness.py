@@ -150,6 +150,10 @@ class Sandbox:
         self.cleanup()
 
 
+#: Under coverage, how long a kernel may take to exit by itself before it is killed.
+EXIT_WAIT_S = 60.0
+
+
 def under_coverage() -> bool:
     """True when coverage.py measures the processes we start (``make coverage``: its
     ``patch = subprocess`` passes its settings in this variable). A kernel must then
@@ -257,7 +261,10 @@ class Kernel:
             with contextlib.suppress(Exception):
                 kc.stop_channels()
         if self.km.has_kernel:
-            self.km.shutdown_kernel(now=not under_coverage())
+            measured = under_coverage()
+            if measured:
+                self.km.shutdown_wait_time = max(self.km.shutdown_wait_time, EXIT_WAIT_S)
+            self.km.shutdown_kernel(now=not measured)
         with contextlib.suppress(Exception):
             self.km.cleanup_resources()
         if self._log is not None:

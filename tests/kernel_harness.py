@@ -23,7 +23,7 @@ from typing import Any
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
-from benchmarks.harness import request_shutdown, under_coverage
+from benchmarks.harness import EXIT_WAIT_S, request_shutdown, under_coverage
 
 OUTPUT_TYPES = frozenset(
     {"stream", "display_data", "update_display_data", "execute_result", "error", "clear_output"}
@@ -257,7 +257,11 @@ class KernelHarness:
         own exit, which took 1.4 to 1.7 s for a kernel that imported torch, is skipped.
         *graceful*: the kernel exits by itself, as a frontend's shutdown leaves it to
         (what tests of the exit itself use, and every test under ``make coverage``)."""
-        graceful = graceful or under_coverage()
+        if under_coverage():
+            graceful = True
+            # jupyter_client kills a kernel still alive after shutdown_wait_time (5 s);
+            # on loaded cores, and saving its data, a kernel can take longer
+            self.km.shutdown_wait_time = max(self.km.shutdown_wait_time, EXIT_WAIT_S)
         kc, self.kc = self.kc, None
         if kc is not None:
             if not graceful and self.km.has_kernel and self.km.is_alive():

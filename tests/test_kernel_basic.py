@@ -119,6 +119,21 @@ def test_a_shutdown_request_ends_the_kernel_cleanly(jupyter_sandbox, tmp_path: P
     assert "Traceback" not in text and "failed" not in text, text[-3000:]
 
 
+def test_under_coverage_the_kernels_exit_by_themselves(
+    jupyter_sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While coverage.py measures the processes the tests start (``make coverage``
+    sets COVERAGE_PROCESS_CONFIG), a kernel is not killed after its shutdown reply:
+    it exits by itself, which is when it writes its data. (Set here only after the
+    kernel started, which then measures nothing.)"""
+    k = KernelHarness()
+    process = k.km.provisioner.process
+    assert k.execute("x = 1").status == "ok"
+    monkeypatch.setenv("COVERAGE_PROCESS_CONFIG", "{}")
+    k.shutdown()
+    assert process.returncode == 0  # killed: -9
+
+
 def test_fresh_kernel_does_not_import_torch(new_kernel) -> None:
     with new_kernel() as k:
         assert k.eval("'torch' in __import__('sys').modules") == "False"
