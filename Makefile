@@ -20,6 +20,7 @@
 #                      cell) with GREED_FUZZ_EXAMPLES generated programs (default 200)
 #   make browser-deps  Chromium and a font for the browser tests (apt-get, as root, only
 #                      when missing; run by make test)
+#   make test-deps     jemalloc and tcmalloc for the allocator tests (likewise)
 #   make labext        rebuild the JupyterLab extension (needs Node.js >= 20.19) into
 #                      greed_kernel/labextension
 
@@ -47,7 +48,7 @@ FAST_TIERS := not kernel and not browser
 JLPM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" "$(CURDIR)/$(VENV)/bin/jlpm"
 
 .PHONY: venv install lint test coverage test-fast test-matrix labext-check demo tour lab bench clean \
-	browser-deps labext fuzz
+	browser-deps test-deps labext fuzz
 
 venv install: $(STAMP)
 
@@ -81,7 +82,12 @@ lint: install
 browser-deps:
 	bash scripts/install_browser_deps.sh
 
-test: install lint browser-deps
+# jemalloc and tcmalloc for the allocator tests: nothing to do when present; apt-get as
+# root when missing; otherwise fails saying what to install.
+test-deps:
+	bash scripts/install_test_deps.sh
+
+test: install lint browser-deps test-deps
 	$(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 GREED_FUZZ_EXAMPLES ?= 200
@@ -91,7 +97,7 @@ fuzz: install
 # COVERAGE_FILE is absolute: the kernels run in other directories and write their own
 # data files (parallel = true in pyproject.toml), combined here.
 # The report is printed even when a test failed; the exit status is pytest's.
-coverage: install browser-deps
+coverage: install browser-deps test-deps
 	rm -f .coverage .coverage.*
 	export COVERAGE_FILE="$(CURDIR)/.coverage"; \
 	$(PY) -m coverage run -m pytest -q $(PYTEST_PARALLEL); status=$$?; \

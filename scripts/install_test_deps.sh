@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install the system libraries that the allocator tests need: Debian's jemalloc
+# (libjemalloc2) and gperftools' tcmalloc (libtcmalloc-minimal4). The tests
+# (tests/test_allocators.py, tests/test_kernel_allocators.py) preload them with
+# LD_PRELOAD into a child Python and into real kernels; they find the shared
+# objects with ldconfig and are skipped, saying so, where a library is missing.
+#
+# Idempotent: does nothing when everything is already there. Installs with apt
+# when run as root; otherwise says what to install and exits 1.
+set -euo pipefail
+
+# package name, and the soname that ldconfig lists once it is installed
+declare -A SONAMES=(
+    [libjemalloc2]=libjemalloc.so.2
+    [libtcmalloc-minimal4]=libtcmalloc_minimal.so.4
+)
+PACKAGES=()
+
+have() { ldconfig -p 2>/dev/null | grep -q "^[[:space:]]*$1 "; }
+
+for package in "${!SONAMES[@]}"; do
+    have "${SONAMES[$package]}" || PACKAGES+=("$package")
+done
+
+if [[ ${#PACKAGES[@]} -eq 0 ]]; then
+    echo "test deps: ${SONAMES[*]} already installed"
+    exit 0
+fi
+
+if [[ "$(id -u)" -ne 0 ]]; then
+    echo "test deps: missing ${PACKAGES[*]}" >&2
+    echo "install them as root: apt-get update && apt-get install -y ${PACKAGES[*]}" >&2
+    exit 1
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "test deps: apt-get not found; install ${PACKAGES[*]} (jemalloc and" \
+        "gperftools' minimal tcmalloc) with this system's package manager" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# another apt-get (an unattended upgrade, a second checkout's install) may hold the
+# lock for a while: wait for it rather than fail
+apt-get -o DPkg::Lock::Timeout=300 update
+apt-get -o DPkg::Lock::Timeout=300 install -y "${PACKAGES[@]}"
+
+for package in "${PACKAGES[@]}"; do
+    if ! have "${SONAMES[$package]}"; then
+        echo "test deps: apt installed $package but ${SONAMES[$package]} is still missing" >&2
+        exit 1
+    fi
+done
+echo "test deps: installed ${PACKAGES[*]}"
