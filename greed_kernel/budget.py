@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from .policy import Policy
 from .procmaps import PAGE
-from .sizes import cpu_buffers, human_bytes, measure
+from .sizes import human_bytes, measure, owned_buffers
 from .tracker import Access
 
 #: Values listed when the budget cannot be held.
@@ -50,7 +50,7 @@ def lru_order(
 def page_until(
     ns: Mapping[str, t.Any],
     order: list[str],
-    page_out: Callable[[list[tuple[int, int]]], int],
+    page_out: Callable[[list[tuple[int, int, object]]], int],
     pressure: Callable[[], float],
     target: float,
     chunk_bytes: int = CHUNK_BYTES,
@@ -68,7 +68,7 @@ def page_until(
         # a value's buffers in walk order (a dict's or list's oldest items first), a
         # chunk at a time: a big container is paged only as far as the budget needs
         nbytes = 0
-        for chunk in _chunks(cpu_buffers(ns[name], seen=seen), chunk_bytes):
+        for chunk in _chunks(owned_buffers(ns[name], seen=seen), chunk_bytes):
             nbytes += page_out(chunk)
             if pressure() <= target:
                 break
@@ -78,10 +78,12 @@ def page_until(
     return paged, total
 
 
-def _chunks(buffers: list[tuple[int, int]], limit: int) -> list[list[tuple[int, int]]]:
+def _chunks(
+    buffers: list[tuple[int, int, object]], limit: int
+) -> list[list[tuple[int, int, object]]]:
     """Groups of about *limit* bytes; a buffer larger than that is cut at page
     boundaries, so that one big tensor is paged only as far as needed."""
-    chunks: list[list[tuple[int, int]]] = [[]]
+    chunks: list[list[tuple[int, int, object]]] = [[]]
     size = 0
     for buf in _pieces(buffers, limit):
         if size >= limit:
@@ -127,23 +129,33 @@ def _why_not_paged(device: str | None) -> str:
     return "plain Python objects: never paged"
 
 
-def refusal_line(pressure: float, limit: int, rows: list[dict[str, t.Any]]) -> str:
-    """The one line said under the cell when the budget cannot be held."""
+def refusal_line(
+    pressure: float, limit: int, rows: list[dict[str, t.Any]], paused: str = ""
+) -> str:
+    """The one line said under the cell when the budget cannot be held: why paging
+    stopped (*paused*) when values that it could page are in RAM, else the largest
+    values still in RAM."""
+    where = f"Greed: memory is at {pressure:.0%} of the {human_bytes(limit)} budget"
+    if paused and any(r["device"] in ("cpu", "mixed") for r in rows):
+        return (
+            f"{where} and the budget cannot be held: {paused.removeprefix('paging waits: ')}, "
+            "so nothing is paged out until it stops."
+        )
     top = ", ".join(f"{r['name']} ({human_bytes(r['bytes'])}, {r['type']})" for r in rows)
     return (
-        f"Greed: memory is at {pressure:.0%} of the {human_bytes(limit)} budget and nothing "
-        f"more can be paged out. Largest values still in RAM: {top or '(none of yours)'}. "
-        "Delete what you no longer need, or raise GreedKernel.memory_limit."
+        f"{where} and nothing more can be paged out. Largest values still in RAM: "
+        f"{top or '(none of yours)'}. Delete what you no longer need, or raise "
+        "GreedKernel.memory_limit."
     )
 
 
-def _pieces(buffers: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+def _pieces(buffers: list[tuple[int, int, object]], limit: int) -> list[tuple[int, int, object]]:
     out = []
-    for ptr, nbytes in buffers:
+    for ptr, nbytes, owner in buffers:
         end = ptr + nbytes
         cut = -(-ptr // PAGE) * PAGE + limit  # the first page boundary past *limit*
         while end - ptr > limit and cut < end:
-            out.append((ptr, cut - ptr))
+            out.append((ptr, cut - ptr, owner))
             ptr, cut = cut, cut + limit
-        out.append((ptr, end - ptr))
+        out.append((ptr, end - ptr, owner))
     return out

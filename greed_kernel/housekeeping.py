@@ -293,10 +293,11 @@ class Housekeeping(Component):
             "pressure": pressure,
             "limitBytes": limit,
             "holders": rows,
+            "paused": self.store.paused,
         }
         self.log.warning("greed: memory budget not held at %.2f: %s", pressure, rows)
         if first:
-            self.notices.append(budget.refusal_line(pressure, limit, rows))
+            self.notices.append(budget.refusal_line(pressure, limit, rows, self.store.paused))
             self.on_notice()
             self.emit("memory:pressure", {"holders": json_clean(rows), "stats": self.snapshot()})
 

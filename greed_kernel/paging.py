@@ -1,62 +1,56 @@
 """Page stale tensor and array memory out to disk, in place.
 
 Paging changes no Python, torch or numpy object: the same buffer, at the same
-address, is simply backed by a file instead of anonymous memory. For each
-buffer we take its whole pages, write them to an unnamed file, and map that
-file privately (copy-on-write) over the very same addresses with
-``mmap(MAP_FIXED | MAP_PRIVATE)``. Every use reads the same bytes (the kernel
-faults them in from the page cache or the disk); a write makes a private
-anonymous copy of the page again, exactly as for any private mapping. Nothing
-is ever restored, because nothing was removed.
+address, is simply backed by a file instead of anonymous memory. A buffer's whole
+pages are copied into the paging file and the file is mapped privately
+(copy-on-write) over the very same addresses, in one section that no Python code
+can interrupt (``pageio``). Every use reads the same bytes; a write makes a private
+anonymous copy of the page, as for any private mapping.
 
-What is never touched (see README, "What is paged"):
+The paging file has no name (``O_TMPFILE``), so a killed kernel leaves nothing. Its
+space is handed out in extents that are never reused; each extent belongs to the
+object that owns the buffer (a torch storage or a numpy array, ``sizes.owned_buffers``),
+and when that owner dies its extent's blocks are punched out of the file
+(``FALLOC_FL_PUNCH_HOLE``) before the memory is freed. From then on the range reads
+zeros wherever nobody wrote, as anonymous memory does after an allocator's purge,
+and the disk space is back.
 
-* a range that ``/proc/self/maps`` does not show as private, anonymous,
-  read-write memory: file mappings (numpy memmaps, our own earlier pages),
-  shared memory (``share_memory_``, DataLoader workers' tensors), read-only
-  data, device mappings;
-* the partial first and last pages of a buffer (they may hold other objects);
-* anything when another thread may be writing (the caller checks);
-* CUDA and pinned memory (the walk in ``sizes`` only reports CPU buffers).
-
-What /proc says about our memory (maps, pagemap, mountinfo) is read in ``procmaps``.
-
-The file has no name (``O_TMPFILE``), or is unlinked as soon as it is open,
-so its disk space lives exactly as long as the mappings, a killed kernel
-leaves nothing behind, and no directory is ever scanned or cleared.
+Not paged (see README, "What is paged"): memory that ``/proc/self/maps`` does not
+show as private anonymous read-write; the partial first and last pages of a buffer;
+buffers of unknown owner (memory shared between numpy and torch, a file, a bytes
+object); anything while a thread may write, on an interpreter without a GIL, or
+under a malloc that trusts a purge to read zeros (``allocators``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import errno
 import logging
-import mmap
 import os
-import shutil
-import tempfile
 import time
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import procmaps
+from . import pagedmap, pageio, pagingdir, procmaps, swap, threads
+from .pagedmap import PagedMap, PagingFile, Region
 from .procmaps import PAGE, Area
 
 #: Buffers with fewer whole pages than this are not worth a mapping of their own.
 MIN_REGION_BYTES = 64 << 10
-#: Most bytes one write() is asked for (Linux writes at most ~2 GiB at once).
-WRITE_CHUNK = 256 << 20
-#: Mappings left free below vm.max_map_count for everyone else.
-MAP_COUNT_MARGIN = 4096
+#: Share of the mappings free under vm.max_map_count at start that paging may use.
+MAP_SHARE = 4
 #: Upper bound of the automatic disk budget.
 AUTO_BUDGET_CAP = 50 << 30
+#: Free disk left to everyone else.
+DISK_RESERVE = 256 << 20
+#: A paging file is left for a new one past this offset (extents are never reused).
+FILE_SPAN = 1 << 40
 
-_PROT_RW = mmap.PROT_READ | mmap.PROT_WRITE
-_MAP_FIXED = 0x10  # Linux
-_MAP_FAILED = ctypes.c_void_p(-1).value
+
+#: (device, inode) of the paging files of every Pager of this process, as
+#: /proc/self/maps shows them: memory they back that the allocator reuses is pageable.
+_IDENTS: set[tuple[str, int]] = set()
 
 
 class PagingError(OSError):
@@ -72,39 +66,6 @@ def whole_pages(ptr: int, nbytes: int) -> tuple[int, int] | None:
     return start, end
 
 
-class _Libc:
-    """mmap and munmap through ctypes (Python's mmap module cannot map at an address)."""
-
-    def __init__(self) -> None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        self.mmap = libc.mmap
-        self.mmap.restype = ctypes.c_void_p
-        self.mmap.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_long,
-        ]
-        self.munmap = libc.munmap
-        self.munmap.restype = ctypes.c_int
-        self.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-        self.madvise = libc.madvise
-        self.madvise.restype = ctypes.c_int
-        self.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-
-
-_libc: _Libc | None = None
-
-
-def libc() -> _Libc:
-    global _libc
-    if _libc is None:
-        _libc = _Libc()
-    return _libc
-
-
 @dataclass
 class PageOut:
     """What one page_out() call did."""
@@ -118,56 +79,50 @@ class PageOut:
         self.skipped[reason] = self.skipped.get(reason, 0) + nbytes
 
 
-_FILES: set[tuple[str, int]] = set()
-
-
 class Pager:
-    """This kernel's paged-out memory: where its files go, and what is mapped from them."""
+    """This kernel's paged-out memory: where its file is, and what is mapped from it."""
 
     def __init__(
-        self,
-        directory: str = "",
-        max_bytes: int = 0,
-        log: logging.Logger | None = None,
+        self, directory: str = "", max_bytes: int = 0, log: logging.Logger | None = None
     ) -> None:
-        self.requested = directory  # the user's spill_dir, or "" for the default
+        self.requested = directory  # the user's setting, or "" for the default
         self.max_bytes = max_bytes  # 0: half the free disk there, capped at AUTO_BUDGET_CAP
         self.log = log or logging.getLogger(__name__)
         self._directory: Path | None = None
-        self._private: Path | None = None  # our own subdirectory, when O_TMPFILE is unsupported
         self.notice = ""  # why the directory is not the one asked for
-        # (maps dev, inode) of the files paged out to, by any Pager of this process:
-        # memory they back that the allocator reuses is ours to page out again
-        self._files = _FILES
         self.failure = ""  # the last failed write, shown by %greed status
-        self._backoff = 0  # cleanups to skip after a failure
+        self._backoff = 0  # page-outs to skip after a failure
         self._failures = 0
+        self._full_at = -1  # free disk bytes when nothing fitted; no retry until more
         self.paged_total = 0  # bytes ever paged out
+        self.paged = PagedMap()
+        self.swapping = False  # the last page-out went to swap
+        self._map_count = 0  # mappings of the process at the last look
+        try:
+            count = procmaps.map_count()
+            self.map_allowance = count + (procmaps.max_map_count() - count) // MAP_SHARE
+        except OSError:
+            self.map_allowance = 0
+
+    # -- may it page at all --------------------------------------------------------
+    def refusal(self) -> tuple[str, threads.Judgement | None]:
+        """Why file paging cannot be exact now ("" when it can), and the threads'
+        judgement to hand to :meth:`page_out` (see ``pageio.refusal``)."""
+        return pageio.refusal()
 
     # -- where ---------------------------------------------------------------------
     def directory(self) -> Path:
-        """The directory paged files go to: the user's, unless it is in RAM."""
+        """The directory the paging file goes to (chosen and checked on first use)."""
         if self._directory is None:
-            self._directory = self._choose_directory()
+            try:
+                choice = pagingdir.choose(self.requested)
+            except OSError as e:
+                raise PagingError(e.errno, e.strerror) from e
+            self.notice = choice.notice
+            if choice.notice:
+                self.log.warning("greed: %s", choice.notice)
+            self._directory = choice.path
         return self._directory
-
-    def _choose_directory(self) -> Path:
-        candidates = [self.requested] if self.requested else []
-        candidates += [tempfile.gettempdir(), "/var/tmp", str(Path.home() / ".cache")]
-        for i, candidate in enumerate(candidates):
-            path = Path(candidate)
-            if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
-                continue
-            fstype = procmaps.filesystem_type(path)
-            if fstype in procmaps.RAM_FILESYSTEMS:
-                if i == 0 and self.requested:
-                    self.notice = f"{path} is on {fstype} (RAM): paging there frees nothing"
-                continue
-            if self.notice:
-                self.notice += f"; using {path} instead"
-                self.log.warning("greed: %s", self.notice)
-            return path
-        raise PagingError(errno.ENOENT, "no writable disk directory for paging")
 
     @property
     def where(self) -> str:
@@ -177,203 +132,258 @@ class Pager:
     def budget(self) -> int:
         if self.max_bytes > 0:
             return self.max_bytes
-        free = shutil.disk_usage(self.directory()).free
-        return min(free // 2, AUTO_BUDGET_CAP)
+        free = _free_disk(self.directory())
+        return min((free + self.paged.live_bytes) // 2, AUTO_BUDGET_CAP)
 
-    def _open(self) -> int:
-        """A new file with no name in the directory (or a name unlinked at once)."""
-        directory = self.directory()
-        tmpfile = getattr(os, "O_TMPFILE", 0)
-        try:
-            if tmpfile:
-                return os.open(directory, tmpfile | os.O_RDWR, 0o600)
-        except OSError as e:
-            if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
-                raise
-        if self._private is None:  # a directory of our own inside the one named
-            self._private = Path(tempfile.mkdtemp(prefix="greed-paging-", dir=directory))
-        fd, name = tempfile.mkstemp(dir=self._private)
-        os.unlink(name)
-        return fd
+    def _paging_file(self, length: int) -> PagingFile:
+        """The file the next *length* bytes go to: the current one, or a new one."""
+        current = self.paged.current
+        if current is not None and current.end + length <= FILE_SPAN:
+            return current
+        fd, ident = pageio.open_paging_file(self.directory())
+        new = PagingFile(fd, ident, end=PAGE)
+        _IDENTS.add(ident)
+        if current is not None and current.live == 0:
+            os.close(current.fd)  # its mappings keep what they use of it
+        self.paged.current = new
+        return new
 
     # -- out -----------------------------------------------------------------------
-    def page_out(self, buffers: t.Iterable[tuple[int, int]]) -> PageOut:
-        """Page out the whole pages of these (address, length) buffers where allowed."""
+    def page_out(
+        self,
+        buffers: t.Iterable[tuple[int, int, object]],
+        judgement: threads.Judgement | None = None,
+    ) -> PageOut:
+        """Page out the whole pages of these (address, length, owner) buffers where
+        allowed, in the order given as far as the disk and the mappings allow."""
         result = PageOut()
         start_time = time.perf_counter()
-        if self._backoff > 0:
-            self._backoff -= 1
-            result.skip("after a failed write", sum(n for _, n in buffers))
+        todo = self._candidates(buffers, result)
+        if not todo:
             return result
+        room = swap.room()
+        if room > 0:
+            self._swap_out(todo, room, result)
+            result.seconds = time.perf_counter() - start_time
+            self.paged_total += result.bytes
+            return result
+        self.swapping = False
+        todo = self._within_mappings(todo, result)
+        if not todo:
+            return result
+        if judgement is None:
+            reason, judgement = self.refusal()
+            if reason:
+                result.skip(reason, sum(hi - lo for lo, hi, _ in todo))
+                return result
+        try:
+            todo = self._fit(todo, result)
+            if todo:
+                self._page_pieces(todo, result, judgement)
+        except OSError as e:
+            self._failed(e, sum(hi - lo for lo, hi, _ in todo), result)
+            return result
+        self._failures = 0
+        result.seconds = time.perf_counter() - start_time
+        self.paged_total += result.bytes
+        return result
+
+    def _candidates(
+        self, buffers: t.Iterable[tuple[int, int, object]], result: PageOut
+    ) -> list[tuple[int, int, object]]:
+        """The buffers' whole-page ranges that are private anonymous memory (or ours,
+        written to since), one per owner, in the order given."""
         ranges = []
-        for ptr, nbytes in buffers:
+        for ptr, nbytes, owner in buffers:
             r = whole_pages(ptr, nbytes)
             if r is not None:
-                ranges.append(r)
+                ranges.append((r[0], r[1], owner))
         if not ranges:
-            return result
+            return []
+        if self._backoff > 0:
+            self._backoff -= 1
+            result.skip("after a failed write", sum(hi - lo for lo, hi, _ in ranges))
+            return []
         try:
             areas = procmaps.read_maps()
         except OSError:  # no /proc: not Linux
-            result.skip("paging needs Linux", sum(hi - lo for lo, hi in ranges))
-            return result
+            result.skip("paging needs Linux", sum(hi - lo for lo, hi, _ in ranges))
+            return []
         self._forget_unmapped(areas)
         starts = [a.start for a in areas]
         todo = []
-        for lo, hi in procmaps.merge_ranges(ranges):
-            ours = procmaps.covered(areas, starts, lo, hi, self._ours)
-            if ours and not procmaps.anonymous_pages(lo, hi):
-                result.skip("already paged", hi - lo)  # every page still the file's
-            elif procmaps.covered(areas, starts, lo, hi, self._replaceable):
-                # anonymous memory, or memory of ours that the allocator reused since
-                todo.append((lo, hi))
+        for lo, hi, owner in ranges:
+            mine = list(self.paged.within(lo, hi))
+            if not mine:
+                if procmaps.covered(areas, starts, lo, hi, self._replaceable):
+                    todo.append((lo, hi, owner))
+                else:
+                    result.skip("not private anonymous memory", hi - lo)
+                continue
+            if any(r.owner != id(owner) or r.start < lo or r.end > hi for r in mine):
+                result.skip("already paged", hi - lo)
+                continue
+            for r in mine:  # paged before: again where written since, region by region
+                if procmaps.anonymous_pages(r.start, r.end):
+                    todo.append((r.start, r.end, owner))
+                else:
+                    result.skip("already paged", r.end - r.start)
+        self._map_count = len(areas)
+        return todo
+
+    def _within_mappings(
+        self, todo: list[tuple[int, int, object]], result: PageOut
+    ) -> list[tuple[int, int, object]]:
+        """Each range costs a mapping and may split one in two: keep the largest ranges
+        that fit in paging's share of vm.max_map_count."""
+        room = self.map_allowance - self._map_count
+        if 2 * len(todo) <= room:
+            return todo
+        kept = {r[0] for r in sorted(todo, key=lambda r: r[0] - r[1])[: max(room // 2, 0)]}
+        for lo, hi, _ in todo:
+            if lo not in kept:
+                result.skip("mapping budget (vm.max_map_count)", hi - lo)
+        return [r for r in todo if r[0] in kept]
+
+    def _swap_out(self, todo: list[tuple[int, int, object]], room: int, result: PageOut) -> None:
+        """Page out through swap (``MADV_PAGEOUT``): exact by construction, as the memory
+        stays anonymous, so no section, thread check or mapping is needed."""
+        for lo, hi, owner in todo:
+            if hi - lo > room:
+                result.skip("swap full", hi - lo)
+                continue
+            asked = swap.page_out([(lo, hi)])
+            if asked:
+                room -= asked
+                self.paged.record(Region(lo, hi, None, 0, id(owner)), owner)
+                result.regions.append((lo, hi))
+                result.bytes += asked
+        self.swapping = True
+
+    def _fit(
+        self, todo: list[tuple[int, int, object]], result: PageOut
+    ) -> list[tuple[int, int, object]]:
+        """As many of *todo*, in order, as the disk budget and the free disk allow."""
+        free = _free_disk(self.directory()) - DISK_RESERVE
+        if self._full_at >= 0 and free <= self._full_at:
+            result.skip("disk full", sum(hi - lo for lo, hi, _ in todo))
+            return []
+        self._full_at = -1
+        budget_room, disk_room = self.budget() - self.paged.live_bytes, free
+        fits = []
+        for lo, hi, owner in todo:
+            if hi - lo <= min(budget_room, disk_room):
+                fits.append((lo, hi, owner))
+                budget_room -= hi - lo
+                disk_room -= hi - lo
+            elif hi - lo > budget_room:
+                result.skip("disk budget (spill_max_bytes)", hi - lo)
             else:
-                result.skip("not private anonymous memory", hi - lo)
-        if not todo:
-            return result
-        limit = procmaps.max_map_count() - MAP_COUNT_MARGIN
-        while todo and len(areas) + 2 * len(todo) > limit:
-            lo, hi = todo.pop()
-            result.skip("too many mappings", hi - lo)
-        total = sum(hi - lo for lo, hi in todo)
-        # disk in use now; remapping memory of ours frees its old file's share of it
-        budget = self.budget() - self.paged_bytes(areas)
-        ours = [a for a in areas if self._ours(a)]
-        while todo and total - _overlap(ours, todo) > budget:
-            lo, hi = todo.pop()
-            total -= hi - lo
-            result.skip("disk budget (spill_max_bytes)", hi - lo)
-        if not todo:
-            return result
+                result.skip("disk full", hi - lo)
+        if not fits and "disk full" in result.skipped:
+            self._full_at = free  # no retry until the disk has more room
+        return fits
+
+    def _page_pieces(
+        self,
+        todo: list[tuple[int, int, object]],
+        result: PageOut,
+        judgement: threads.Judgement | None,
+    ) -> None:
+        """Page *todo* a piece (at most REGION_BYTES) at a time: each piece is copied and
+        remapped in one section, with the threads judged again just before it."""
+        pieces = pagedmap.pieces(todo)
+        for number, piece in enumerate(pieces):
+            if number:
+                reason, judgement = self.refusal()
+                if reason:
+                    result.skip(reason, sum(hi - lo for p in pieces[number:] for lo, hi, _ in p))
+                    return
+            self._page_piece(piece, result, judgement)
+        if self.paged.current is not None:
+            os.fdatasync(self.paged.current.fd)  # clean pages: the OS may drop and reread them
+
+    def _page_piece(
+        self,
+        piece: list[tuple[int, int, object]],
+        result: PageOut,
+        judgement: threads.Judgement | None,
+    ) -> None:
+        length = sum(hi - lo for lo, hi, _ in piece)
+        file = self._paging_file(length)
+        base = file.end
+        file.end += length  # extents are never reused, even after a failure
+        guards = pageio.thread_guards(judgement.judged, judgement.watched) if judgement else ()
         try:
-            self._write_and_map(todo)
-        except OSError as e:
-            self._failures += 1
-            self._backoff = min(2**self._failures, 64)
-            self.failure = f"{time.strftime('%H:%M:%S')} {e}"
-            self.log.warning(
-                "greed: paging out %d bytes failed (%s); the values stay in memory, "
-                "and paging waits %d cleanups",
-                total,
-                e,
-                self._backoff,
-            )
-            result.skip("write failed", total)
-            return result
-        self._failures = 0
-        result.regions = todo
-        result.bytes = total
-        result.seconds = time.perf_counter() - start_time
-        self.paged_total += total
-        return result
+            took = pageio.copy_out(file.fd, base, [(lo, hi - lo) for lo, hi, _ in piece], guards)
+        except pageio.SectionAborted:
+            result.skip("a thread changed during paging", length)
+            return
+        offset = base
+        for (lo, hi, owner), ok in zip(piece, took, strict=True):
+            if ok:
+                self.paged.record(Region(lo, hi, file, offset, id(owner)), owner)
+                result.regions.append((lo, hi))
+                result.bytes += hi - lo
+            else:
+                result.skip("mmap failed", hi - lo)
+            offset += hi - lo
 
-    def _write_and_map(self, regions: list[tuple[int, int]]) -> None:
-        lib = libc()
-        fd = self._open()
-        try:
-            st = os.fstat(fd)
-            ident = (f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino)
-            total = sum(hi - lo for lo, hi in regions)
-            with contextlib.suppress(OSError):  # reserve the space first: ENOSPC now, not midway
-                os.posix_fallocate(fd, 0, total)
-            offsets = []
-            offset = 0
-            for lo, hi in regions:
-                _write_from(fd, lo, hi - lo, offset)
-                offsets.append(offset)
-                offset += hi - lo
-            os.fdatasync(fd)  # clean pages: the OS may drop them and read them back
-            # Check the file can be mapped before replacing anything with it.
-            probe = lib.mmap(None, PAGE, mmap.PROT_READ, mmap.MAP_PRIVATE, fd, 0)
-            if probe in (None, _MAP_FAILED):
-                raise PagingError(ctypes.get_errno(), "the paging file cannot be mapped")
-            lib.munmap(probe, PAGE)
-            self._files.add(ident)
-            for (lo, hi), off in zip(regions, offsets, strict=True):
-                addr = lib.mmap(lo, hi - lo, _PROT_RW, mmap.MAP_PRIVATE | _MAP_FIXED, fd, off)
-                if addr != lo:  # cannot happen after the checks above; never silent
-                    raise PagingError(ctypes.get_errno(), f"mmap at {lo:#x} failed")
-        finally:
-            os.close(fd)
-
-    def _ours(self, area: Area) -> bool:
-        # our files have no name; a named file may reuse a freed file's inode
-        return area.path.endswith(" (deleted)") and (area.dev, area.inode) in self._files
-
-    def _forget_unmapped(self, areas: list[Area]) -> None:
-        """Drop files no longer mapped: their fd is closed, so they are gone for good,
-        and the filesystem may give their inode to another file."""
-        mapped = {(a.dev, a.inode) for a in areas if a.path.endswith(" (deleted)")}
-        self._files.intersection_update(mapped)
-
-    def _replaceable(self, area: Area) -> bool:
-        return area.anonymous_private_rw or (area.perms == "rw-p" and self._ours(area))
+    def _failed(self, error: OSError, nbytes: int, result: PageOut) -> None:
+        if error.errno == errno.ENOSPC:  # what fitted went out; retry once there is room
+            self._full_at = _free_disk(self.directory()) - DISK_RESERVE
+            result.skip("disk full", nbytes)
+            return
+        self._failures += 1
+        self._backoff = min(2**self._failures, 64)
+        self.failure = f"{time.strftime('%H:%M:%S')} {error}"
+        self.log.warning(
+            "greed: paging out %d bytes failed (%s); the values stay in memory, and "
+            "paging waits %d page-outs",
+            nbytes,
+            error,
+            self._backoff,
+        )
+        result.skip("write failed", nbytes)
 
     # -- what is paged -------------------------------------------------------------
-    def paged_bytes(self, areas: list[Area] | None = None) -> int:
-        """Bytes of our mappings that are still there (freed buffers unmap them)."""
-        if not self._files:
-            return 0
-        try:
-            areas = procmaps.read_maps() if areas is None else areas
-        except OSError:
-            return 0
-        return sum(a.end - a.start for a in areas if self._ours(a))
+    def paged_bytes(self) -> int:
+        """Bytes paged out now, to the file or to swap."""
+        return self.paged.paged_bytes()
 
-    def paged_in(
-        self, buffers: t.Iterable[tuple[int, int]], areas: list[Area] | None = None
-    ) -> int:
-        """How many bytes of these buffers lie in our mappings."""
-        if not self._files:
-            return 0
-        areas = procmaps.read_maps() if areas is None else areas
-        ours = [a for a in areas if self._ours(a)]
+    def paged_in(self, buffers: t.Iterable[tuple[int, ...]]) -> int:
+        """How many bytes of these buffers are paged out now (O(log n) each)."""
+        return self.paged.paged_bytes(buffers)
+
+    def page_in(self, buffers: t.Iterable[tuple[int, ...]]) -> int:
+        """Read the paged parts of these buffers back into RAM now (``%greed page_in``)."""
         total = 0
-        for ptr, nbytes in buffers:
-            for a in ours:
-                total += max(0, min(a.end, ptr + nbytes) - max(a.start, ptr))
+        for lo, hi in self.paged.parts(buffers):
+            lo, hi = lo // PAGE * PAGE, -(-hi // PAGE) * PAGE
+            pageio.libc().madvise(lo, hi - lo, 3)  # MADV_WILLNEED
+            pageio.touch(lo, hi)
+            total += hi - lo
         return total
 
-    def page_in(self, buffers: t.Iterable[tuple[int, int]]) -> int:
-        """Read the paged parts of these buffers back into RAM now (``%greed restore``)."""
-        if not self._files:
-            return 0
-        areas = [a for a in procmaps.read_maps() if self._ours(a)]
-        total = 0
-        for ptr, nbytes in buffers:
-            for a in areas:
-                lo, hi = max(a.start, ptr), min(a.end, ptr + nbytes)
-                if hi > lo:
-                    lo, hi = lo // PAGE * PAGE, -(-hi // PAGE) * PAGE
-                    libc().madvise(lo, hi - lo, mmap.MADV_WILLNEED)
-                    _touch(lo, hi)
-                    total += hi - lo
-        return total
+    def _replaceable(self, area: Area) -> bool:
+        """Private anonymous memory, or a range of a paging file of this process that
+        the allocator has given to a new buffer since its owner died."""
+        ours = area.path.endswith(" (deleted)") and (area.dev, area.inode) in _IDENTS
+        return area.anonymous_private_rw or (area.perms == "rw-p" and ours)
+
+    def _forget_unmapped(self, areas: list[Area]) -> None:
+        """Forget paging files that are neither open nor mapped: the filesystem may
+        give their inode to another file."""
+        mapped = {(a.dev, a.inode) for a in areas if a.path.endswith(" (deleted)")}
+        if self.paged.current is not None:
+            mapped.add(self.paged.current.ident)
+        _IDENTS.intersection_update(mapped)
 
     def close(self) -> None:
-        """Remove our private subdirectory, if we made one (its files have no names)."""
-        if self._private is not None:
-            shutil.rmtree(self._private, ignore_errors=True)
-            self._private = None
+        """Close the paging files (their mappings keep what they use of them)."""
+        self.paged.close()
 
 
-def _overlap(areas: list[Area], ranges: list[tuple[int, int]]) -> int:
-    return sum(max(0, min(a.end, hi) - max(a.start, lo)) for a in areas for lo, hi in ranges)
-
-
-def _write_from(fd: int, address: int, length: int, offset: int) -> None:
-    """Write *length* bytes of this process's memory at *address* to *fd* at *offset*."""
-    done = 0
-    while done < length:
-        n = min(WRITE_CHUNK, length - done)
-        view = memoryview((ctypes.c_char * n).from_address(address + done)).cast("B")
-        written = os.pwrite(fd, view, offset + done)
-        if written <= 0:
-            raise PagingError(errno.EIO, "short write")
-        done += written
-
-
-def _touch(lo: int, hi: int) -> None:
-    """Read one byte of every page in [lo, hi), faulting it in."""
-    view = memoryview((ctypes.c_char * (hi - lo)).from_address(lo)).cast("B")
-    sum(view[::PAGE])
+def _free_disk(directory: Path) -> int:
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize

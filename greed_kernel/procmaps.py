@@ -27,6 +27,7 @@ __all__ = [
     "covered",
     "filesystem_type",
     "is_ram_backed",
+    "map_count",
     "max_map_count",
     "merge_ranges",
     "read_maps",
@@ -148,6 +149,12 @@ def anonymous_pages(lo: int, hi: int) -> int:
         return count
     present, file_page = 1 << 63, 1 << 61
     return sum(1 for e in memoryview(raw).cast("Q") if e & present and not e & file_page)
+
+
+def map_count(pid: int | str = "self") -> int:
+    """How many mappings the process has now (lines of its maps). Raises OSError."""
+    with open(f"/proc/{pid}/maps", "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 16), b""))
 
 
 def max_map_count() -> int:

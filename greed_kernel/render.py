@@ -77,9 +77,10 @@ def due(executions: int | None) -> str:
 
 def refusal(refusal: dict[str, t.Any]) -> str:
     holders = ", ".join(f"{h['name']} {human_bytes(h['bytes'])}" for h in refusal["holders"])
+    why = refusal.get("paused") or f"largest in RAM: {holders}"
     return (
         f"since cell {refusal['executionCount']}: {refusal['pressure']:.0%} of "
-        f"{human_bytes(refusal['limitBytes'])}; largest in RAM: {holders}"
+        f"{human_bytes(refusal['limitBytes'])}; {why}"
     )
 
 

@@ -43,7 +43,15 @@ from .torchlib import module_bytes, optimizer_bytes, tensor_bytes
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MAX_DEPTH", "MAX_ITEMS", "Size", "cpu_buffers", "human_bytes", "measure"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_ITEMS",
+    "Size",
+    "cpu_buffers",
+    "human_bytes",
+    "measure",
+    "owned_buffers",
+]
 
 #: Containers nested deeper than this are counted shallowly (`sys.getsizeof`).
 MAX_DEPTH = 3
@@ -142,6 +150,20 @@ def cpu_buffers(value: object, *, seen: set[int] | None = None) -> list[tuple[in
     meta, sparse or pinned tensors, no array whose memory belongs to a bytes
     object, an mmap or another library. Never raises.
     """
+    return [(ptr, nbytes) for ptr, nbytes, _ in _buffers(value, seen)]
+
+
+def owned_buffers(value: object, *, seen: set[int] | None = None) -> list[tuple[int, int, object]]:
+    """The buffers of `cpu_buffers` whose owner is known, with that owner: the
+    object whose death frees the memory. That is a tensor's storage when torch
+    allocated it (``resizable()``: not shared with numpy, a file or a buffer), or
+    the numpy array that owns its data. Paging needs the owner to follow the
+    memory's lifetime (see paging.py). Never raises.
+    """
+    return [b for b in _buffers(value, seen) if b[2] is not None]
+
+
+def _buffers(value: object, seen: set[int] | None) -> list[tuple[int, int, object]]:
     if seen is None:
         seen = set()
     libs = current_libs()
@@ -167,8 +189,9 @@ class _Walk:
 
     def __init__(self, seen: set[int], libs: Libs) -> None:
         self.seen = seen
-        #: When a list, CPU buffers found are recorded in it (see cpu_buffers).
-        self.buffers: list[tuple[int, int]] | None = None
+        #: When a list, CPU buffers found are recorded in it as (address, length,
+        #: owner or None) (see owned_buffers).
+        self.buffers: list[tuple[int, int, object]] | None = None
         self.budget = MAX_ITEMS
         self.devices: set[str] = set()
         self.top_device: str | None = None
@@ -280,7 +303,7 @@ class _Walk:
         if not self.first(hash(("cpu", ptr))):
             return 0
         if self.buffers is not None and owned:
-            self.buffers.append((ptr, nbytes))
+            self.buffers.append((ptr, nbytes, owner if owner.base is None else None))  # type: ignore[attr-defined]
         return nbytes
 
     def _pandas(self, obj: object, *, index: bool) -> int:

@@ -17,8 +17,7 @@ from . import budget
 from .component import Component, low_watermark
 from .paging import Pager
 from .policy import Policy
-from .sizes import cpu_buffers, human_bytes
-from .threads import foreign_threads
+from .sizes import cpu_buffers, human_bytes, owned_buffers
 from .tracker import Access
 
 
@@ -36,12 +35,14 @@ class PagedValues(Component):
 
     # -- paging ----------------------------------------------------------------------
     def may_page(self) -> bool:
-        """No other Python thread runs: one could write to a buffer between our copy
-        and the remap, and its write would be lost. Then everything stays in RAM."""
-        busy = foreign_threads()
-        if busy:
-            self.paused = f"paging waits: thread {busy[0]!r} is running"
-            self.log.info("greed: %s", self.paused)
+        """Paging can be exact now (see Pager.refusal); else everything stays in RAM,
+        and ``paused`` says why."""
+        reason, _ = self.pager.refusal()
+        if reason:
+            paused = f"paging waits: {reason}"
+            if paused != self.paused:
+                self.log.info("greed: %s", paused)
+            self.paused = paused
             return False
         self.paused = ""
         self.pager.max_bytes = self.options.spill_max_bytes
@@ -52,8 +53,8 @@ class PagedValues(Component):
         if not stale or not self.may_page():
             return [], 0
         ns, seen = self.ns, set()
-        found = {name: cpu_buffers(ns[name], seen=seen) for name in stale if name in ns}
-        result = self.pager.page_out(b for bufs in found.values() for b in bufs)
+        found = {name: owned_buffers(ns[name], seen=seen) for name in stale if name in ns}
+        result = self.pager.page_out([b for bufs in found.values() for b in bufs])
         if result.skipped:
             self.log.debug("greed: left in RAM: %s", result.skipped)
         if not result.regions:
@@ -61,7 +62,7 @@ class PagedValues(Component):
         starts = [lo for lo, _ in result.regions]
         paged: list[str] = []
         for name, bufs in found.items():
-            nbytes = sum(_overlap(result.regions, starts, ptr, n) for ptr, n in bufs)
+            nbytes = sum(_overlap(result.regions, starts, ptr, n) for ptr, n, _ in bufs)
             if nbytes:
                 paged.append(name)
                 self._paged[name] = (id(ns[name]), nbytes)
@@ -90,7 +91,7 @@ class PagedValues(Component):
         if before > target and self.may_page():
             order = budget.lru_order(self.ns, last, policy, just_ran)
 
-            def page_out(buffers: list[tuple[int, int]]) -> int:
+            def page_out(buffers: list[tuple[int, int, object]]) -> int:
                 return self.pager.page_out(buffers).bytes
 
             names, nbytes = budget.page_until(self.ns, order, page_out, pressure, target)

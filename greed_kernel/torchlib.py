@@ -114,8 +114,8 @@ class Walk(t.Protocol):
     #: Devices of the tensors met, and that of the top-level value.
     devices: set[str]
     top_device: str | None
-    #: When a list, the (address, length) of CPU buffers found are appended to it.
-    buffers: list[tuple[int, int]] | None
+    #: When a list, the (address, length, owner or None) of CPU buffers found.
+    buffers: list[tuple[int, int, object]] | None
 
     def first(self, key: int) -> bool:
         """True the first time `key` is seen in this walk's `seen` set."""
@@ -166,8 +166,17 @@ def tensor_bytes(walk: Walk, tensor: object, *, top: bool = False, record: bool 
     if not walk.first(hash((device, ptr))):
         return 0
     if walk.buffers is not None and device == "cpu" and not _pinned(tensor):
-        walk.buffers.append((ptr, nbytes))
+        walk.buffers.append((ptr, nbytes, _owner(storage)))
     return nbytes
+
+
+def _owner(storage: t.Any) -> object | None:
+    """The storage when torch allocated its memory and frees it when the storage dies
+    (``resizable()``); None when the memory is numpy's, a file's or a buffer's."""
+    try:
+        return storage if storage.resizable() else None
+    except Exception:
+        return None
 
 
 def _tensor_fallback(walk: Walk, tensor: object) -> int:

@@ -72,11 +72,20 @@ class ManualClock:
 def only_new_threads(monkeypatch: t.Any) -> None:
     """Threads that other tests of this process left running (jupyter_core's run_sync
     runner, say) do not pause paging: only the ones started from now on count."""
-    from greed_kernel import store
+    import dataclasses
 
-    real = store.foreign_threads
-    before = set(real())
-    monkeypatch.setattr(store, "foreign_threads", lambda: [n for n in real() if n not in before])
+    from greed_kernel import threads
+
+    real = threads.judge
+    before = set(real().blocking)
+
+    def judge() -> threads.Judgement:
+        found = real()
+        old = {i for i in found.blocking if i in before}
+        blocking = {i: d for i, d in found.blocking.items() if i not in old}
+        return dataclasses.replace(found, blocking=blocking, exempt=found.exempt | old)
+
+    monkeypatch.setattr(threads, "judge", judge)
 
 
 class Errors(logging.Handler):

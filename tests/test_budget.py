@@ -35,10 +35,10 @@ def test_page_until_stops_at_the_target_chunk_by_chunk() -> None:
     pressure = [0.95]
     paged: list[int] = []
 
-    def page_out(buffers: list[tuple[int, int]]) -> int:
-        paged.extend(ptr for ptr, _ in buffers)
+    def page_out(buffers: list[tuple[int, int, object]]) -> int:
+        paged.extend(ptr for ptr, *_ in buffers)
         pressure[0] -= 0.1 * len(buffers)
-        return sum(n for _, n in buffers)
+        return sum(n for _, n, *_ in buffers)
 
     names, nbytes = budget.page_until(
         ns, ["blocks"], page_out, lambda: pressure[0], target=0.7, chunk_bytes=16 << 20
@@ -61,14 +61,14 @@ def test_holders_name_what_stays_in_ram_and_why() -> None:
 def test_one_big_buffer_is_paged_a_piece_at_a_time() -> None:
     big = np.ones(8 << 20)  # 64 MiB
     pressure = [0.9]
-    pieces: list[tuple[int, int]] = []
+    pieces: list[tuple[int, int, object]] = []
 
-    def page_out(buffers: list[tuple[int, int]]) -> int:
+    def page_out(buffers: list[tuple[int, int, object]]) -> int:
         pieces.extend(buffers)
         pressure[0] -= 0.1
-        return sum(n for _, n in buffers)
+        return sum(n for _, n, *_ in buffers)
 
     budget.page_until({"big": big}, ["big"], page_out, lambda: pressure[0], 0.75, 16 << 20)
     assert len(pieces) == 2 and pieces[0][0] == big.ctypes.data
     assert pieces[1][0] == pieces[0][0] + pieces[0][1]  # contiguous, page-aligned cut
-    assert (pieces[1][0] % 4096) == 0 and sum(n for _, n in pieces) < big.nbytes
+    assert (pieces[1][0] % 4096) == 0 and sum(n for _, n, *_ in pieces) < big.nbytes

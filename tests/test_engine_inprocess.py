@@ -449,7 +449,11 @@ def test_a_user_thread_pauses_paging(
     only_new_threads(monkeypatch)
     p = make(recent_window=0.0, evict_min_bytes=1)
     p.run("import numpy as np, threading\nbig = np.ones(1 << 20)\nstop = threading.Event()")
-    p.run("worker = threading.Thread(target=stop.wait, name='users-worker')\nworker.start()")
+    # a thread that runs (here a Python loop) may be inside a C call that writes memory
+    p.run(
+        "def spin():\n    while not stop.is_set():\n        sum(range(100))\n"
+        "worker = threading.Thread(target=spin, name='users-worker')\nworker.start()"
+    )
     p.clock.advance(1)  # big is no longer recent
     report = p.service.cleanup("manual")
     assert report is not None and report["paged"] == []
@@ -460,6 +464,23 @@ def test_a_user_thread_pauses_paging(
     assert p.service.status()["pagingPaused"] == ""
     assert p.service.paged_names()["big"] > 0
     assert p.service.page_in(["big"]) > 0
+
+
+def test_an_idle_thread_does_not_pause_paging(
+    make: t.Callable[..., InProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread blocked in a known wait (an idle executor worker, as
+    ``asyncio.to_thread`` leaves one) cannot write while paging holds the GIL."""
+    pytest.importorskip("numpy")
+    only_new_threads(monkeypatch)
+    p = make(recent_window=0.0, evict_min_bytes=1)
+    p.run("import numpy as np, concurrent.futures\nbig = np.ones(1 << 20)")
+    p.run("pool = concurrent.futures.ThreadPoolExecutor(1)\npool.submit(sum, [1, 2]).result()")
+    p.clock.advance(1)  # big is no longer recent
+    report = p.service.cleanup("manual")
+    assert report is not None and "big" in report["paged"]
+    assert p.service.status()["pagingPaused"] == ""
+    p.run("pool.shutdown()")
 
 
 def test_marks_and_views(p: InProcess) -> None:

@@ -9,16 +9,14 @@ import gc
 import hashlib
 import mmap
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
-from greed_kernel import procmaps
+from greed_kernel import paging, pagingdir, procmaps
 from greed_kernel.paging import Pager, whole_pages
 from greed_kernel.procmaps import merge_ranges
-from greed_kernel.sizes import cpu_buffers
-from greed_kernel.threads import foreign_threads
+from greed_kernel.sizes import cpu_buffers, owned_buffers
 
 np = pytest.importorskip("numpy")
 
@@ -71,12 +69,13 @@ def test_filesystem_type_knows_ram_filesystems() -> None:
         assert procmaps.is_ram_backed("/dev/shm")
 
 
-def _own_mapping(nbytes: int) -> tuple[mmap.mmap, tuple[int, int]]:
+def _own_mapping(nbytes: int) -> tuple[mmap.mmap, tuple[int, int, mmap.mmap]]:
     """A private anonymous mapping of its own, written, and its (address, length): what
     a large numpy buffer usually is, though glibc may also serve one from its heap."""
     memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     memory.write(b"\x01" * nbytes)
-    return memory, (ctypes.addressof(ctypes.c_char.from_buffer(memory)), nbytes)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+    return memory, (address, nbytes, memory)  # the mmap object owns the memory
 
 
 # -- paging ------------------------------------------------------------------------------
@@ -86,7 +85,7 @@ def test_page_out_keeps_bytes_and_frees_anonymous_memory(pager: Pager) -> None:
     a = np.random.default_rng(0).random(40 * MiB // 8)
     view = a[1000:2000]
     before, anon, paged = digest(a), rss("RssAnon"), pager.paged_bytes()
-    result = pager.page_out(cpu_buffers(a))
+    result = pager.page_out(owned_buffers(a))
     assert result.bytes >= a.nbytes - 2 * PAGE
     assert anon - rss("RssAnon") > 32 * MiB  # the pages left anonymous memory
     # (earlier tests in this process may have paged memory that stays mapped)
@@ -100,8 +99,8 @@ def test_page_out_keeps_bytes_and_frees_anonymous_memory(pager: Pager) -> None:
 
 def test_page_out_twice_is_a_no_op(pager: Pager) -> None:
     a = np.ones(8 * MiB // 8)
-    first = pager.page_out(cpu_buffers(a))
-    second = pager.page_out(cpu_buffers(a))
+    first = pager.page_out(owned_buffers(a))
+    second = pager.page_out(owned_buffers(a))
     assert first.bytes and not second.bytes
     assert second.skipped == {"already paged": first.bytes}
 
@@ -109,13 +108,18 @@ def test_page_out_twice_is_a_no_op(pager: Pager) -> None:
 def test_freed_buffers_unmap_their_pages(pager: Pager) -> None:
     # a mapping of its own, as a large buffer usually is (freeing it unmaps it; glibc
     # may also serve one from its heap, where freeing unmaps nothing)
-    memory, buffer = _own_mapping(64 * MiB)
-    paged = pager.page_out([buffer]).bytes
-    assert paged == 64 * MiB and pager.paged_in([buffer]) == paged
-    before = pager.paged_bytes()  # other tests' freed memory may stay mapped, or go
-    memory.close()
-    assert pager.paged_in([buffer]) == 0  # its range is none of ours any more
-    assert pager.paged_bytes() <= before - paged
+    def page_one() -> tuple[int, int]:
+        memory, buffer = _own_mapping(64 * MiB)
+        paged = pager.page_out([buffer]).bytes
+        if pager.paged_in([buffer]) != paged:
+            raise AssertionError("not paged")
+        memory.close()
+        return buffer[0], paged  # the owner dies here: its extent is punched out
+
+    address, paged = page_one()
+    assert paged == 64 * MiB
+    assert pager.paged_in([(address, 64 * MiB)]) == 0  # its range is none of ours any more
+    assert pager.paged_bytes() == 0
     b = np.zeros(16 * MiB // 8)  # fresh memory is still zero
     assert not b.any()
 
@@ -123,7 +127,7 @@ def test_freed_buffers_unmap_their_pages(pager: Pager) -> None:
 def test_page_in_reads_memory_back(pager: Pager) -> None:
     a = np.random.default_rng(1).random(16 * MiB // 8)
     before = digest(a)
-    pager.page_out(cpu_buffers(a))
+    pager.page_out(owned_buffers(a))
     file_before = rss("RssFile")
     assert pager.page_in(cpu_buffers(a)) > 0
     assert rss("RssFile") - file_before > 8 * MiB and digest(a) == before
@@ -132,7 +136,7 @@ def test_page_in_reads_memory_back(pager: Pager) -> None:
 def test_memory_that_is_not_private_anonymous_is_left_alone(pager: Pager, tmp_path: Path) -> None:
     mm = np.memmap(tmp_path / "data.bin", dtype="float64", mode="w+", shape=(4 * MiB // 8,))
     mm[:] = 3.0
-    result = pager.page_out([(mm.ctypes.data, mm.nbytes)])
+    result = pager.page_out([(mm.ctypes.data, mm.nbytes, mm)])
     assert result.bytes == 0 and "not private anonymous memory" in result.skipped
 
 
@@ -143,10 +147,10 @@ def test_a_named_file_reusing_a_freed_paging_files_inode_is_not_ours(
     mm[:] = 3.0
     st = os.stat(tmp_path / "data.bin")
     # as if a paging file, freed since, had had this inode: the filesystem reuses them
-    pager._files.add((f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino))
-    result = pager.page_out([(mm.ctypes.data, mm.nbytes)])
+    paging._IDENTS.add((f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino))
+    result = pager.page_out([(mm.ctypes.data, mm.nbytes, mm)])
     assert result.bytes == 0 and "not private anonymous memory" in result.skipped
-    assert not any(ino == st.st_ino for _, ino in pager._files)  # forgotten: not mapped by us
+    assert not any(ino == st.st_ino for _, ino in paging._IDENTS)  # forgotten: not ours
 
 
 def test_buffers_owned_by_other_objects_are_not_reported() -> None:
@@ -170,9 +174,9 @@ def test_torch_tensors_modules_and_optimizers_are_walked(pager: Pager) -> None:
     opt.step()
     weight = net.weight
     params, before = [id(p) for p in net.parameters()], net.weight.detach().clone()
-    found = cpu_buffers([net, opt])
+    found = owned_buffers([net, opt])
     # weight, bias, their gradients, and Adam's exp_avg/exp_avg_sq (and steps)
-    assert sum(n for _, n in found) >= 4 * 1024 * 1024 * 4
+    assert sum(n for _, n, _ in found) >= 4 * 1024 * 1024 * 4
     assert pager.page_out(found).bytes > 0
     assert net.weight is weight and [id(p) for p in net.parameters()] == params
     assert torch.equal(net.weight, before) and net.weight.grad is not None
@@ -185,13 +189,13 @@ def test_a_directory_the_user_named_is_never_changed(tmp_path: Path) -> None:
     (mine / "keep.txt").write_text("user data")
     p = Pager(str(mine))
     a = np.ones(8 * MiB // 8)
-    assert p.page_out(cpu_buffers(a)).bytes
+    assert p.page_out(owned_buffers(a)).bytes
     p.close()
     assert sorted(os.listdir(mine)) == ["keep.txt"]  # the file has no name
     assert (mine.stat().st_mode & 0o777) == 0o755 and (mine / "keep.txt").read_text()
 
 
-def test_without_o_tmpfile_a_private_subdirectory_is_used_and_removed(
+def test_without_o_tmpfile_the_file_is_unlinked_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_open = os.open
@@ -206,42 +210,41 @@ def test_without_o_tmpfile_a_private_subdirectory_is_used_and_removed(
     p = Pager(str(tmp_path))
     a = np.random.default_rng(3).random(8 * MiB // 8)
     before = digest(a)
-    assert p.page_out(cpu_buffers(a)).bytes
-    (sub,) = [d for d in tmp_path.iterdir() if d.is_dir()]
-    assert sub.name.startswith("greed-paging-") and list(sub.iterdir()) == []  # unlinked
+    assert p.page_out(owned_buffers(a)).bytes
+    assert sorted(os.listdir(tmp_path)) == ["keep.txt"]  # made and unlinked, nothing else
     assert digest(a) == before
     p.close()
-    assert sorted(os.listdir(tmp_path)) == ["keep.txt"]
 
 
 def test_a_ram_backed_directory_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ram = tmp_path / "ram"
     ram.mkdir()
-    real = procmaps.filesystem_type
+    real = pagingdir.read_mounts
     monkeypatch.setattr(
-        procmaps, "filesystem_type", lambda p: "tmpfs" if Path(p) == ram else real(p)
+        pagingdir, "read_mounts", lambda *a: [*real(*a), pagingdir.Mount(str(ram), "tmpfs")]
     )
     p = Pager(str(ram))
     assert p.directory() != ram
-    assert "tmpfs (RAM)" in p.notice and "instead" in p.notice
+    assert "tmpfs, in RAM" in p.notice and "instead" in p.notice
 
 
 def test_a_failed_write_leaves_memory_alone_and_is_not_retried_at_once(
     pager: Pager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def full(*args: object) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(os, "pwrite", full)
+    monkeypatch.setattr(os, "posix_fallocate", full)
     a = np.random.default_rng(4).random(8 * MiB // 8)
     before = digest(a)
-    result = pager.page_out(cpu_buffers(a))
+    result = pager.page_out(owned_buffers(a))
     assert result.bytes == 0 and "write failed" in result.skipped
-    assert "No space left" in pager.failure and digest(a) == before
+    assert "Input/output error" in pager.failure and digest(a) == before
     monkeypatch.undo()
     for _ in range(2):  # the back-off after a first failure: two cleanups
-        assert pager.page_out(cpu_buffers(a)).skipped == {"after a failed write": a.nbytes}
-    assert pager.page_out(cpu_buffers(a)).bytes
+        skipped = pager.page_out(owned_buffers(a)).skipped
+        assert list(skipped) == ["after a failed write"]
+    assert pager.page_out(owned_buffers(a)).bytes
 
 
 def test_the_disk_budget_is_kept(tmp_path: Path) -> None:
@@ -260,21 +263,9 @@ def test_the_disk_budget_is_kept(tmp_path: Path) -> None:
 
 
 def test_the_map_count_limit_is_kept(pager: Pager, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(procmaps, "max_map_count", lambda: 0)
+    pager.map_allowance = 0
     a = np.ones(4 * MiB // 8)
-    assert pager.page_out(cpu_buffers(a)).skipped.get("too many mappings")
-
-
-def test_user_threads_are_foreign_and_kernel_threads_are_not() -> None:
-    stop = threading.Event()
-    th = threading.Thread(target=stop.wait, name="users-worker")
-    th.start()
-    try:
-        assert "users-worker" in foreign_threads()
-    finally:
-        stop.set()
-        th.join()
-    assert "users-worker" not in foreign_threads()
+    assert pager.page_out(owned_buffers(a)).skipped.get("mapping budget (vm.max_map_count)")
 
 
 def test_other_directories_in_the_paging_directory_are_never_touched(tmp_path: Path) -> None:
@@ -284,7 +275,7 @@ def test_other_directories_in_the_paging_directory_are_never_touched(tmp_path: P
     other.mkdir()
     (other / "x.spill").write_bytes(b"someone else's")
     p = Pager(str(tmp_path))
-    assert p.page_out(cpu_buffers(np.ones(8 * MiB // 8))).bytes
+    assert p.page_out(owned_buffers(np.ones(8 * MiB // 8))).bytes
     p.close()
     assert (other / "x.spill").read_bytes() == b"someone else's"
 
@@ -293,10 +284,10 @@ def test_written_pages_of_paged_memory_are_paged_again(pager: Pager) -> None:
     """A write after paging makes anonymous copies again (as does the allocator
     reusing memory of ours for a new buffer): those pages are paged out again."""
     a = np.random.default_rng(5).random(16 * MiB // 8)
-    first = pager.page_out(cpu_buffers(a))
+    first = pager.page_out(owned_buffers(a))
     assert first.bytes
     a[: 4 * MiB // 8] += 1.0  # dirty a quarter of it
     before, anon = digest(a), rss("RssAnon")
-    again = pager.page_out(cpu_buffers(a))
+    again = pager.page_out(owned_buffers(a))
     assert again.bytes == first.bytes and anon - rss("RssAnon") > 3 * MiB
     assert digest(a) == before

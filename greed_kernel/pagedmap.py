@@ -1,0 +1,179 @@
+"""The table of paged regions: which address ranges are paged, to which extent of
+which paging file (or to swap), and which object owns each.
+
+Each region belongs to the object whose death frees its memory (a torch storage or
+a numpy array, ``sizes.owned_buffers``), watched through a weak reference. Its
+callback runs before the memory is freed: the region's extent is then punched out
+of the file (``pageio.punch_hole``), so the range reads zeros wherever nobody wrote
+since, as anonymous memory does after an allocator's purge, and its disk space is
+back. Extents are never handed out twice, so a punched range can never show
+another value's bytes. Lookups are by bisection over the sorted starts: O(log n)
+per buffer, whatever the number of regions.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import logging
+import os
+import typing as t
+import weakref
+from dataclasses import dataclass
+
+from . import pageio, swap
+
+__all__ = ["REGION_BYTES", "PagedMap", "PagingFile", "Region", "pieces"]
+
+log = logging.getLogger(__name__)
+
+#: Most bytes of one region, and of one uninterruptible section (it holds the GIL).
+REGION_BYTES = 64 << 20
+
+
+@dataclass(slots=True)
+class PagingFile:
+    """An open paging file: its descriptor, identity in /proc/self/maps, next offset."""
+
+    fd: int
+    ident: tuple[str, int]
+    end: int = 0
+    live: int = 0  # bytes of extents whose owner is alive
+
+
+@dataclass(slots=True)
+class Region:
+    """A paged range: to *file* at *offset*, or to swap when *file* is None."""
+
+    start: int
+    end: int
+    file: PagingFile | None
+    offset: int
+    owner: int  # id() of the owner
+
+
+class PagedMap:
+    """Paged regions by address, and the owners that keep them alive."""
+
+    def __init__(self) -> None:
+        self.regions: dict[int, Region] = {}  # by start address
+        self._starts: list[int] | None = []  # sorted keys of regions, None when stale
+        self._owners: dict[int, tuple[weakref.ref[t.Any], list[Region]]] = {}
+        self.live_bytes = 0  # bytes of file regions whose owner is alive
+        #: The current paging file, never closed while it may get more extents.
+        self.current: PagingFile | None = None
+
+    def record(self, region: Region, owner: object) -> None:
+        """Add *region*, owned by *owner*, replacing the region of the same range (paged
+        again whole, in one section, after writes: its old extent is mapped no more)."""
+        old = self.regions.pop(region.start, None)
+        if old is not None:
+            self._release(old)
+        self.regions[region.start] = region
+        self._starts = None
+        if region.file is not None:
+            region.file.live += region.end - region.start
+            self.live_bytes += region.end - region.start
+        entry = self._owners.get(id(owner))
+        if entry is None:
+            ref = weakref.ref(owner, _on_death(weakref.ref(self), id(owner)))
+            self._owners[id(owner)] = (ref, [region])
+        else:
+            entry[1].append(region)
+
+    def owner_died(self, key: int) -> None:
+        """The owner whose id was *key* is being freed: punch its extents now."""
+        entry = self._owners.pop(key, None)
+        for region in [] if entry is None else entry[1]:
+            if self.regions.get(region.start) is region:
+                del self.regions[region.start]
+                self._starts = None
+                self._release(region)
+
+    def _release(self, region: Region) -> None:
+        file = region.file
+        if file is None:
+            return
+        length = region.end - region.start
+        file.live -= length
+        self.live_bytes -= length
+        pageio.punch_hole(file.fd, region.offset, length)
+        if file.live == 0 and file is not self.current:
+            os.close(file.fd)  # its mappings keep what they use of it
+
+    def within(self, lo: int, hi: int) -> t.Iterator[Region]:
+        """The regions overlapping [lo, hi)."""
+        if not self.regions:
+            return
+        if self._starts is None:
+            self._starts = sorted(self.regions)
+        starts = self._starts
+        i = max(bisect.bisect_right(starts, lo) - 1, 0)
+        while i < len(starts) and starts[i] < hi:
+            region = self.regions[starts[i]]
+            if region.end > lo:
+                yield region
+            i += 1
+
+    def paged_bytes(self, buffers: t.Iterable[tuple[int, ...]] | None = None) -> int:
+        """Bytes paged out now: of these (address, length, ...) buffers, or of all. A
+        file region counts whole; a swap region by its pages in swap now."""
+        if buffers is None:
+            spans = [(r.start, r.end, r) for r in self.regions.values()]
+        else:
+            spans = [
+                (max(r.start, b[0]), min(r.end, b[0] + b[1]), r)
+                for b in buffers
+                for r in self.within(b[0], b[0] + b[1])
+            ]
+        total = sum(hi - lo for lo, hi, r in spans if r.file is not None)
+        swapped = [(lo, hi) for lo, hi, r in spans if r.file is None]
+        return total + (swap.swapped_bytes(swapped) if swapped else 0)
+
+    def parts(self, buffers: t.Iterable[tuple[int, ...]]) -> t.Iterator[tuple[int, int]]:
+        """The paged parts of these (address, length, ...) buffers."""
+        for ptr, nbytes, *_ in buffers:
+            for region in self.within(ptr, ptr + nbytes):
+                yield max(region.start, ptr), min(region.end, ptr + nbytes)
+
+    def close(self) -> None:
+        """Close the paging files (their mappings keep what they use of them)."""
+        files = {r.file.fd for r in self.regions.values() if r.file is not None}
+        if self.current is not None:
+            files.add(self.current.fd)
+        for fd in files:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.current = None
+
+
+def pieces(todo: list[tuple[int, int, object]]) -> list[list[tuple[int, int, object]]]:
+    """Ranges cut into regions of at most REGION_BYTES (from each range's start), grouped
+    into pieces of at most REGION_BYTES. A region paged before is at most that long, so
+    it is never cut: paged again, it is replaced whole, in one section."""
+    regions = [
+        (start, min(start + REGION_BYTES, hi), owner)
+        for lo, hi, owner in todo
+        for start in range(lo, hi, REGION_BYTES)
+    ]
+    pieces: list[list[tuple[int, int, object]]] = []
+    size = REGION_BYTES
+    for lo, hi, owner in regions:
+        if size + hi - lo > REGION_BYTES:
+            pieces.append([])
+            size = 0
+        pieces[-1].append((lo, hi, owner))
+        size += hi - lo
+    return pieces
+
+
+def _on_death(table: weakref.ref[PagedMap], key: int) -> t.Callable[[t.Any], None]:
+    def died(_: t.Any) -> None:
+        try:
+            paged = table()
+            if paged is not None:
+                paged.owner_died(key)
+        except Exception:  # a finalizer must never raise into the user's code
+            log.debug("greed: releasing a paged extent failed", exc_info=True)
+
+    return died
