@@ -146,12 +146,14 @@ class GreedKernel(IPythonKernel):
 
     spill_dir = Unicode(
         "",
-        help="Directory for paged-out memory. Its files have no name (O_TMPFILE) or are "
-        "unlinked as soon as they are open: nothing is ever left in it, and the directory "
-        "itself is never changed or removed (where O_TMPFILE is unsupported, a private "
-        "subdirectory is made in it and removed at shutdown). A directory on tmpfs or "
-        "ramfs (RAM) is refused, with a warning, for the default. Default: the first "
-        "disk-backed of $TMPDIR (or /tmp), /var/tmp and ~/.cache.",
+        help="Directory for paged-out memory ('~' is expanded). Its file has no name "
+        "(O_TMPFILE, or unlinked as soon as it is made): nothing is ever left in it, and the "
+        "directory itself is never changed or scanned. Refused, with the reason and the "
+        "directory used instead in the log and %greed status: a directory that is missing, "
+        "not a directory, read-only, on /proc, sysfs, cgroupfs or another pseudo "
+        "filesystem, in RAM (tmpfs, ramfs), on a network or FUSE filesystem, or on a "
+        "removable device. Default: the first usable of $TMPDIR (or /tmp), /var/tmp and "
+        "~/.cache.",
     ).tag(config=True)
 
     spill_max_bytes = Integer(

@@ -22,6 +22,7 @@ import weakref
 from dataclasses import dataclass
 
 from . import pageio, swap
+from .procmaps import Area
 
 __all__ = ["REGION_BYTES", "PagedMap", "PagingFile", "Region", "pieces"]
 
@@ -60,12 +61,17 @@ class PagedMap:
         self._starts: list[int] | None = []  # sorted keys of regions, None when stale
         self._owners: dict[int, tuple[weakref.ref[t.Any], list[Region]]] = {}
         self.live_bytes = 0  # bytes of file regions whose owner is alive
+        self._unwatched: list[Region] = []  # regions of owners no weak reference watches
         #: The current paging file, never closed while it may get more extents.
         self.current: PagingFile | None = None
 
     def record(self, region: Region, owner: object) -> None:
         """Add *region*, owned by *owner*, replacing the region of the same range (paged
-        again whole, in one section, after writes: its old extent is mapped no more)."""
+        again whole, in one section, after writes: its old extent is mapped no more).
+
+        A numpy array is not watched: a weak reference would make ``ndarray.resize``
+        refuse to run. Its region is released by :meth:`sweep` once its range no
+        longer maps the file (glibc unmaps a large buffer when it is freed)."""
         old = self.regions.pop(region.start, None)
         if old is not None:
             self._release(old)
@@ -74,6 +80,9 @@ class PagedMap:
         if region.file is not None:
             region.file.live += region.end - region.start
             self.live_bytes += region.end - region.start
+        if hasattr(owner, "__array_interface__"):
+            self._unwatched.append(region)
+            return
         entry = self._owners.get(id(owner))
         if entry is None:
             ref = weakref.ref(owner, _on_death(weakref.ref(self), id(owner)))
@@ -89,6 +98,20 @@ class PagedMap:
                 del self.regions[region.start]
                 self._starts = None
                 self._release(region)
+
+    def sweep(self, mapped: t.Callable[[Region], bool]) -> None:
+        """Release the unwatched regions whose range no longer maps their extent."""
+        kept = []
+        for region in self._unwatched:
+            if self.regions.get(region.start) is not region:
+                continue  # replaced since
+            if mapped(region):
+                kept.append(region)
+            else:
+                del self.regions[region.start]
+                self._starts = None
+                self._release(region)
+        self._unwatched = kept
 
     def _release(self, region: Region) -> None:
         file = region.file
@@ -165,6 +188,19 @@ def pieces(todo: list[tuple[int, int, object]]) -> list[list[tuple[int, int, obj
         pieces[-1].append((lo, hi, owner))
         size += hi - lo
     return pieces
+
+
+def maps_extent(areas: list[Area], starts: list[int], region: Region) -> bool:
+    """True while the area at the region's start maps its file at its offset."""
+    i = bisect.bisect_right(starts, region.start) - 1
+    if i < 0 or region.file is None:
+        return False
+    area = areas[i]
+    if not area.start <= region.start < area.end:
+        return False
+    return (area.dev, area.inode) == region.file.ident and area.offset + (
+        region.start - area.start
+    ) == region.offset
 
 
 def _on_death(table: weakref.ref[PagedMap], key: int) -> t.Callable[[t.Any], None]:

@@ -209,8 +209,9 @@ class Pager:
         except OSError:  # no /proc: not Linux
             result.skip("paging needs Linux", sum(hi - lo for lo, hi, _ in ranges))
             return []
-        self._forget_unmapped(areas)
         starts = [a.start for a in areas]
+        self.paged.sweep(lambda r: pagedmap.maps_extent(areas, starts, r))
+        self._forget_unmapped(areas)
         todo = []
         for lo, hi, owner in ranges:
             mine = list(self.paged.within(lo, hi))
