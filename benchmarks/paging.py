@@ -97,18 +97,7 @@ def measure(mib: int, reps: int) -> dict[str, t.Any]:
 
     torch.set_num_threads(1)
 
-    class KeepingPager(paging.Pager):
-        """A Pager that keeps a duplicate of each file's descriptor (to drop its cache)."""
-
-        kept: list[int]
-
-        def _open(self) -> int:
-            fd = super()._open()
-            self.kept.append(os.dup(fd))
-            return fd
-
-    pager = KeepingPager()
-    pager.kept = []
+    pager = paging.Pager()
     directory = str(pager.directory())
     rows = [_one_rep(torch, pager, directory, mib * MiB // 8, rep) for rep in range(reps)]
     return {
@@ -121,13 +110,13 @@ def measure(mib: int, reps: int) -> dict[str, t.Any]:
 
 
 def _one_rep(torch: t.Any, pager: t.Any, directory: str, n: int, rep: int) -> dict[str, t.Any]:
-    from greed_kernel import paging
-    from greed_kernel.sizes import cpu_buffers
+    from greed_kernel import pageio, paging
+    from greed_kernel.sizes import owned_buffers
 
     a = torch.arange(n, dtype=torch.int64).mul_(2 * rep + 3)
     b = a.clone()
     expected = int(a.sum())
-    (ptr_b, nbytes_b), *_ = cpu_buffers(b)
+    (ptr_b, nbytes_b, owner_b), *_ = owned_buffers(b)
     ptr_a = a.data_ptr()
     lo_a, hi_a = paging.whole_pages(ptr_a, n * 8) or (ptr_a, ptr_a)
     buffer = torch.empty(hi_a - lo_a, dtype=torch.uint8)
@@ -156,13 +145,14 @@ def _one_rep(torch: t.Any, pager: t.Any, directory: str, n: int, rep: int) -> di
             row["raw_write_s"], fd_a, _ = _timed(lambda: _raw_write(directory, lo_a, hi_a))
             row["raw_write_bytes"] = hi_a - lo_a
         else:
-            row["page_out_s"], result, _ = _timed(lambda: pager.page_out([(ptr_b, nbytes_b)]))
+            buffers = [(ptr_b, nbytes_b, owner_b)]
+            row["page_out_s"], result, _ = _timed(lambda b=buffers: pager.page_out(b))
             row["page_out_bytes"] = result.bytes
             row["page_out_own_s"] = result.seconds
             row["page_out_skipped"] = dict(result.skipped)
     if row["page_out_bytes"] <= 0:
         raise RuntimeError(f"nothing was paged out: {row['page_out_skipped']}")
-    fd_b = pager.kept[-1]
+    fd_b = os.dup(pager.paged.current.fd)  # the paging file, to drop its cache
     # first use, warm page cache (A's pages are resident; both files are cached)
     for what in ("resident", "raw", "paged") if rep % 2 == 0 else ("paged", "raw", "resident"):
         if what == "resident":
@@ -173,7 +163,7 @@ def _one_rep(torch: t.Any, pager: t.Any, directory: str, n: int, rep: int) -> di
             row["paged_sum_warm_s"], _, row["paged_sum_warm_io"] = _timed(paged_sum)
     # first use, cold: drop the (clean) pages from the page cache, then again
     lo_b, hi_b = paging.whole_pages(ptr_b, nbytes_b) or (ptr_b, ptr_b)
-    paging.libc().madvise(lo_b, hi_b - lo_b, mmap.MADV_DONTNEED)
+    pageio.libc().madvise(lo_b, hi_b - lo_b, mmap.MADV_DONTNEED)
     for fd in (fd_a, fd_b):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     for what in ("raw", "paged") if rep % 2 == 0 else ("paged", "raw"):
@@ -183,9 +173,7 @@ def _one_rep(torch: t.Any, pager: t.Any, directory: str, n: int, rep: int) -> di
             row["paged_sum_cold_s"], _, row["paged_sum_cold_io"] = _timed(paged_sum)
     row["identical"] = all(v == expected for v in checks) and len(checks) == 3
     os.close(fd_a)
-    for fd in pager.kept:
-        os.close(fd)
-    pager.kept.clear()
+    os.close(fd_b)
     return row
 
 
