@@ -21,7 +21,7 @@ import typing as t
 import weakref
 from dataclasses import dataclass
 
-from . import pageio, swap
+from . import pageio, swap, torchlib
 from .procmaps import Area
 
 __all__ = ["REGION_BYTES", "PagedMap", "PagingFile", "Region", "pieces"]
@@ -59,7 +59,7 @@ class PagedMap:
     def __init__(self) -> None:
         self.regions: dict[int, Region] = {}  # by start address
         self._starts: list[int] | None = []  # sorted keys of regions, None when stale
-        self._owners: dict[int, tuple[weakref.ref[t.Any], list[Region]]] = {}
+        self._owners: dict[int, _Owner] = {}
         self.live_bytes = 0  # bytes of file regions whose owner is alive
         self._unwatched: list[Region] = []  # regions of owners no weak reference watches
         #: The current paging file, never closed while it may get more extents.
@@ -86,18 +86,28 @@ class PagedMap:
         entry = self._owners.get(id(owner))
         if entry is None:
             ref = weakref.ref(owner, _on_death(weakref.ref(self), id(owner)))
-            self._owners[id(owner)] = (ref, [region])
+            self._owners[id(owner)] = _Owner(ref, [region], *_data_of(owner))
         else:
-            entry[1].append(region)
+            entry.regions.append(region)
 
     def owner_died(self, key: int) -> None:
-        """The owner whose id was *key* is being freed: punch its extents now."""
+        """The owner whose id was *key* is being freed: punch its extents now, and where
+        the owner still holds the memory it held when paged (a storage moves its data
+        on ``resize_``), make its ranges anonymous again, which gives their mappings
+        back. The memory is the dying owner's alone, so nothing else can be changed."""
         entry = self._owners.pop(key, None)
-        for region in [] if entry is None else entry[1]:
+        if entry is None:
+            return
+        held = entry.handle is not None and torchlib.handle_data(entry.handle) == entry.data
+        if entry.handle is not None:
+            torchlib.release_handle(entry.handle)
+        for region in entry.regions:
             if self.regions.get(region.start) is region:
                 del self.regions[region.start]
                 self._starts = None
                 self._release(region)
+                if held and region.file is not None:
+                    pageio.map_anonymous(region.start, region.end - region.start)
 
     def sweep(self, mapped: t.Callable[[Region], bool]) -> None:
         """Release the unwatched regions whose range no longer maps their extent."""
@@ -201,6 +211,27 @@ def maps_extent(areas: list[Area], starts: list[int], region: Region) -> bool:
     return (area.dev, area.inode) == region.file.ident and area.offset + (
         region.start - area.start
     ) == region.offset
+
+
+@dataclass(slots=True)
+class _Owner:
+    """A watched owner: its weak reference, its regions, and (for a torch storage) a
+    handle to read where its data is when it dies, and where it was when paged."""
+
+    ref: weakref.ref[t.Any]
+    regions: list[Region]
+    handle: int | None = None
+    data: int = 0
+
+
+def _data_of(owner: object) -> tuple[int | None, int]:
+    """A torch storage's handle and data pointer now (see torchlib.storage_handle)."""
+    if type(owner).__name__ != "UntypedStorage":
+        return None, 0
+    try:
+        return torchlib.storage_handle(owner), int(owner.data_ptr())  # type: ignore[attr-defined]
+    except Exception:
+        return None, 0
 
 
 def _on_death(table: weakref.ref[PagedMap], key: int) -> t.Callable[[t.Any], None]:

@@ -12,6 +12,7 @@ out-of-memory errors.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import itertools
 import logging
 import sys
@@ -177,6 +178,40 @@ def _owner(storage: t.Any) -> object | None:
         return storage if storage.resizable() else None
     except Exception:
         return None
+
+
+def storage_handle(storage: t.Any) -> int | None:
+    """A weak handle on a storage's C++ object, from which :func:`handle_data` reads
+    the data pointer it has *now*, even inside a weak-reference callback of its Python
+    object (which runs before the memory is freed). None when this torch does not lay
+    the pointer out where it is read (checked against ``data_ptr()`` now)."""
+    try:
+        handle = int(storage._weak_ref())
+    except Exception:
+        return None
+    if _read_pointer(handle + _DATA_OFFSET) == int(storage.data_ptr()):
+        return handle
+    release_handle(handle)
+    return None
+
+
+def handle_data(handle: int) -> int:
+    """The data pointer of the storage behind *handle* (see storage_handle)."""
+    return _read_pointer(handle + _DATA_OFFSET)
+
+
+def release_handle(handle: int) -> None:
+    with contextlib.suppress(Exception):
+        _torch().UntypedStorage._free_weak_ref(handle)
+
+
+#: Where c10::StorageImpl keeps its DataPtr's pointer: after the vtable and the two
+#: reference counts of intrusive_ptr_target.
+_DATA_OFFSET = 16
+
+
+def _read_pointer(address: int) -> int:
+    return ctypes.c_void_p.from_address(address).value or 0
 
 
 def _tensor_fallback(walk: Walk, tensor: object) -> int:

@@ -291,3 +291,30 @@ def test_written_pages_of_paged_memory_are_paged_again(pager: Pager) -> None:
     again = pager.page_out(owned_buffers(a))
     assert again.bytes == first.bytes and anon - rss("RssAnon") > 3 * MiB
     assert digest(a) == before
+
+
+def test_a_dying_storage_gives_its_range_back_unless_its_data_moved(
+    pager: Pager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storage's ranges become anonymous again when it dies, giving their mappings
+    back, but only where it still holds the memory it held when paged: after
+    ``resize_`` that memory was freed long ago and may be another value's now."""
+    torch = pytest.importorskip("torch")
+    from greed_kernel import pageio
+
+    given_back: list[int] = []
+    real = pageio.map_anonymous
+    monkeypatch.setattr(pageio, "map_anonymous", lambda lo, n: given_back.append(lo) or real(lo, n))
+
+    def paged_tensor() -> object:
+        t = torch.randn(4 * MiB // 4)
+        assert pager.page_out(owned_buffers(t)).bytes
+        return t
+
+    kept = paged_tensor()
+    del kept
+    assert len(given_back) == 1 and pager.paged_bytes() == 0
+    moved = paged_tensor()
+    moved.resize_(8 * MiB // 4)  # a new buffer; the paged one is freed now
+    del moved
+    assert len(given_back) == 1 and pager.paged_bytes() == 0  # punched, not remapped
