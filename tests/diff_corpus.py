@@ -4,7 +4,8 @@ Each program is a list of cells, run after the harness's prelude (``np``,
 ``torch`` or None, ``cs(x)`` a fingerprint of a value's bytes). Between any two
 cells greed pages out every stale tensor and array, so each program checks that
 a value paged out in one cell is, in a later cell, exactly what python3 has.
-Programs marked ``torch`` need torch and are skipped without it.
+Programs marked ``torch`` need torch and are skipped without it; a program that
+needs a newer Python (``sys.monitoring``) is only in the corpus where it runs.
 
 The names avoid GreedKernel's default preserve list (``model``, ``data``,
 ``X``...), which would keep them out of the eviction under test.
@@ -12,7 +13,142 @@ The names avoid GreedKernel's default preserve list (``model``, ``data``,
 
 from __future__ import annotations
 
+import sys
+
 N = 1 << 18  # float64 elements: 2 MiB, many whole pages
+
+
+def _busy_cells(prefix: str, count: int = 6) -> list[str]:
+    """Cells that each make a new 8 MiB array: after each, greed has it and every other
+    stale array of the program to page, while the program's intruder keeps writing.
+    (No ``np.random`` here: a collection inside it whose callback runs numpy code
+    deadlocks numpy, on python3 too.)"""
+    return [
+        f"{prefix}_w{i} = np.full({1 << 20}, {i}.5)\nprint(bool({prefix}_w{i}[0] > 0))"
+        for i in range(count)
+    ]
+
+
+#: A 2 ms SIGALRM handler adds 1 to every element of two 2 MiB arrays: on python3 every
+#: element ends equal to the number of ticks. Handlers run on the main thread only.
+SIGNAL_HANDLER = [
+    "import signal\n"
+    f"sig_arrays = [np.zeros({N}), np.zeros({N})]\n"
+    "sig_ticks = [0]\n"
+    "def sig_tick(signum, frame):\n"
+    "    for a in sig_arrays:\n"
+    "        a += 1\n"
+    "    sig_ticks[0] += 1\n"
+    "sig_previous = signal.signal(signal.SIGALRM, sig_tick)\n"
+    "signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)",
+    *_busy_cells("sig"),
+    "signal.setitimer(signal.ITIMER_REAL, 0)\n"
+    "signal.signal(signal.SIGALRM, sig_previous)\n"
+    "print(sig_ticks[0] > 0, [bool((a == sig_ticks[0]).all()) for a in sig_arrays])",
+]
+
+# The callbacks below write only when they run on the main thread (where greed works):
+# one running on another thread could be half done when the last cell compares.
+
+#: A gc callback adds 1 to an array at the start of every collection; with a threshold
+#: of 1 a young collection runs every few allocations, greed's own included.
+GC_CALLBACK = [
+    f"gc_array = np.zeros({1 << 15})\n"
+    "gc_runs = [0]\n"
+    "gc_main = threading.get_ident()\n"
+    "def gc_seen(phase, info):\n"
+    "    if phase == 'start' and threading.get_ident() == gc_main:\n"
+    "        gc_array[:] += 1\n"
+    "        gc_runs[0] += 1\n"
+    "gc_previous = gc.get_threshold()\n"
+    "gc.callbacks.append(gc_seen)\n"
+    "gc.set_threshold(1)",
+    *_busy_cells("gcb"),
+    "gc.set_threshold(*gc_previous)\n"
+    "gc.callbacks.remove(gc_seen)\n"
+    "print(gc_runs[0] > 0, bool((gc_array == gc_runs[0]).all()))",
+]
+
+#: Each finalizer adds 1 to an array and leaves a new object in a reference cycle, with
+#: a finalizer of its own, for the next automatic collection (threshold 1) to free.
+FINALIZER = [
+    f"fin_array = np.zeros({1 << 15})\n"
+    "fin_runs = [0]\n"
+    "fin_on = [True]\n"
+    "fin_main = threading.get_ident()\n"
+    "class FinNode:\n"
+    "    pass\n"
+    "def fin_spawn():\n"
+    "    node = FinNode()\n"
+    "    node.me = node\n"
+    "    weakref.finalize(node, fin_fired)\n"
+    "def fin_fired():\n"
+    "    if threading.get_ident() == fin_main:\n"
+    "        fin_array[:] += 1\n"
+    "        fin_runs[0] += 1\n"
+    "    if fin_on[0]:\n"
+    "        fin_spawn()\n"
+    "fin_previous = gc.get_threshold()\n"
+    "gc.set_threshold(1)\n"
+    "fin_spawn()",
+    *_busy_cells("fin"),
+    "gc.set_threshold(*fin_previous)\n"
+    "fin_on[0] = False\n"
+    "gc.collect()\n"
+    "print(fin_runs[0] > 0, bool((fin_array == fin_runs[0]).all()))",
+]
+
+#: A profile function (main thread only, as ``sys.setprofile`` is) adds 1 to one
+#: element of an array on every call event: the array's sum must equal the calls seen.
+PROFILER = [
+    f"prof_array = np.zeros({1 << 15})\n"
+    "prof_calls = [0]\n"
+    "def prof_seen(frame, event, arg):\n"
+    "    if event in ('call', 'c_call'):\n"
+    f"        prof_array[prof_calls[0] % {1 << 15}] += 1\n"
+    "        prof_calls[0] += 1\n"
+    "sys.setprofile(prof_seen)",
+    *_busy_cells("prof"),
+    "sys.setprofile(None)\nprint(prof_calls[0] > 0, float(prof_array.sum()) == prof_calls[0])",
+]
+
+#: The same with a trace function (call events of Python functions; no line events).
+TRACER = [
+    f"trace_array = np.zeros({1 << 15})\n"
+    "trace_calls = [0]\n"
+    "def trace_seen(frame, event, arg):\n"
+    "    if event == 'call':\n"
+    f"        trace_array[trace_calls[0] % {1 << 15}] += 1\n"
+    "        trace_calls[0] += 1\n"
+    "sys.settrace(trace_seen)",
+    *_busy_cells("trace"),
+    "sys.settrace(None)\nprint(trace_calls[0] > 0, float(trace_array.sum()) == trace_calls[0])",
+]
+
+#: The same with ``sys.monitoring`` (Python 3.12+): Python function starts and every
+#: call made from Python code; its events fire on every thread.
+MONITORING = [
+    f"mon_array = np.zeros({1 << 15})\n"
+    "mon_calls = [0]\n"
+    "mon_main = threading.get_ident()\n"
+    "mon = sys.monitoring\n"
+    "mon_tool = next(i for i in range(6) if mon.get_tool(i) is None)\n"
+    "def mon_seen(code, offset, *args):\n"
+    "    if threading.get_ident() == mon_main:\n"
+    f"        mon_array[mon_calls[0] % {1 << 15}] += 1\n"
+    "        mon_calls[0] += 1\n"
+    "mon_events = mon.events.PY_START | mon.events.CALL\n"
+    "mon.use_tool_id(mon_tool, 'differential')\n"
+    "mon.register_callback(mon_tool, mon.events.PY_START, mon_seen)\n"
+    "mon.register_callback(mon_tool, mon.events.CALL, mon_seen)\n"
+    "mon.set_events(mon_tool, mon_events)",
+    *_busy_cells("mon"),
+    "mon.set_events(mon_tool, 0)\n"
+    "mon.register_callback(mon_tool, mon.events.PY_START, None)\n"
+    "mon.register_callback(mon_tool, mon.events.CALL, None)\n"
+    "mon.free_tool_id(mon_tool)\n"
+    "print(mon_calls[0] > 0, float(mon_array.sum()) == mon_calls[0])",
+]
 
 #: name -> (needs torch, cells)
 PROGRAMS: dict[str, tuple[bool, list[str]]] = {
@@ -199,6 +335,17 @@ PROGRAMS: dict[str, tuple[bool, list[str]]] = {
             "sys.setrecursionlimit(3000)",
         ],
     ),
+    # -- Python code that runs inside greed's own work and writes to paged arrays ---------
+    # A handler, callback, finalizer or tracer runs on the main thread whenever Python
+    # code runs there, greed's cleanup included. What it writes to an array while greed
+    # copies that array to its file and maps the file over it must not be lost: each
+    # program counts the writes and, at the end, checks that every array holds them all.
+    "signal_handler_writes_while_paging": (False, SIGNAL_HANDLER),
+    "gc_callback_writes_while_paging": (False, GC_CALLBACK),
+    "weakref_finalizer_writes_while_paging": (False, FINALIZER),
+    "profiler_writes_while_paging": (False, PROFILER),
+    "tracer_writes_while_paging": (False, TRACER),
+    # "monitoring_writes_while_paging" is added below where sys.monitoring exists
     # -- torch ----------------------------------------------------------------------------
     "tensor_views_numpy_sharing_resize": (
         True,
@@ -238,3 +385,8 @@ PROGRAMS: dict[str, tuple[bool, list[str]]] = {
         ],
     ),
 }
+
+# sys.monitoring is new in Python 3.12. The kernels run this same interpreter (the test
+# process's), so the program exists exactly where both kernels can run it.
+if sys.version_info >= (3, 12):
+    PROGRAMS["monitoring_writes_while_paging"] = (False, MONITORING)
