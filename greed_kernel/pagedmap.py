@@ -29,7 +29,7 @@ __all__ = ["REGION_BYTES", "PagedMap", "PagingFile", "Region", "pieces"]
 log = logging.getLogger(__name__)
 
 #: Most bytes of one region, and of one uninterruptible section (it holds the GIL).
-REGION_BYTES = 64 << 20
+REGION_BYTES = 16 << 20
 
 
 @dataclass(slots=True)
@@ -180,24 +180,27 @@ class PagedMap:
         self.current = None
 
 
-def pieces(todo: list[tuple[int, int, object]]) -> list[list[tuple[int, int, object]]]:
-    """Ranges cut into regions of at most REGION_BYTES (from each range's start), grouped
-    into pieces of at most REGION_BYTES. A region paged before is at most that long, so
-    it is never cut: paged again, it is replaced whole, in one section."""
+def pieces(
+    todo: list[tuple[int, int, object]], limit: int = REGION_BYTES
+) -> list[list[tuple[int, int, object]]]:
+    """Ranges cut into regions of at most *limit* bytes (from each range's start),
+    grouped into pieces of at most *limit*. A region paged before by the same pager is
+    at most that long, so it is never cut: paged again, it is replaced whole, in one
+    section."""
     regions = [
-        (start, min(start + REGION_BYTES, hi), owner)
+        (start, min(start + limit, hi), owner)
         for lo, hi, owner in todo
-        for start in range(lo, hi, REGION_BYTES)
+        for start in range(lo, hi, limit)
     ]
-    pieces: list[list[tuple[int, int, object]]] = []
-    size = REGION_BYTES
+    out: list[list[tuple[int, int, object]]] = []
+    size = limit
     for lo, hi, owner in regions:
-        if size + hi - lo > REGION_BYTES:
-            pieces.append([])
+        if size + hi - lo > limit:
+            out.append([])
             size = 0
-        pieces[-1].append((lo, hi, owner))
+        out[-1].append((lo, hi, owner))
         size += hi - lo
-    return pieces
+    return out
 
 
 def maps_extent(areas: list[Area], starts: list[int], region: Region) -> bool:

@@ -83,7 +83,11 @@ class Pager:
     """This kernel's paged-out memory: where its file is, and what is mapped from it."""
 
     def __init__(
-        self, directory: str = "", max_bytes: int = 0, log: logging.Logger | None = None
+        self,
+        directory: str = "",
+        max_bytes: int = 0,
+        log: logging.Logger | None = None,
+        region_bytes: int = pagedmap.REGION_BYTES,
     ) -> None:
         self.requested = directory  # the user's setting, or "" for the default
         self.max_bytes = max_bytes  # 0: half the free disk there, capped at AUTO_BUDGET_CAP
@@ -96,6 +100,7 @@ class Pager:
         self._full_at = -1  # free disk bytes when nothing fitted; no retry until more
         self.paged_total = 0  # bytes ever paged out
         self.paged = PagedMap()
+        self.region_bytes = region_bytes  # most bytes a section copies, holding the GIL
         self.swapping = False  # the last page-out went to swap
         self._map_count = 0  # mappings of the process at the last look
         try:
@@ -293,7 +298,7 @@ class Pager:
     ) -> None:
         """Page *todo* a piece (at most REGION_BYTES) at a time: each piece is copied and
         remapped in one section, with the threads judged again just before it."""
-        pieces = pagedmap.pieces(todo)
+        pieces = pagedmap.pieces(todo, self.region_bytes)
         for number, piece in enumerate(pieces):
             if number:
                 reason, judgement = self.refusal()
