@@ -87,8 +87,11 @@ browser-deps:
 test-deps:
 	bash scripts/install_test_deps.sh
 
+# The swap tests turn swap on for the whole machine, where every other test's paging
+# would use it: they run alone, after the rest.
 test: install lint browser-deps test-deps
-	$(PY) -m pytest -q $(PYTEST_PARALLEL)
+	$(PY) -m pytest -q $(PYTEST_PARALLEL) -m "not swap"
+	$(PY) -m pytest -q -m swap
 
 GREED_FUZZ_EXAMPLES ?= 200
 fuzz: install
@@ -100,7 +103,7 @@ fuzz: install
 coverage: install browser-deps test-deps
 	rm -f .coverage .coverage.*
 	export COVERAGE_FILE="$(CURDIR)/.coverage"; \
-	$(PY) -m coverage run -m pytest -q $(PYTEST_PARALLEL); status=$$?; \
+	$(PY) -m coverage run -m pytest -q $(PYTEST_PARALLEL) -m "not swap"; status=$$?; \
 	$(PY) -m coverage combine -q && $(PY) -m coverage report; exit $$status
 
 test-fast: install

@@ -72,3 +72,12 @@ def test_one_big_buffer_is_paged_a_piece_at_a_time() -> None:
     assert len(pieces) == 2 and pieces[0][0] == big.ctypes.data
     assert pieces[1][0] == pieces[0][0] + pieces[0][1]  # contiguous, page-aligned cut
     assert (pieces[1][0] % 4096) == 0 and sum(n for _, n, *_ in pieces) < big.nbytes
+
+
+def test_the_line_names_what_stops_paging_when_pageable_values_stay_in_ram() -> None:
+    rows = [{"name": "arr", "bytes": 8 << 20, "type": "ndarray", "device": "cpu", "why": ""}]
+    paused = "paging waits: thread 'w' (running in train.py:3 in loop) may write to memory"
+    line = budget.refusal_line(0.95, 1 << 30, rows, paused)
+    assert "thread 'w' (running in train.py:3 in loop)" in line and "Delete" not in line
+    plain = [{"name": "raw", "bytes": 8 << 20, "type": "bytearray", "device": None, "why": ""}]
+    assert "raw (8.0 MiB, bytearray)" in budget.refusal_line(0.95, 1 << 30, plain, paused)

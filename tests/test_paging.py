@@ -318,3 +318,24 @@ def test_a_dying_storage_gives_its_range_back_unless_its_data_moved(
     moved.resize_(8 * MiB // 4)  # a new buffer; the paged one is freed now
     del moved
     assert len(given_back) == 1 and pager.paged_bytes() == 0  # punched, not remapped
+
+
+def test_what_fits_the_free_disk_goes_out_and_a_full_disk_is_not_retried(
+    pager: Pager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arrays = [np.random.default_rng(9 + i).random(8 * MiB // 8) for i in range(3)]
+    buffers = [b for a in arrays for b in owned_buffers(a)]
+    free = [paging.DISK_RESERVE + 20 * MiB]  # room for two of the three
+    monkeypatch.setattr(paging, "_free_disk", lambda directory: free[0])
+    first = pager.page_out(buffers)
+    assert len(first.regions) == 2 and "disk full" in first.skipped
+    tried: list[object] = []
+    monkeypatch.setattr(os, "posix_fallocate", lambda *a: tried.append(a))
+    free[0] -= 16 * MiB  # the two paged files took their room
+    again = pager.page_out(buffers)
+    assert list(again.skipped) == ["already paged", "disk full"] and not tried
+    assert pager.page_out(buffers).skipped.get("disk full") and not tried  # not retried
+    free[0] += 64 * MiB  # room again
+    monkeypatch.undo()
+    monkeypatch.setattr(paging, "_free_disk", lambda directory: free[0])
+    assert len(pager.page_out(buffers).regions) == 1

@@ -272,6 +272,7 @@ def _whole_pages(array: object) -> tuple[int, int]:
 
 
 @pytest.mark.kernel
+@pytest.mark.swap
 def test_page_out_swaps_an_array_out_and_every_value_comes_back(swap_file: Path) -> None:
     np = pytest.importorskip("numpy")
     if swap.room() < ARRAY_BYTES:
@@ -298,6 +299,7 @@ def _pswpin() -> int:
 
 
 @pytest.mark.kernel
+@pytest.mark.swap
 def test_prefetch_reads_a_swapped_range_back(swap_file: Path) -> None:
     np = pytest.importorskip("numpy")
     array = np.full(64 * MiB // 8, 9, dtype=np.int64)
@@ -315,6 +317,7 @@ def test_prefetch_reads_a_swapped_range_back(swap_file: Path) -> None:
 
 
 @pytest.mark.kernel
+@pytest.mark.swap
 def test_writes_after_paging_are_kept(swap_file: Path) -> None:
     np = pytest.importorskip("numpy")
     array = np.full(ARRAY_BYTES // 8, 5, dtype=np.int64)
@@ -328,6 +331,7 @@ def test_writes_after_paging_are_kept(swap_file: Path) -> None:
 
 
 @pytest.mark.kernel
+@pytest.mark.swap
 def test_freed_swapped_memory_reads_zeros(swap_file: Path) -> None:
     np = pytest.importorskip("numpy")
     # an allocator's purge of a swapped range (MADV_DONTNEED) reads zeros
@@ -344,3 +348,23 @@ def test_freed_swapped_memory_reads_zeros(swap_file: Path) -> None:
     del array
     fresh = np.zeros(ARRAY_BYTES // 8)
     assert not fresh.any()
+
+
+@pytest.mark.kernel
+@pytest.mark.swap
+def test_the_pager_pages_to_swap_where_swap_has_room(swap_file: Path, tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    from greed_kernel.paging import Pager
+    from greed_kernel.sizes import owned_buffers
+
+    if swap.room() < ARRAY_BYTES:
+        pytest.skip(f"swap is on but room() is {swap.room()} (swappiness 0 or a cgroup bound)")
+    array = np.arange(ARRAY_BYTES // 8, dtype=np.int64) * 5
+    crc = zlib.crc32(memoryview(array).cast("B"))
+    pager = Pager(str(tmp_path))
+    result = pager.page_out(owned_buffers(array))
+    assert result.bytes >= 0.9 * ARRAY_BYTES and pager.swapping
+    assert pager.paged_in(owned_buffers(array)) >= 0.9 * ARRAY_BYTES  # swapped out now
+    assert pager.paged.current is None  # no paging file was made: nothing is mapped
+    assert zlib.crc32(memoryview(array).cast("B")) == crc
+    pager.close()
