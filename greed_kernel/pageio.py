@@ -29,6 +29,7 @@ outside the GIL), so the section itself is a memory copy at memory speed.
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import ctypes.util
 import errno
@@ -192,7 +193,7 @@ def copy_out(
     return took
 
 
-def thread_guards(judged: t.AbstractSet[int], watched: t.Mapping[int, t.Any]) -> list[t.Any]:
+def thread_guards(judgement: threads.Judgement) -> list[t.Any]:
     """Section steps that raise KeyError unless every thread ``threading`` knows was
     *judged* (none started since), and each *watched* thread still stands where it
     was judged: its judged frame's ``f_lasti`` is unchanged (a thread that ran on has
@@ -200,9 +201,13 @@ def thread_guards(judged: t.AbstractSet[int], watched: t.Mapping[int, t.Any]) ->
     docstring), and raising no audit event: ``map`` feeds ``threading._active`` and
     the judged frames through ``attrgetter`` into dict lookups whose only key is the
     state judged."""
-    judged = frozenset(judged) | {threading.get_ident()}
+    judged = judgement.judged | {threading.get_ident()}
+    watched, started = judgement.watched, judgement.started
     none_new = map({True: None}.__getitem__, map(judged.issuperset, [threading._active]))
     steps: list[t.Any] = [(list, none_new)]
+    count = getattr(_thread, "_count", None)
+    if started >= 0 and count is not None:  # a raw _thread thread started since
+        steps.append((list, map({started: None}.__getitem__, map(operator.call, [count]))))
     lasti = operator.attrgetter("f_lasti")
     for watch in watched.values():
         at = {watch.frame.f_lasti if watch.lasti is None else watch.lasti: None}

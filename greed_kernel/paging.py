@@ -319,7 +319,7 @@ class Pager:
         file = self._paging_file(length)
         base = file.end
         file.end += length  # extents are never reused, even after a failure
-        guards = pageio.thread_guards(judgement.judged, judgement.watched) if judgement else ()
+        guards = pageio.thread_guards(judgement) if judgement else ()
         try:
             took = pageio.copy_out(file.fd, base, [(lo, hi - lo) for lo, hi, _ in piece], guards)
         except pageio.SectionAborted:

@@ -17,7 +17,7 @@ at the instruction) that was judged, so that nothing ran in between.
 
 from __future__ import annotations
 
-import dis
+import _thread
 import os
 import sys
 import threading
@@ -25,6 +25,8 @@ import time
 import types
 import typing as t
 from dataclasses import dataclass
+
+from . import linecalls
 
 #: Packages whose threads never write to user buffers.
 KERNEL_PACKAGES = (
@@ -103,6 +105,9 @@ class Judgement:
     blocking: dict[int, str]  # ident -> "thread 'w' (running in train.py:12 in loop)"
     watched: dict[int, Watch]  # ident -> the wait it stands in
     exempt: frozenset[int]  # idents of the kernel's own threads
+    #: Threads started through ``_thread`` and alive when judged (``threading`` does not
+    #: know all of them), or -1 where this Python cannot tell.
+    started: int = -1
 
     @property
     def judged(self) -> frozenset[int]:
@@ -139,6 +144,7 @@ def judge() -> Judgement:
     """Judge every thread but the current one: kernel threads are exempt, threads
     in a known wait are watched, all others (no Python frame included) block."""
     me = threading.get_ident()
+    started = thread_count()
     try:
         frames = sys._current_frames()
     except Exception:  # an interpreter without it: nothing can be judged
@@ -171,7 +177,13 @@ def judge() -> Judgement:
             blocking[ident] = f"{label} (running in {where(frame)})"
         else:
             watched[ident] = Watch(frame, lasti, f"waiting in {where(frame)}")
-    return Judgement(blocking, watched, frozenset(exempt))
+    return Judgement(blocking, watched, frozenset(exempt), started)
+
+
+def thread_count() -> int:
+    """Threads started through ``_thread`` and alive now, -1 where unknown (C)."""
+    count = getattr(_thread, "_count", None)
+    return -1 if count is None else int(count())
 
 
 def where(frame: types.FrameType) -> str:
@@ -242,7 +254,7 @@ def _known_waits() -> dict[int, tuple[types.CodeType, frozenset[int] | None]]:
         if pattern is None:
             _known[id(code)] = (code, None)
             continue
-        lines = frozenset(line for line, calls in _lines(code).items() if calls == pattern)
+        lines = frozenset(line for line, calls in linecalls.lines(code).items() if calls == pattern)
         if lines:
             _known[id(code)] = (code, lines)
     return _known
@@ -265,7 +277,7 @@ def _waiting(frame: types.FrameType) -> tuple[bool, int | None]:
         lines = known[1]
         if lines is None:
             return True, None
-        return _line_at(code, frame.f_lasti) in lines, frame.f_lasti
+        return linecalls.line_at(code, frame.f_lasti) in lines, frame.f_lasti
     return _sleeping(frame), frame.f_lasti
 
 
@@ -285,14 +297,14 @@ def _sleeping(frame: types.FrameType) -> bool:
     if _SLEEP is None:
         return False
     code, lasti = frame.f_code, frame.f_lasti
-    line = _line_at(code, lasti)
+    line = linecalls.line_at(code, lasti)
     if line is None:
         return False
     cached = _shapes.get((id(code), line))
     if cached is None or cached[0] is not code:
         if len(_shapes) >= _SHAPES_MAX:
             _shapes.clear()
-        cached = (code, _lines(code, only=line).get(line))
+        cached = (code, linecalls.lines(code, only=line).get(line))
         _shapes[(id(code), line)] = cached
     calls = cached[1]
     if calls is None or len(calls) != 1 or any(a[0] not in _PLAIN_ARGS for a in calls[0][1]):
@@ -321,87 +333,3 @@ def _lookup(frame: types.FrameType, kind: str, name: str) -> object:
         if name in space:
             return space[name]
     return _MISSING
-
-
-# -- what a line of bytecode calls ---------------------------------------------------
-_SKIP = {"NOP", "RESUME", "CACHE", "EXTENDED_ARG", "PUSH_NULL", "PRECALL", "KW_NAMES"}
-_SKIP |= {"END_FOR", "POP_EXCEPT", "RETURN_CONST", "JUMP_FORWARD", "JUMP_BACKWARD"}
-_SKIP.add("JUMP_BACKWARD_NO_INTERRUPT")
-_LOADS = {
-    "LOAD_CONST": "const",
-    "LOAD_FAST": "fast",
-    "LOAD_FAST_CHECK": "fast",
-    "LOAD_DEREF": "deref",
-    "LOAD_GLOBAL": "global",
-    "LOAD_NAME": "name",
-}
-_POPS = {"POP_TOP": 1, "STORE_FAST": 1, "RETURN_VALUE": 1, "STORE_FAST_STORE_FAST": 2}
-
-
-def _line_at(code: types.CodeType, lasti: int) -> int | None:
-    """The line of the instruction at byte offset ``lasti``."""
-    for start, end, line in code.co_lines():
-        if start <= lasti < end:
-            return line
-    return None
-
-
-def _lines(code: types.CodeType, only: int | None = None) -> dict[int, tuple[tuple, ...] | None]:
-    """The calls each line of ``code`` makes (or only line ``only``), in order."""
-    ranges = [r for r in code.co_lines() if r[2] is not None and only in (None, r[2])]
-    by_line: dict[int, list[dis.Instruction]] = {}
-    for ins in dis.get_instructions(code):
-        for start, end, line in ranges:
-            if start <= ins.offset < end:
-                by_line.setdefault(line, []).append(ins)
-                break
-    return {line: _calls(instructions) for line, instructions in by_line.items()}
-
-
-def _calls(instructions: list[dis.Instruction]) -> tuple[tuple, ...] | None:
-    """The calls that instructions make, each as (callee, args), from a small
-    simulation of the stack: a value is ("const", v), ("fast"|"deref"|"global"|"name",
-    name), ("attr", value, name), ("result", i) of the i-th call, ("iter", value) or
-    ("item",); FOR_ITER calls ("next",). None when they do anything but load, call,
-    iterate, unpack and store to fast locals, or use what earlier lines left."""
-    stack: list[tuple] = []
-    calls: list[tuple] = []
-
-    def pop(n: int) -> tuple:
-        if n > len(stack):
-            raise IndexError
-        taken = tuple(stack[len(stack) - n :])
-        del stack[len(stack) - n :]
-        return taken
-
-    try:
-        for ins in instructions:
-            op = ins.opname
-            if op in _SKIP:
-                continue
-            if op in _LOADS:
-                stack.append((_LOADS[op], ins.argval))
-            elif op == "LOAD_FAST_LOAD_FAST":
-                stack.extend(("fast", name) for name in ins.argval)
-            elif op in ("LOAD_ATTR", "LOAD_METHOD"):
-                stack.append(("attr", *pop(1), ins.argval))
-            elif op in ("CALL", "CALL_KW"):
-                pop(op == "CALL_KW")  # the keywords' names
-                args = pop(ins.arg or 0)
-                calls.append((*pop(1), args))
-                stack.append(("result", len(calls) - 1))
-            elif op == "GET_ITER":
-                stack.append(("iter", *pop(1)))
-            elif op == "FOR_ITER":
-                calls.append((("next",), (stack[-1],)))
-                stack.append(("item",))
-            elif op == "UNPACK_SEQUENCE":
-                pop(1)
-                stack.extend([("item",)] * (ins.arg or 0))
-            elif op in _POPS:
-                pop(_POPS[op])
-            else:
-                return None
-    except IndexError:
-        return None
-    return tuple(calls)

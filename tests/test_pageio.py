@@ -110,13 +110,13 @@ def test_the_section_is_aborted_when_a_thread_changed(tmp_path: Path) -> None:
     late.start()
     try:
         fd, _ = pageio.open_paging_file(tmp_path)
-        guards = pageio.thread_guards(judgement.judged, judgement.watched)
+        guards = pageio.thread_guards(judgement)
         lo = a.ctypes.data
         with pytest.raises(pageio.SectionAborted):
             pageio.copy_out(fd, 4096, [(lo, 2 * MiB)], guards)
         assert gc.isenabled()
         now = threads.judge()
-        again = pageio.thread_guards(now.judged, now.watched)
+        again = pageio.thread_guards(now)
         assert pageio.copy_out(fd, 4096 + 2 * MiB, [(lo, 2 * MiB)], again) == [True]
         os.close(fd)
     finally:
@@ -150,3 +150,33 @@ print(paged > 0, calls[0] > 10, a[a.size // 2] == calls[0])
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout.split()
     assert out == ["True", "True", "True"]
+
+
+def test_a_raw_thread_started_after_the_judgement_aborts_the_section(tmp_path: Path) -> None:
+    """A thread started with ``_thread`` is not in ``threading._active``: the count of
+    ``_thread``'s threads tells it."""
+    import _thread
+
+    memory = mmap.mmap(-1, 4 * MiB)
+    a = np.frombuffer(memory, dtype="float64")
+    judgement = threads.judge()
+    hold, done = _thread.allocate_lock(), _thread.allocate_lock()
+    hold.acquire()
+    done.acquire()
+
+    def blocked() -> None:
+        with hold:
+            pass
+        done.release()
+
+    _thread.start_new_thread(blocked, ())
+    try:
+        fd, _ = pageio.open_paging_file(tmp_path)
+        with pytest.raises(pageio.SectionAborted):
+            pageio.copy_out(fd, 4096, [(a.ctypes.data, 2 * MiB)], pageio.thread_guards(judgement))
+        os.close(fd)
+    finally:
+        hold.release()
+        done.acquire()  # the thread has finished its work
+    del a
+    memory.close()
