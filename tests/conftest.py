@@ -177,6 +177,8 @@ LONGEST_FIRST = (
     "test_benchmarks_smoke.py",  # 100 to 150 s: one `python -m benchmarks --quick`
     "test_browser_extension.py",  # 75 to 95 s: JupyterLab and Chromium, twice
     "test_browser.py",  # about 30 s
+    "test_kernel_budget.py",  # about 38 s: three sessions under real cgroups
+    "test_kernel_mappings.py",  # 13 to 35 s: 10,000 tensors paged on two kernels
     "test_differential.py",
     "test_comm.py",
     "test_kernel_basic.py",
