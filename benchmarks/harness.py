@@ -68,7 +68,8 @@ def proc_status_memory(pid: int | str) -> dict[str, int]:
 GREED_MODULES_LAUNCHER = (
     "import sys\n"
     "if sys.path and sys.path[0] == '': del sys.path[0]\n"
-    "import greed_kernel.kernel, greed_kernel.engine, greed_kernel.channel, greed_kernel.magics\n"
+    "import greed_kernel.kernel, greed_kernel.engine.greed\n"
+    "import greed_kernel.frontends.channel, greed_kernel.frontends.magics\n"
     "from ipykernel.kernelapp import launch_new_instance\n"
     "launch_new_instance()"
 )

@@ -46,8 +46,8 @@ def _loop(variant: str, cells: int, code: str) -> None:
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
-    from greed_kernel import triggers
-    from greed_kernel.engine import Greed
+    from greed_kernel.engine import triggers
+    from greed_kernel.engine.greed import Greed
 
     from .tracking import Settings
 

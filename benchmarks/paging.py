@@ -93,7 +93,7 @@ def _raw_read(fd: int, into: memoryview) -> int:
 def measure(mib: int, reps: int) -> dict[str, t.Any]:
     import torch
 
-    from greed_kernel import paging, procmaps
+    from greed_kernel.memory import paging, procmaps
 
     torch.set_num_threads(1)
 
@@ -110,8 +110,8 @@ def measure(mib: int, reps: int) -> dict[str, t.Any]:
 
 
 def _one_rep(torch: t.Any, pager: t.Any, directory: str, n: int, rep: int) -> dict[str, t.Any]:
-    from greed_kernel import pageio, paging
-    from greed_kernel.sizes import owned_buffers
+    from greed_kernel.memory import pageio, paging
+    from greed_kernel.memory.sizes import owned_buffers
 
     a = torch.arange(n, dtype=torch.int64).mul_(2 * rep + 3)
     b = a.clone()

@@ -25,8 +25,8 @@ SIZES = (16, 64, 256)
 def _one(region_mib: int, directory: str, nbytes: int) -> dict[str, t.Any]:
     import torch
 
-    from greed_kernel.paging import Pager
-    from greed_kernel.sizes import owned_buffers
+    from greed_kernel.memory.paging import Pager
+    from greed_kernel.memory.sizes import owned_buffers
 
     pager = Pager(directory, region_bytes=region_mib * MiB)
     tensor = torch.randn(nbytes // 4)

@@ -684,7 +684,7 @@ def trivial_control(
 def _check_greed_modules(kernel: Kernel) -> None:
     """The kernel holds greed's modules and runs python3's kernel class, or we say so."""
     seen = kernel.must_run(
-        "print('greed_kernel.engine' in __import__('sys').modules, "
+        "print('greed_kernel.engine.greed' in __import__('sys').modules, "
         "type(get_ipython().kernel).__name__)"
     ).stdout.split()
     if seen != ["True", "IPythonKernel"]:

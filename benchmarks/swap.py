@@ -45,8 +45,8 @@ import typing as t
 import zlib
 from pathlib import Path
 
-from greed_kernel import procmaps, swap
-from greed_kernel.procmaps import PAGE
+from greed_kernel.memory import procmaps, swap
+from greed_kernel.memory.procmaps import PAGE
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -23,7 +23,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets import Bool, Float, Integer, List, Unicode
 from traitlets.config import Configurable
 
-from greed_kernel.engine import Greed
+from greed_kernel.engine.greed import Greed
 
 CELL_5 = (
     "def scale(a):\n"

@@ -213,9 +213,9 @@ class GreedKernel(IPythonKernel):
     # -- wiring ----------------------------------------------------------------------
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
-        from .channel import Channel
-        from .engine import Greed
-        from .magics import GreedMagics
+        from .engine.greed import Greed
+        from .frontends.channel import Channel
+        from .frontends.magics import GreedMagics
 
         self.greed = Greed(
             self.shell,

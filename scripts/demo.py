@@ -39,7 +39,7 @@ from typing import Any
 
 from jupyter_client.manager import KernelManager
 
-from greed_kernel.client import GreedClient
+from greed_kernel.frontends.client import GreedClient
 from greed_kernel.kernelspec import KERNEL_NAME, write_kernel_spec
 
 MiB = 1 << 20

@@ -21,8 +21,8 @@ from pathlib import Path
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config, Configurable
 
-from greed_kernel import triggers
-from greed_kernel.engine import AFTER_REPLY_DELAY, Greed
+from greed_kernel.engine import triggers
+from greed_kernel.engine.greed import AFTER_REPLY_DELAY, Greed
 from greed_kernel.kernel import GreedKernel
 
 
@@ -74,7 +74,7 @@ def only_new_threads(monkeypatch: t.Any) -> None:
     runner, say) do not pause paging: only the ones started from now on count."""
     import dataclasses
 
-    from greed_kernel import threads
+    from greed_kernel.memory import threads
 
     real = threads.judge
     before = set(real().blocking)

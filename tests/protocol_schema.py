@@ -1,4 +1,4 @@
-"""Check ``greed`` comm messages against greed_kernel/protocol.schema.json (jsonschema).
+"""Check ``greed`` comm messages against greed_kernel/frontends/protocol.schema.json (jsonschema).
 
 ``check_message`` validates any one message (request, response or notification);
 ``check_params``, ``check_result`` and ``check_event`` validate a method's params and
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from greed_kernel import protocol
+from greed_kernel.frontends import protocol
 
 SCHEMA = protocol.schema()
 ID = SCHEMA["$id"]

@@ -1,5 +1,5 @@
 """Notebook cells in the style of real PyTorch / pandas / sklearn / matplotlib notebooks,
-with the module-level names the scanner (greed_kernel.scope) must find in each.
+with the module-level names the scanner (greed_kernel.analysis.scope) must find in each.
 
 Cells are written as the user types them (magics included); the tests run them
 through IPython's TransformerManager first, as the kernel sees them. Names are

@@ -1,4 +1,4 @@
-"""Which malloc serves a process (greed_kernel.allocators): the rule on made-up maps, and
+"""Which malloc serves a process (greed_kernel.memory.allocators): the rule on made-up maps, and
 real interpreters started under jemalloc, tcmalloc and glibc's malloc.
 
 The libraries come from Debian's libjemalloc2 and libtcmalloc-minimal4
@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from greed_kernel import allocators
-from greed_kernel.allocators import detect, known_name, object_at, reason
+from greed_kernel.memory import allocators
+from greed_kernel.memory.allocators import detect, known_name, object_at, reason
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -173,7 +173,7 @@ def test_without_ctypes_the_mapped_libraries_still_count(fresh: pytest.MonkeyPat
 
 
 # -- real processes -------------------------------------------------------------------
-PRINT = "from greed_kernel.allocators import foreign_allocator; print(foreign_allocator())"
+PRINT = "from greed_kernel.memory.allocators import foreign_allocator; print(foreign_allocator())"
 
 
 def allocator_of_child(**env: str) -> str:

@@ -8,8 +8,8 @@ import pytest
 from jupyter_client.manager import AsyncKernelManager
 from protocol_schema import check_event, check_result, event_params
 
-from greed_kernel import protocol
-from greed_kernel.client import AsyncGreedClient, GreedError
+from greed_kernel.frontends import protocol
+from greed_kernel.frontends.client import AsyncGreedClient, GreedError
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from greed_kernel import budget
-from greed_kernel.policy import Policy
-from greed_kernel.tracker import Access
+from greed_kernel.analysis.tracker import Access
+from greed_kernel.engine import budget
+from greed_kernel.engine.policy import Policy
 
 np = pytest.importorskip("numpy")
 

@@ -22,8 +22,8 @@ from protocol_schema import (
 )
 
 import greed_kernel
-from greed_kernel import protocol
-from greed_kernel.channel import MAX_REQUEST_NAMES, Channel
+from greed_kernel.frontends import protocol
+from greed_kernel.frontends.channel import MAX_REQUEST_NAMES, Channel
 
 pytestmark = [pytest.mark.inprocess, pytest.mark.timeout(60)]
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from greed_kernel import cleaner
+from greed_kernel.engine import cleaner
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from greed_kernel import protocol
-from greed_kernel.client import AsyncGreedClient, GreedClient, GreedError
+from greed_kernel.frontends import protocol
+from greed_kernel.frontends.client import AsyncGreedClient, GreedClient, GreedError
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -30,8 +30,8 @@ from protocol_schema import (
 )
 
 import greed_kernel
-from greed_kernel import protocol
-from greed_kernel.client import GreedClient, GreedError
+from greed_kernel.frontends import protocol
+from greed_kernel.frontends.client import GreedClient, GreedError
 
 from kernel_harness import KernelHarness
 

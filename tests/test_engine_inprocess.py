@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from inprocess import InProcess, only_new_threads
 
-from greed_kernel import hooks as hooks_module
+from greed_kernel.engine import hooks as hooks_module
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ def test_a_budget_refused_by_the_idle_cleanup_is_said_under_the_next_cell(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from greed_kernel import triggers as triggers_module
+    from greed_kernel.engine import triggers as triggers_module
 
     monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
     p = make(idle_timeout=300)
@@ -247,7 +247,7 @@ def scans(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 def test_a_cell_run_again_is_not_scanned_again(
     p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from greed_kernel import triggers as triggers_module
+    from greed_kernel.engine import triggers as triggers_module
 
     monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
     scanned = scans(monkeypatch)
@@ -273,7 +273,7 @@ def test_a_cell_run_again_is_not_scanned_again(
 def test_cells_run_again_wait_without_their_trees(
     p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from greed_kernel import triggers as triggers_module
+    from greed_kernel.engine import triggers as triggers_module
 
     monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
     monkeypatch.setattr(hooks_module, "STAMP_BATCH", 3)
@@ -500,7 +500,7 @@ def test_marks_and_views(p: InProcess) -> None:
 def test_short_cells_are_probed_for_memory_once_their_run_time_adds_up(
     p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from greed_kernel import triggers as triggers_module
+    from greed_kernel.engine import triggers as triggers_module
 
     monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
     probes: list[float] = []
@@ -518,7 +518,7 @@ def test_short_cells_are_probed_for_memory_once_their_run_time_adds_up(
 def test_an_ordinary_cell_schedules_nothing_and_waits_to_be_scanned(
     p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from greed_kernel import triggers as triggers_module
+    from greed_kernel.engine import triggers as triggers_module
 
     monkeypatch.setattr(triggers_module, "PROBE_EVERY_CELL_SECONDS", 3600.0)
     monkeypatch.setattr(hooks_module, "STAMP_BATCH", 3)
@@ -553,7 +553,7 @@ def test_an_ordinary_cell_costs_greed_four_calls_and_no_trait_read(
     import traitlets
 
     import greed_kernel
-    from greed_kernel import triggers as triggers_module
+    from greed_kernel.engine import triggers as triggers_module
 
     ours_dir = os.path.dirname(greed_kernel.__file__) + os.sep
     traitlets_dir = os.path.dirname(traitlets.__file__) + os.sep
@@ -605,7 +605,7 @@ def test_an_ordinary_cell_costs_greed_four_calls_and_no_trait_read(
 def test_memory_is_looked_at_once_cells_may_have_filled_the_headroom(
     p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from greed_kernel import triggers as triggers_module
+    from greed_kernel.engine import triggers as triggers_module
 
     monkeypatch.setattr(triggers_module, "MEMORY_GROWTH_RATE", 1 << 30)  # 1 GiB/s
     p.settings.memory_limit = 1 << 30
@@ -644,7 +644,7 @@ def test_walks_over_the_namespace_skip_ipythons_history_names(
     """_i12 and _12 (one more per cell) are never classified by a cleanup or the
     variables view, so that cost does not grow with the session; what those walks
     give is unchanged."""
-    from greed_kernel.policy import Policy
+    from greed_kernel.engine.policy import Policy
 
     for i in range(30):
         p.run(f"value_{i} = {i}\n{i}")  # _iN and, with the output, _N

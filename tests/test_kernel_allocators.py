@@ -47,7 +47,7 @@ ALLOCATORS = {
 Configure = Callable[[dict[str, str]], None]
 #: Whether a kernel has the library mapped (read from its /proc/self/maps).
 MAPPED = "{!r} in open('/proc/self/maps').read()"
-WHICH = "__import__('greed_kernel.allocators', fromlist=['_']).foreign_allocator()"
+WHICH = "__import__('greed_kernel.memory.allocators', fromlist=['_']).foreign_allocator()"
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from greed_kernel.client import GreedClient
+from greed_kernel.frontends.client import GreedClient
 
 from kernel_harness import KernelHarness
 

@@ -65,7 +65,7 @@ def test_recovery_can_be_turned_off_and_ordinary_errors_are_left_alone(new_kerne
 
 
 def test_an_oom_event_is_published(kernel):
-    from greed_kernel.client import GreedClient
+    from greed_kernel.frontends.client import GreedClient
 
     client = GreedClient(kernel.kc)
     events = []

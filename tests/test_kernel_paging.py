@@ -10,7 +10,7 @@ import typing as t
 
 import pytest
 
-from greed_kernel.client import GreedClient
+from greed_kernel.frontends.client import GreedClient
 
 from kernel_harness import KernelHarness
 

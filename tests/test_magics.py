@@ -19,7 +19,7 @@ from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 import greed_kernel
-from greed_kernel.magics import GreedMagics, GreedService
+from greed_kernel.frontends.magics import GreedMagics, GreedService
 
 MiB = 1 << 20
 SERVICE_METHODS = {

@@ -1,4 +1,4 @@
-"""greed_kernel.memory: RSS, limits, CUDA state and pressure, read cheaply."""
+"""greed_kernel.memory.probe: RSS, limits, CUDA state and pressure, read cheaply."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from greed_kernel import limits
-from greed_kernel.limits import cgroup_limit
-from greed_kernel.memory import MemoryProbe, malloc_trim
-from greed_kernel.torchlib import CudaDevice
+from greed_kernel.memory import limits
+from greed_kernel.memory.limits import cgroup_limit
+from greed_kernel.memory.probe import MemoryProbe, malloc_trim
+from greed_kernel.memory.torchstate import CudaDevice
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -212,7 +212,7 @@ def test_a_forked_child_gets_a_free_lock() -> None:
     """A lock held at fork() (by another thread, say) would stay held in the child."""
     code = (
         "import os, signal\n"
-        "from greed_kernel.memory import MemoryProbe\n"
+        "from greed_kernel.memory.probe import MemoryProbe\n"
         "probe = MemoryProbe()\n"
         "with probe._lock:\n"
         "    pid = os.fork()\n"
@@ -240,7 +240,7 @@ def test_a_forked_child_gets_a_free_lock() -> None:
 def test_cuda_is_empty_without_torch() -> None:
     code = (
         "import sys\n"
-        "from greed_kernel.memory import MemoryProbe\n"
+        "from greed_kernel.memory.probe import MemoryProbe\n"
         "p = MemoryProbe()\n"
         "print(p.cuda(), 0.0 <= p.pressure() <= 1.0, 'torch' in sys.modules)\n"
     )

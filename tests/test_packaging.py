@@ -128,7 +128,7 @@ def test_wheel_contents(wheel: Path) -> None:
         assert f"{data}/{logo}" in names
     assert f"{data}/kernel.json" in names
     assert {"greed_kernel/__init__.py", "greed_kernel/__main__.py"} <= names
-    assert "greed_kernel/protocol.schema.json" in names  # the comm protocol's one schema
+    assert "greed_kernel/frontends/protocol.schema.json" in names  # the comm protocol's one schema
     assert not [n for n in names if n.startswith(("tests/", "notebooks/", "scripts/"))]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import typing as t
 
-from greed_kernel import pagedmap
-from greed_kernel.pagedmap import PagedMap, PagingFile, Region
+from greed_kernel.memory import pagedmap
+from greed_kernel.memory.pagedmap import PagedMap, PagingFile, Region
 
 PAGE = 4096
 N = 30_000

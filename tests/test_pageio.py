@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from greed_kernel import pageio, threads
-from greed_kernel.paging import Pager
-from greed_kernel.sizes import owned_buffers
+from greed_kernel.memory import pageio, threads
+from greed_kernel.memory.paging import Pager
+from greed_kernel.memory.sizes import owned_buffers
 
 np = pytest.importorskip("numpy")
 
@@ -131,8 +131,8 @@ def test_an_audit_hooks_writes_during_paging_are_kept(tmp_path: Path) -> None:
     # an audit hook cannot be removed: in a process of its own
     code = f"""
 import sys, numpy as np
-from greed_kernel.paging import Pager
-from greed_kernel.sizes import owned_buffers
+from greed_kernel.memory.paging import Pager
+from greed_kernel.memory.sizes import owned_buffers
 a = np.zeros(1 << 20)
 calls = [0]
 def hook(event, args):

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from greed_kernel import paging, pagingdir, procmaps
-from greed_kernel.paging import Pager, whole_pages
-from greed_kernel.procmaps import merge_ranges
-from greed_kernel.sizes import cpu_buffers, owned_buffers
+from greed_kernel.memory import paging, pagingdir, procmaps
+from greed_kernel.memory.paging import Pager, whole_pages
+from greed_kernel.memory.procmaps import merge_ranges
+from greed_kernel.memory.sizes import cpu_buffers, owned_buffers
 
 np = pytest.importorskip("numpy")
 
@@ -300,7 +300,7 @@ def test_a_dying_storage_gives_its_range_back_unless_its_data_moved(
     back, but only where it still holds the memory it held when paged: after
     ``resize_`` that memory was freed long ago and may be another value's now."""
     torch = pytest.importorskip("torch")
-    from greed_kernel import pageio
+    from greed_kernel.memory import pageio
 
     given_back: list[int] = []
     real = pageio.map_anonymous

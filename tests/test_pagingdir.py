@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from greed_kernel import pagingdir
-from greed_kernel.pagingdir import Choice, Mount, choose, is_removable, read_mounts, refusal
+from greed_kernel.memory import pagingdir
+from greed_kernel.memory.pagingdir import Choice, Mount, choose, is_removable, read_mounts, refusal
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux mounts")
 

@@ -8,9 +8,9 @@ import types
 
 import pytest
 
+from greed_kernel.analysis.tracker import Access
+from greed_kernel.engine.policy import Policy, Verdict
 from greed_kernel.kernel import DEFAULT_PRESERVE
-from greed_kernel.policy import Policy, Verdict
-from greed_kernel.tracker import Access
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -172,7 +172,7 @@ def test_module_subclass_values():
 )
 def test_history_names_are_exactly_the_internal_cache_names(name: str) -> None:
     """The cheap skip of the namespace walks agrees with rule 3's cache-name test."""
-    from greed_kernel.policy import _CACHE_NAME, is_history_name
+    from greed_kernel.engine.policy import _CACHE_NAME, is_history_name
 
     assert is_history_name(name) is (_CACHE_NAME.fullmatch(name) is not None)
     if is_history_name(name):

@@ -1,4 +1,4 @@
-"""The protocol schema (greed_kernel/protocol.schema.json) itself, and the README's comm
+"""The protocol schema (greed_kernel/frontends/protocol.schema.json) itself, and the README's comm
 section against it: every method, event and error code in one is in the other."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from protocol_schema import REGISTRY, SCHEMA, validator
 
-from greed_kernel import protocol
+from greed_kernel.frontends import protocol
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -20,7 +20,7 @@ SECTION = "## The `greed` comm: JSON-RPC 2.0 for frontends"
 def test_the_schema_is_valid_and_ships_in_the_package() -> None:
     Draft202012Validator.check_schema(SCHEMA)
     assert protocol.schema() is protocol.schema()
-    assert (REPO / "greed_kernel" / protocol.SCHEMA_FILE).is_file()
+    assert (REPO / "greed_kernel" / "frontends" / protocol.SCHEMA_FILE).is_file()
     resolver = REGISTRY.resolver(SCHEMA["$id"])
     for ref in refs(SCHEMA):  # every $ref resolves
         resolver.lookup(ref)

@@ -1,4 +1,4 @@
-"""The cell scanner (greed_kernel.scope, .bindings, .syntax, .cellnames): which
+"""The cell scanner (greed_kernel.analysis.scope, .bindings, .syntax, .cellnames): which
 module-level names a cell reads, writes and deletes."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from scan_corpus import CORPUS, Cell
 
-from greed_kernel.cellnames import EMPTY, CellNames, merge
-from greed_kernel.scope import scan_source, scan_tree
-from greed_kernel.syntax import scan_tokens
+from greed_kernel.analysis.cellnames import EMPTY, CellNames, merge
+from greed_kernel.analysis.scope import scan_source, scan_tree
+from greed_kernel.analysis.syntax import scan_tokens
 
 pytestmark = pytest.mark.timeout(60)
 

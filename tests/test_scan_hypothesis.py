@@ -1,4 +1,4 @@
-"""Property tests for the cell scanner (greed_kernel.scope, .syntax): it never raises,
+"""Property tests for the cell scanner (greed_kernel.analysis.scope, .syntax): it never raises,
 and on generated programs it agrees with CPython's own scope analysis (``symtable``)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from greed_kernel.cellnames import CellNames
-from greed_kernel.scope import scan_source, scan_tree
-from greed_kernel.syntax import scan_tokens
+from greed_kernel.analysis.cellnames import CellNames
+from greed_kernel.analysis.scope import scan_source, scan_tree
+from greed_kernel.analysis.syntax import scan_tokens
 
 pytestmark = pytest.mark.timeout(60)
 

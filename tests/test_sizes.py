@@ -1,4 +1,4 @@
-"""greed_kernel.sizes: measuring user values cheaply, honestly, and without ever raising."""
+"""greed_kernel.memory.sizes: measuring user values cheaply, honestly, and without ever raising."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from greed_kernel import sizes
-from greed_kernel.sizes import MAX_ITEMS, Size, human_bytes, measure
+from greed_kernel.memory import sizes
+from greed_kernel.memory.sizes import MAX_ITEMS, Size, human_bytes, measure
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -468,13 +468,15 @@ def test_human_bytes_never_raises(n: int) -> None:
 
 def test_importing_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys, greed_kernel.sizes, greed_kernel.memory, greed_kernel.paging\n"
-        "from greed_kernel import torchlib\n"
-        "greed_kernel.sizes.measure([1, 'a', {'b': (2.0,)}])\n"
-        "greed_kernel.sizes.cpu_buffers([1, 'a', {'b': (2.0,)}])\n"
-        "greed_kernel.memory.MemoryProbe().pressure()\n"
-        "torchlib.clear_stale_grads([1]), torchlib.cuda_reserved(), torchlib.empty_cuda_cache()\n"
-        "torchlib.is_out_of_memory(RuntimeError('x')), torchlib.cuda_ready()\n"
+        "import sys\n"
+        "import greed_kernel.memory.sizes, greed_kernel.memory.probe, greed_kernel.memory.paging\n"
+        "from greed_kernel.memory import torchlib, torchstate\n"
+        "greed_kernel.memory.sizes.measure([1, 'a', {'b': (2.0,)}])\n"
+        "greed_kernel.memory.sizes.cpu_buffers([1, 'a', {'b': (2.0,)}])\n"
+        "greed_kernel.memory.probe.MemoryProbe().pressure()\n"
+        "torchstate.clear_stale_grads([1]), torchstate.cuda_reserved()\n"
+        "torchstate.empty_cuda_cache()\n"
+        "torchstate.is_out_of_memory(RuntimeError('x')), torchstate.cuda_ready()\n"
         "print(sorted(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))\n"
     )
     result = subprocess.run(

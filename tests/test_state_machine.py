@@ -38,9 +38,9 @@ from inprocess import Errors, GreedSettings, only_new_threads
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
-from greed_kernel.engine import Greed
+from greed_kernel.engine.greed import Greed
+from greed_kernel.frontends.magics import GreedMagics
 from greed_kernel.kernel import DEFAULT_PRESERVE
-from greed_kernel.magics import GreedMagics
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -1,4 +1,4 @@
-"""greed_kernel.swap: how much may be swapped out (on fake /proc and cgroup trees), and
+"""greed_kernel.memory.swap: how much may be swapped out (on fake /proc and cgroup trees), and
 real MADV_PAGEOUT on a real swap file (root only; swap is on for the whole machine
 while those run, so the file is small and always turned off and removed)."""
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from greed_kernel import procmaps, swap
-from greed_kernel.procmaps import PAGE
+from greed_kernel.memory import procmaps, swap
+from greed_kernel.memory.procmaps import PAGE
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -354,8 +354,8 @@ def test_freed_swapped_memory_reads_zeros(swap_file: Path) -> None:
 @pytest.mark.swap
 def test_the_pager_pages_to_swap_where_swap_has_room(swap_file: Path, tmp_path: Path) -> None:
     np = pytest.importorskip("numpy")
-    from greed_kernel.paging import Pager
-    from greed_kernel.sizes import owned_buffers
+    from greed_kernel.memory.paging import Pager
+    from greed_kernel.memory.sizes import owned_buffers
 
     if swap.room() < ARRAY_BYTES:
         pytest.skip(f"swap is on but room() is {swap.room()} (swappiness 0 or a cgroup bound)")

@@ -27,8 +27,8 @@ from time import sleep
 
 import pytest
 
-from greed_kernel import threads
-from greed_kernel.threads import Judgement, judge
+from greed_kernel.memory import threads
+from greed_kernel.memory.threads import Judgement, judge
 
 Scenario = Callable[[], contextlib.AbstractContextManager[list[threading.Thread]]]
 DEADLINE = 10.0  # seconds a thread may take to reach the state a test waits for

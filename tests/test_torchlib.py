@@ -1,4 +1,4 @@
-"""greed_kernel.torchlib: the one module that touches torch and CUDA, never first."""
+"""greed_kernel.memory.torchlib: the one module that touches torch and CUDA, never first."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from greed_kernel import torchlib
-from greed_kernel.sizes import Size, measure
+from greed_kernel.memory import torchlib, torchstate
+from greed_kernel.memory.sizes import Size, measure
 
 torch = pytest.importorskip("torch")
 
@@ -41,24 +41,24 @@ def test_clear_stale_grads_only_on_frozen_leaves() -> None:
     for p in frozen.parameters():
         p.requires_grad_(False)
     opt = torch.optim.SGD(model[1].parameters(), lr=0.1)
-    assert torchlib.clear_stale_grads([{"m": [model]}, opt, 1, "x"]) == 2
+    assert torchstate.clear_stale_grads([{"m": [model]}, opt, 1, "x"]) == 2
     assert all(p.grad is None for p in frozen.parameters())
     assert all(p.grad is not None for p in model[1].parameters())
-    assert torchlib.clear_stale_grads([model]) == 0
+    assert torchstate.clear_stale_grads([model]) == 0
 
 
 def test_clear_stale_grads_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "torch")
-    assert torchlib.clear_stale_grads([object()]) == 0
+    assert torchstate.clear_stale_grads([object()]) == 0
 
 
 def test_cuda_helpers_never_initialise_cuda() -> None:
     if torch.cuda.is_initialized():
         pytest.skip("CUDA already initialised by an earlier test")
-    assert not torchlib.cuda_ready()
-    assert torchlib.cuda_reserved() == []
-    assert torchlib.empty_cuda_cache() == []
-    assert torchlib.cuda_devices({}) == []
+    assert not torchstate.cuda_ready()
+    assert torchstate.cuda_reserved() == []
+    assert torchstate.empty_cuda_cache() == []
+    assert torchstate.cuda_devices({}) == []
     assert not torch.cuda.is_initialized()
 
 
@@ -74,7 +74,7 @@ def test_cuda_helpers_never_initialise_cuda() -> None:
     ],
 )
 def test_is_out_of_memory(error: BaseException | None, oom: bool) -> None:
-    assert torchlib.is_out_of_memory(error) is oom
+    assert torchstate.is_out_of_memory(error) is oom
 
 
 def test_is_out_of_memory_survives_a_hostile_str() -> None:
@@ -82,7 +82,7 @@ def test_is_out_of_memory_survives_a_hostile_str() -> None:
         def __str__(self) -> str:
             raise ValueError("no")
 
-    assert torchlib.is_out_of_memory(Hostile()) is False
+    assert torchstate.is_out_of_memory(Hostile()) is False
 
 
 def test_the_walk_is_torchlibs() -> None:

@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from greed_kernel.tracker import Tracker
+from greed_kernel.analysis.tracker import Tracker
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * TypeScript types for the `greed` comm, generated from the protocol schema
- * (greed_kernel/protocol.schema.json): one type per definition, the params and result
+ * (greed_kernel/frontends/protocol.schema.json): one type per definition, the params and result
  * of every method, the params of every event, and the lists of names and error codes.
  *
  *   node scripts/protocol-types.js           write src/protocol.ts (`jlpm protocol`)
@@ -18,12 +18,18 @@ const fs = require('fs');
 const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..');
-const SCHEMA = path.resolve(ROOT, '..', 'greed_kernel', 'protocol.schema.json');
+const SCHEMA = path.resolve(
+  ROOT,
+  '..',
+  'greed_kernel',
+  'frontends',
+  'protocol.schema.json'
+);
 const OUTPUT = path.join(ROOT, 'src', 'protocol.ts');
 
 const HEADER = `/**
  * The \`greed\` comm's messages (JSON-RPC 2.0), generated from
- * greed_kernel/protocol.schema.json by scripts/protocol-types.js: do not edit.
+ * greed_kernel/frontends/protocol.schema.json by scripts/protocol-types.js: do not edit.
  * \`jlpm protocol\` regenerates this file; test/protocol.spec.ts checks it is current.
  */
 `;

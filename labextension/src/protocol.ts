@@ -1,6 +1,6 @@
 /**
  * The `greed` comm's messages (JSON-RPC 2.0), generated from
- * greed_kernel/protocol.schema.json by scripts/protocol-types.js: do not edit.
+ * greed_kernel/frontends/protocol.schema.json by scripts/protocol-types.js: do not edit.
  * `jlpm protocol` regenerates this file; test/protocol.spec.ts checks it is current.
  */
 

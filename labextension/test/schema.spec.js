@@ -1,4 +1,4 @@
-// src/protocol.ts against greed_kernel/protocol.schema.json: generated from the current
+// src/protocol.ts against greed_kernel/frontends/protocol.schema.json: generated from the current
 // schema, so that `jlpm test` (and scripts/check_labextension.sh) fails on a schema
 // change without regenerated types. Plain JavaScript: it needs Node's fs and
 // child_process, for which the TypeScript tests have no types.
@@ -11,7 +11,7 @@ const { ERROR_CODES, GREED_EVENTS, GREED_METHODS } = require('../src/protocol');
 const ROOT = join(__dirname, '..');
 const SCHEMA = JSON.parse(
   readFileSync(
-    join(ROOT, '..', 'greed_kernel', 'protocol.schema.json'),
+    join(ROOT, '..', 'greed_kernel', 'frontends', 'protocol.schema.json'),
     'utf-8'
   )
 );

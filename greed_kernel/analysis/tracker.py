@@ -1,7 +1,7 @@
 """Last access of every name in the user namespace, direct or through the user's own code.
 
 The tracker is fed the names each user cell reads, writes and deletes (from
-:mod:`greed_kernel.scope`) and stamps them with a monotonic time and the
+:mod:`greed_kernel.analysis.scope`) and stamps them with a monotonic time and the
 execution number. When a cell reads a function, class, method, lambda or
 ``functools.partial`` defined in the session, the globals its code refers to
 count as touched too (followed transitively, with a bound), so ``train()``

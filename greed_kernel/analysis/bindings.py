@@ -1,6 +1,6 @@
 """How each Python statement and expression reads and binds names, as Python's scopes say.
 
-One handler per node type that the generic walk in :mod:`greed_kernel.scope` cannot
+One handler per node type that the generic walk in :mod:`greed_kernel.analysis.scope` cannot
 treat as "visit every child in the current scope": definitions and lambdas open a
 function scope (parameters bound, decorators, defaults and annotations evaluated
 outside it), classes a class scope, comprehensions a comprehension scope whose

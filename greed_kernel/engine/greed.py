@@ -16,16 +16,16 @@ import time
 import typing as t
 from collections.abc import Callable
 
+from ..analysis.tracker import Tracker
+from ..memory.probe import MemoryProbe
+from ..memory.torchstate import is_out_of_memory
 from .component import Clock, Schedule
 from .hooks import CellEnd, CellHooks
 from .housekeeping import Housekeeping, Publish
-from .memory import MemoryProbe
 from .policy import Marks, Policy
 from .service import Service
 from .stats import Stats
 from .store import PagedValues
-from .torchlib import is_out_of_memory
-from .tracker import Tracker
 from .triggers import Triggers
 from .views import Views
 

@@ -19,9 +19,9 @@ import math
 import typing as t
 from collections.abc import Callable
 
+from ..memory.probe import MemoryProbe
 from .component import Component, Schedule, guarded, low_watermark
 from .housekeeping import Housekeeping
-from .memory import MemoryProbe
 from .stats import Stats
 
 #: Shortest wait before looking again when the idle timer fired too early.
@@ -48,7 +48,7 @@ _MEMORY = ("memory_threshold", "memory_limit")
 class Triggers(Component):
     """Decides when a cleanup or an optimisation is due, and asks housekeeping.
 
-    It sets the marks of :class:`~greed_kernel.stats.CellCounts` that the hooks
+    It sets the marks of :class:`~greed_kernel.engine.stats.CellCounts` that the hooks
     compare with after every cell: numbers worked out in advance (when work ran, or a
     setting changed), so that no cell reads a setting.
     """

@@ -13,12 +13,12 @@ import bisect
 import typing as t
 from collections.abc import Callable, Iterable, Mapping
 
+from ..analysis.tracker import Access
+from ..memory.paging import Pager
+from ..memory.sizes import cpu_buffers, human_bytes, owned_buffers
 from . import budget
 from .component import Component, low_watermark
-from .paging import Pager
 from .policy import Policy
-from .sizes import cpu_buffers, human_bytes, owned_buffers
-from .tracker import Access
 
 
 class PagedValues(Component):

@@ -1,7 +1,7 @@
 """The result of scanning one cell: the module-level names it reads, writes and deletes.
 
-Both scanners produce it: :mod:`greed_kernel.scope` from the cell's tree and
-:mod:`greed_kernel.syntax` from its tokens (the fallback). It lives apart from
+Both scanners produce it: :mod:`greed_kernel.analysis.scope` from the cell's tree and
+:mod:`greed_kernel.analysis.syntax` from its tokens (the fallback). It lives apart from
 both so that neither has to import the other to build one. Stdlib only.
 """
 

@@ -27,9 +27,9 @@ import weakref
 
 import psutil
 
-from . import torchlib
+from . import torchstate
 from .limits import auto_limit
-from .torchlib import CudaDevice
+from .torchstate import CudaDevice
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ class MemoryProbe:
 
         Never imports torch and never initialises CUDA; never raises.
         """
-        return torchlib.cuda_devices(self._totals)
+        return torchstate.cuda_devices(self._totals)
 
     # -- pressure --------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import math
 import time
 import typing as t
 
-from . import __version__
+from .. import __version__
 
 #: Longest list of names sent in a message; the rest is counted, not listed.
 MAX_NAMES = 200
@@ -47,8 +47,8 @@ def json_clean(value: t.Any, depth: int = 0) -> t.Any:
 class CellCounts:
     """What every user cell moves, and the marks it is compared with.
 
-    :class:`~greed_kernel.hooks.CellHooks` counts and times each user cell here and
-    compares the result with the marks :class:`~greed_kernel.triggers.Triggers` sets
+    :class:`~greed_kernel.engine.hooks.CellHooks` counts and times each user cell here and
+    compares the result with the marks :class:`~greed_kernel.engine.triggers.Triggers` sets
     (when the periodic work, the next look at the memory pressure, the idle timer and
     the heap freeze are due). One plain object with slots, written in every cell: in a
     kernel, the memory a cell's hooks touch is cold after the messages between two

@@ -2,7 +2,7 @@
 jupyter_client blocking or asyncio client.
 
     from jupyter_client.manager import start_new_kernel
-    from greed_kernel.client import GreedClient
+    from greed_kernel.frontends.client import GreedClient
 
     km, kc = start_new_kernel(kernel_name="greed")
     greed = GreedClient(kc)
@@ -12,17 +12,16 @@ jupyter_client blocking or asyncio client.
         greed.execute(f"print({i})")
     print(len(cleanups), cleanups[0]["stats"]["executionCount"])   # 1 100
 
-The comm speaks JSON-RPC 2.0 (``protocol.schema.json``): each request carries an id,
-and only the response with that id answers it, so an event or another request's
-answer never does. Events (notifications) reach callbacks, and ``events``, as
+The comm speaks JSON-RPC 2.0 (``protocol.schema.json``): only the response with a
+request's id answers it. Events (notifications) reach callbacks, and ``events``, as
 ``{"event": method, **params}``, while :meth:`execute`, :meth:`poll` or a request
 reads the kernel's IOPub channel. The client reads IOPub itself: use one client per
-kernel client, from one thread, and run cells through :meth:`execute` (or pass
-IOPub messages you read yourself to :meth:`handle`).
+kernel client, from one thread, and run cells through :meth:`execute` (or hand it the
+IOPub messages you read yourself: :meth:`handle`).
 
 :class:`AsyncGreedClient` holds the logic; :class:`GreedClient` runs its coroutines
-to completion (nbclient's ``run_sync`` pattern). Both work on either kind of
-jupyter_client client. This module imports no kernel code.
+to completion (nbclient's ``run_sync`` pattern), on either kind of jupyter_client
+client. This module imports no kernel code.
 """
 
 from __future__ import annotations

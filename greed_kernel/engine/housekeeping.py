@@ -7,7 +7,7 @@
   with one line under the cell saying what was reclaimed;
 - :meth:`Housekeeping.refuse`: the line and event when the memory budget cannot be held.
 
-Each report is recorded in :class:`~greed_kernel.stats.Stats` and published as an
+Each report is recorded in :class:`~greed_kernel.engine.stats.Stats` and published as an
 event (``execution:cleanup``, ``execution:optimize``, ``memory:oom``, ``memory:pressure``).
 """
 
@@ -19,14 +19,15 @@ import time
 import typing as t
 from collections.abc import Callable
 
-from . import budget, cleaner, torchlib
+from ..analysis.tracker import Tracker
+from ..memory import torchstate
+from ..memory.probe import MemoryProbe, malloc_trim
+from ..memory.sizes import human_bytes, measure
+from . import budget, cleaner
 from .component import Component, guarded
-from .memory import MemoryProbe, malloc_trim
 from .policy import Policy, Verdict, is_history_name
-from .sizes import human_bytes, measure
 from .stats import Stats, capped, json_clean
 from .store import PagedValues
-from .tracker import Tracker
 
 #: ``publish(method, params)``: an event to every open comm.
 Publish = t.Callable[[str, dict[str, t.Any]], None]
@@ -78,7 +79,7 @@ class Housekeeping(Component):
         """
         start = time.perf_counter()
         self.stamp()
-        rss_before, cuda_before = self.probe.rss(), torchlib.cuda_reserved()
+        rss_before, cuda_before = self.probe.rss(), torchstate.cuda_reserved()
         now = self.clock()
         policy, s = self.policy(), self.options
         last = self.tracker.last
@@ -169,11 +170,11 @@ class Housekeeping(Component):
         due together); one collection is enough, and costs a whole heap walk.
         """
         start = time.perf_counter()
-        rss_before, cuda_before = self.probe.rss(), torchlib.cuda_reserved()
-        grads = torchlib.clear_stale_grads(list(self.shell.user_ns.values()))
+        rss_before, cuda_before = self.probe.rss(), torchstate.cuda_reserved()
+        grads = torchstate.clear_stale_grads(list(self.shell.user_ns.values()))
         collected = gc.collect(2) if collect else 0
         self.freeze_heap()
-        devices = torchlib.empty_cuda_cache()
+        devices = torchstate.empty_cuda_cache()
         return self._report(
             "optimize",
             trigger,
@@ -226,7 +227,7 @@ class Housekeeping(Component):
             "rssAfter": rss_after,
             "freedBytes": max(0, rss_before - rss_after),
             "cudaBefore": cuda_before,
-            "cudaAfter": torchlib.cuda_reserved(),
+            "cudaAfter": torchstate.cuda_reserved(),
         }
         for key, value in fields.items():
             if isinstance(value, list) and value and isinstance(value[0], str):
@@ -243,11 +244,11 @@ class Housekeeping(Component):
     def recover_from_oom(self) -> dict[str, t.Any] | None:
         """The emergency cleanup after an out-of-memory error, and one line saying what
         it reclaimed (measured). The error's frames go first: they pin the tensors."""
-        rss_before, cuda_before = self.probe.rss(), torchlib.cuda_reserved()
+        rss_before, cuda_before = self.probe.rss(), torchstate.cuda_reserved()
         self.cleanup("oom")
         self.optimize("oom", collect=False)
         malloc_trim()
-        rss_after, cuda_after = self.probe.rss(), torchlib.cuda_reserved()
+        rss_after, cuda_after = self.probe.rss(), torchstate.cuda_reserved()
         after = {d["device"]: d["reserved"] for d in cuda_after}
         gpu = [
             (d["device"], d["reserved"] - after.get(d["device"], 0))

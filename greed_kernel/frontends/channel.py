@@ -19,7 +19,8 @@ import threading
 import typing as t
 from collections.abc import Callable, Iterable
 
-from . import __version__
+from .. import __version__
+from ..engine.stats import MAX_NAMES, capped, json_clean
 from .protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -34,7 +35,6 @@ from .protocol import (
     notification,
     result,
 )
-from .stats import MAX_NAMES, capped, json_clean
 
 #: Longest accepted name and most names in one request.
 MAX_NAME_LEN = 256
@@ -46,7 +46,7 @@ Params = dict[str, t.Any]
 
 
 class Service(t.Protocol):
-    """What the channel needs of the kernel (``greed_kernel.service.Service`` offers it)."""
+    """What the channel needs of the kernel (``greed_kernel.engine.service.Service`` offers it)."""
 
     def snapshot(self) -> dict[str, t.Any]: ...
     def variables(self) -> list[dict[str, t.Any]]: ...

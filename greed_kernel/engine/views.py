@@ -13,14 +13,14 @@ from __future__ import annotations
 import typing as t
 from collections.abc import Callable
 
+from ..analysis.tracker import Tracker
+from ..memory.probe import MemoryProbe
+from ..memory.sizes import Size, measure
 from .component import Component, low_watermark
 from .housekeeping import USER_RULES
-from .memory import MemoryProbe
 from .policy import Decision, Policy, is_history_name
-from .sizes import Size, measure
 from .stats import Stats, capped
 from .store import PagedValues
-from .tracker import Tracker
 
 
 class Views(Component):

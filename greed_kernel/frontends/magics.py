@@ -28,14 +28,15 @@ from IPython.core.magic_arguments import (
 )
 from IPython.display import display
 
-from . import __version__, render
-from .sizes import human_bytes
+from .. import __version__
+from ..memory.sizes import human_bytes
+from . import render
 
 Row = dict[str, t.Any]
 
 
 class GreedService(t.Protocol):
-    """What the magics ask of the kernel (``greed_kernel.service.Service`` offers it)."""
+    """What the magics ask of the kernel (``greed_kernel.engine.service.Service`` offers it)."""
 
     def snapshot(self) -> dict[str, t.Any]: ...
     def variables(self) -> list[Row]: ...

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import typing as t
 
-from .sizes import human_bytes
+from ..memory.sizes import human_bytes
 
 Row = dict[str, t.Any]
 

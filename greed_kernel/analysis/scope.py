@@ -19,8 +19,8 @@ in a single pass, with an explicit model of Python's scopes:
   nested functions cannot see class names.
 
 This module holds the scopes, the name events and the walk; the per-construct
-rules live in :mod:`greed_kernel.bindings`, and what IPython's ``get_ipython()``
-calls and ``Out[n]`` mean in :mod:`greed_kernel.syntax`.
+rules live in :mod:`greed_kernel.analysis.bindings`, and what IPython's ``get_ipython()``
+calls and ``Out[n]`` mean in :mod:`greed_kernel.analysis.syntax`.
 
 Everything here is stdlib only and never raises: ``scan_source`` falls back to
 ``scan_tokens`` (every identifier-like token counted as a read) when the source
@@ -95,8 +95,8 @@ class Scope:
 class Scanner:
     """One walk over a cell's tree: the scope stack and the module-level names found.
 
-    The handlers of :mod:`greed_kernel.bindings` and the IPython calls of
-    :mod:`greed_kernel.syntax` report through ``load``/``store``/``delete`` (a name
+    The handlers of :mod:`greed_kernel.analysis.bindings` and the IPython calls of
+    :mod:`greed_kernel.analysis.syntax` report through ``load``/``store``/``delete`` (a name
     event in a given scope) and ``open``/``close`` (entering and leaving a scope).
     """
 

@@ -22,8 +22,8 @@ import types
 import typing as t
 from collections.abc import Callable, Container, Iterable
 
-from .sizes import human_bytes
-from .tracker import Access
+from ..analysis.tracker import Access
+from ..memory.sizes import human_bytes
 
 #: Names IPython and Jupyter put in the user namespace.
 IPYTHON_NAMES = frozenset(

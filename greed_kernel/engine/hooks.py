@@ -3,21 +3,15 @@
 :class:`CellHooks` connects to ``pre_run_cell`` and ``post_run_cell`` and sees every
 tree IPython compiles during a user cell. This is the hot path: while the cell runs
 it only keeps the trees (a list append). When the cell ends it counts and times it
-(:class:`~greed_kernel.stats.CellCounts`) and calls back only when the cell failed
+(:class:`~greed_kernel.engine.stats.CellCounts`) and calls back only when the cell failed
 (``on_error``, with a :class:`CellEnd`) or work fell due (``on_due``).
 :meth:`CellHooks.stamp`, which the engine calls after a reply once some cells are
 waiting (or before anything reads the stamps), scans the trees
-(:mod:`greed_kernel.scope`) and stamps the names each cell touched with the cell's own
+(:mod:`greed_kernel.analysis.scope`) and stamps the names each cell touched with the cell's own
 number and start time. A cell run again (the same source) is not scanned again: the
 names of recent sources are remembered, and its tree is not even kept (it is freed
-where python3 frees it).
-
-In a kernel the hot path runs cold: between two cells the kernel handles messages,
-and the memory of these objects is out of the caches. What costs there is each object
-touched, each call, and each object freed (timed in a kernel: freeing the last cell's
-tree at the next cell took 8 us, a call to a method with a few attribute reads
-2 to 6 us). So an ordinary cell touches few objects, makes no call of ours but the
-shell's events, and keeps nothing it does not need.
+where python3 frees it). An ordinary cell touches few objects, makes no call of ours
+but the shell's events, and keeps nothing it does not need.
 """
 
 from __future__ import annotations
@@ -29,12 +23,12 @@ import time
 import typing as t
 from collections.abc import Callable
 
-from .cellnames import CellNames, merge
+from ..analysis.cellnames import CellNames, merge
+from ..analysis.scope import scan_tree
+from ..analysis.syntax import scan_tokens
+from ..analysis.tracker import Tracker
 from .component import Clock
-from .scope import scan_tree
 from .stats import CellCounts
-from .syntax import scan_tokens
-from .tracker import Tracker
 
 #: Cells whose names wait to be scanned before the engine has them scanned after a
 #: reply; readers of the stamps scan what waits first, and the stamps keep each cell's
@@ -44,8 +38,7 @@ STAMP_BATCH = 32
 #: are kept until then).
 STAMP_BATCH_CHARS = 100_000
 #: Sources run again (their names known) wait too, without a tree, each by its last run
-#: only: at most this many. (Each waits once, so they are at most SCANNED_SOURCES plus
-#: the sources scanned since the last stamps.)
+#: only: at most this many.
 STAMP_MAX_CELLS = 1024
 #: Cells are re-run: the names of this many recent sources are kept, so that a cell run
 #: again is not scanned again (its one tree is a function of its source while the shell
@@ -102,8 +95,7 @@ class CellHooks:
     :attr:`start_work` was set.
 
     A plain class with slots, not a component: it reads no settings, and its methods
-    run in every cell, where an attribute of a traitlets ``HasTraits`` object costs
-    about four times as much as one of a plain object (timed with ``timeit``)."""
+    run in every cell."""
 
     __slots__ = (
         "_ast_transformers",
@@ -172,9 +164,8 @@ class CellHooks:
         self.unstamped: list[tuple[int, float, list[ast.AST], str, CellNames | None, bool]] = []
         self._unscanned = 0  # of them, cells to scan
         self._unstamped_chars = 0  # ... and their characters
-        #: sources run again since the last stamps, each once, with its last run: a
-        #: cell run again writes over its source's run; what waits stays as large as the
-        #: sources are many, and a cell leaves nothing behind for the collector
+        #: sources run again since the last stamps, each once, with its last run (a
+        #: cell run again writes over it: what waits is as large as the sources are many)
         self.reruns: list[Known] = []
         # the shell's lists of the user's transformers, read in every cell: the lists
         # themselves, not the traits (the traits are observed for a new list)
@@ -206,8 +197,7 @@ class CellHooks:
         shell.events.register("post_run_cell", self.post_run_cell)
         # We see each tree IPython compiles by wrapping transform_ast rather than joining
         # shell.ast_transformers: any registered transformer makes IPython run
-        # ast.fix_missing_locations over every cell, which alone costs more than our
-        # scan (measured ~60 us for a 5-line cell, ~5 ms for 500 lines).
+        # ast.fix_missing_locations over every cell, which alone costs more than our scan.
         shell_transform = shell.transform_ast
         on_tree = self.on_tree
         hooks = self

@@ -2,7 +2,7 @@
 
 IPython's transformations turn magics into ``get_ipython()`` calls with string
 arguments, which a plain tree walk cannot see into. The tree scan
-(:mod:`greed_kernel.scope`) hands each such call to :func:`ipython_call`, which
+(:mod:`greed_kernel.analysis.scope`) hands each such call to :func:`ipython_call`, which
 reads the strings as IPython would: the argument of a code-running line magic
 (``%time x = f(y)``, ``%timeit``, ``%prun``, ``x?``; see ``CODE_LINE_MAGICS``) is
 parsed and scanned as module code (``%timeit`` contributes reads only: its

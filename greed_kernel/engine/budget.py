@@ -14,10 +14,10 @@ import types
 import typing as t
 from collections.abc import Callable, Mapping
 
+from ..analysis.tracker import Access
+from ..memory.procmaps import PAGE
+from ..memory.sizes import human_bytes, measure, owned_buffers
 from .policy import Policy
-from .procmaps import PAGE
-from .sizes import human_bytes, measure, owned_buffers
-from .tracker import Access
 
 #: Values listed when the budget cannot be held.
 TOP_HOLDERS = 5
