@@ -133,18 +133,17 @@ class GreedKernel(IPythonKernel):
     ).tag(config=True)
 
     evict = CaselessStrEnum(
-        ["page", "off", "delete", "spill"],
+        ["page", "off", "delete"],
         default_value="page",
         help="What a cleanup does with stale values of at least evict_min_bytes: "
         "'page' moves the memory of their CPU tensors and numpy arrays (pandas blocks "
         "included) out of RAM in place: the pages are written to a file and that file "
         "is mapped over the same addresses, so every object stays exactly as it was and "
         "is read back from disk on use (other values stay in memory); 'off' keeps them "
-        "in memory; 'delete' deletes them (Greed.js's behaviour: the values are lost). "
-        "'spill' is the old name of 'page'.",
+        "in memory; 'delete' deletes them (Greed.js's behaviour: the values are lost).",
     ).tag(config=True)
 
-    spill_dir = Unicode(
+    paging_dir = Unicode(
         "",
         help="Directory for paged-out memory ('~' is expanded). Its file has no name "
         "(O_TMPFILE, or unlinked as soon as it is made): nothing is ever left in it, and the "
@@ -156,7 +155,7 @@ class GreedKernel(IPythonKernel):
         "~/.cache.",
     ).tag(config=True)
 
-    spill_max_bytes = Integer(
+    paging_max_bytes = Integer(
         0,
         help="Most bytes paged out to disk at a time; beyond it stale values stay in "
         "memory. 0: half the free disk at the paging directory, capped at 50 GiB.",
@@ -195,7 +194,7 @@ class GreedKernel(IPythonKernel):
         "pressure_cooldown",
         "output_cache_keep",
         "evict_min_bytes",
-        "spill_max_bytes",
+        "paging_max_bytes",
     )
     def _check_non_negative_int(self, proposal: t.Any) -> int:
         value = proposal["value"]

@@ -40,8 +40,8 @@ class Settings(t.Protocol):
     evict: str
     gc_freeze: bool
     oom_recovery: bool
-    spill_max_bytes: int
-    spill_dir: str
+    paging_max_bytes: int
+    paging_dir: str
 
 
 class Component(LoggingConfigurable):

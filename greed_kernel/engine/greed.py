@@ -20,6 +20,8 @@ from ..analysis.tracker import Tracker
 from ..memory.probe import MemoryProbe
 from ..memory.torchstate import is_out_of_memory
 from .component import Clock, Schedule
+from .context import Context
+from .events import Events
 from .hooks import CellEnd, CellHooks
 from .housekeeping import Housekeeping, Publish
 from .policy import Marks, Policy
@@ -50,6 +52,7 @@ class Greed:
         "_oom",
         "_waiting",
         "_wake_pending",
+        "events",
         "executing",
         "hooks",
         "housekeeping",
@@ -86,50 +89,35 @@ class Greed:
         self.stats = Stats(clock)
         self.tracker = Tracker(shell.user_ns)
         self.probe = MemoryProbe(limit=parent.memory_limit)
+        self.events = events = Events(self.log)
+        events.register("cell_failed", self._cell_failed)
+        events.register("work_due", self._work_due)
+        events.register("cell_started", self._cell_started)
+        events.register("notice", self._start_work)  # said under the next cell
+        if publish is not None:
+            events.register("publish", publish)
         self.hooks = CellHooks(
-            shell,
-            self.tracker,
-            self.stats.counts,
-            on_error=self._cell_failed,
-            on_due=self._work_due,
-            on_start=self._cell_started,
-            log=self.log,
-            clock=clock,
+            shell, self.tracker, self.stats.counts, events, log=self.log, clock=clock
         )
         self.store = PagedValues(shell.user_ns, **parts)
-        self.views = Views(
-            shell, self.tracker, self.store, self.probe, self.stats, self.policy, **parts
+        context = Context(
+            shell=shell,
+            parent=parent,
+            tracker=self.tracker,
+            probe=self.probe,
+            stats=self.stats,
+            marks=self.marks,
+            store=self.store,
+            hooks=self.hooks,
+            events=events,
+            policy=self.policy,
+            when_no_cell=self.when_no_cell,
         )
-        self.housekeeping = Housekeeping(
-            shell,
-            self.tracker,
-            self.store,
-            self.probe,
-            self.stats,
-            self.policy,
-            self.views.snapshot,
-            lambda: self.hooks.number,
-            stamp=self.hooks.stamp,
-            **parts,
-        )
-        if publish is not None:
-            self.housekeeping.publish = publish
-        self.housekeeping.on_notice = self._start_work  # said under the next cell
-        self.triggers = Triggers(
-            self.housekeeping, self.probe, self.stats, self.busy, schedule, **parts
-        )
-        #: what the comm channel and the magics may ask (each through its own protocol)
-        self.service = Service(
-            parent,
-            self.hooks,
-            self.views,
-            self.housekeeping,
-            self.triggers,
-            self.stats,
-            self.marks,
-            self.store,
-            self.when_no_cell,
-        )
+        self.views = Views(context, **parts)
+        self.housekeeping = Housekeeping(context, self.views, **parts)
+        self.triggers = Triggers(context, self.housekeeping, self.busy, schedule, **parts)
+        #: what the comm channel and the magics may ask
+        self.service = Service(context, self.views, self.housekeeping, self.triggers)
         self.executing = False  # an execute request is in progress (set by the kernel)
         #: cell_done has something to do: a cell failed, work fell due, requests wait
         self._attention = False
@@ -155,7 +143,7 @@ class Greed:
 
     # -- the moments of a cell -----------------------------------------------------------
     def _start_work(self) -> None:
-        self.hooks.start_work = True
+        self.hooks.tell_at_next_cell()
 
     def _cell_started(self) -> None:
         """A user cell begins (its names are not yet in use): the work due after the last
@@ -180,7 +168,8 @@ class Greed:
         """After a user cell, work fell due (the hooks compared the cell counts with
         the triggers' marks): it runs after the reply, or when the next cell starts."""
         if not self._due:
-            self._due = self.hooks.start_work = True
+            self._due = True
+            self.hooks.tell_at_next_cell()
         self._attention = True
 
     def cell_done(self) -> None:
@@ -213,7 +202,8 @@ class Greed:
         self.after_reply()
 
     def _run_due(self) -> None:
-        self._due = self.hooks.start_work = False  # a notice from the work sets it again
+        self._due = False
+        self.hooks.tell_at_next_cell(False)  # a notice from the work asks again
         self.hooks.stamp()
         self.triggers.after_reply()
 

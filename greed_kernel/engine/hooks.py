@@ -3,8 +3,9 @@
 :class:`CellHooks` connects to ``pre_run_cell`` and ``post_run_cell`` and sees every
 tree IPython compiles during a user cell. This is the hot path: while the cell runs
 it only keeps the trees (a list append). When the cell ends it counts and times it
-(:class:`~greed_kernel.engine.stats.CellCounts`) and calls back only when the cell failed
-(``on_error``, with a :class:`CellEnd`) or work fell due (``on_due``).
+(:class:`~greed_kernel.engine.stats.CellCounts`) and triggers an engine event only when
+the cell failed (``cell_failed``, with a :class:`CellEnd`) or work fell due
+(``work_due``; see events.py).
 :meth:`CellHooks.stamp`, which the engine calls after a reply once some cells are
 waiting (or before anything reads the stamps), scans the trees
 (:mod:`greed_kernel.analysis.scope`) and stamps the names each cell touched with the cell's own
@@ -28,6 +29,7 @@ from ..analysis.scope import scan_tree
 from ..analysis.syntax import scan_tokens
 from ..analysis.tracker import Tracker
 from .component import Clock
+from .events import Events
 from .stats import CellCounts
 
 #: Cells whose names wait to be scanned before the engine has them scanned after a
@@ -89,10 +91,10 @@ class Compiled(t.NamedTuple):
 
 
 class CellHooks:
-    """Shell events -> cell counts and tracker stamps; ``on_error(failure)`` when a user
-    cell raised, ``on_due()`` when work fell due after one (a mark of *counts* reached,
-    or cells wait to be scanned), ``on_start()`` when a user cell starts after
-    :attr:`start_work` was set.
+    """Shell events -> cell counts and tracker stamps, and the engine events
+    ``cell_failed`` when a user cell raised, ``work_due`` when work fell due after one (a
+    mark of *counts* reached, or cells wait to be scanned), and ``cell_started`` when a
+    user cell starts after :meth:`tell_at_next_cell`.
 
     A plain class with slots, not a component: it reads no settings, and its methods
     run in every cell."""
@@ -113,10 +115,8 @@ class CellHooks:
         "_unstamped_chars",
         "clock",
         "counts",
+        "events",
         "log",
-        "on_due",
-        "on_error",
-        "on_start",
         "reruns",
         "scanned",
         "shell",
@@ -130,22 +130,18 @@ class CellHooks:
         shell: t.Any,
         tracker: Tracker,
         counts: CellCounts,
+        events: Events,
         *,
-        on_error: Callable[[CellEnd], None] = lambda failure: None,
-        on_due: Callable[[], None] = lambda: None,
-        on_start: Callable[[], None] = lambda: None,
         log: logging.Logger | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.shell = shell
         self.tracker = tracker
         self.counts = counts
-        self.on_error = on_error
-        self.on_due = on_due
-        self.on_start = on_start
+        self.events = events
         self.log = log or logging.getLogger(__name__)
         self.clock = clock
-        #: call on_start when the next user cell starts (the engine sets it)
+        #: trigger cell_started when the next user cell starts (tell_at_next_cell)
         self.start_work = False
         # the user cell in progress: its ExecutionInfo and start time (the clock's)
         self._info: t.Any = None
@@ -185,6 +181,10 @@ class CellHooks:
         if self._info is not None:
             return self.shell.execution_count - 1  # IPython counted it before it ran
         return self._number
+
+    def tell_at_next_cell(self, tell: bool = True) -> None:
+        """Trigger ``cell_started`` when the next user cell starts (or no longer)."""
+        self.start_work = tell
 
     # -- wiring ----------------------------------------------------------------------
     def register(self) -> None:
@@ -256,7 +256,7 @@ class CellHooks:
             self._skip = known is not None
             if self.start_work:
                 self.start_work = False
-                self.on_start()
+                self.events.trigger("cell_started")
         except KeyboardInterrupt:
             # IPython's event manager would print and swallow it: the tree hook
             # stops the cell instead, before any of its code runs
@@ -312,7 +312,7 @@ class CellHooks:
             error = result.error_in_exec
             if error is not None:
                 shown = list(getattr(self.shell, "_last_traceback", None) or [])
-                self.on_error(CellEnd(error, shown))
+                self.events.trigger("cell_failed", CellEnd(error, shown))
             if (
                 due
                 or executions >= counts.due_executions
@@ -320,7 +320,7 @@ class CellHooks:
                 or counts.idle_to_arm
                 or (counts.freeze_check is not None and counts.freeze_check())
             ):
-                self.on_due()
+                self.events.trigger("work_due")
         except (Exception, KeyboardInterrupt):
             self.log.exception("greed: post_run_cell failed; the user's cell is unaffected")
 

@@ -19,18 +19,20 @@ import time
 import typing as t
 from collections.abc import Callable
 
-from ..analysis.tracker import Tracker
 from ..memory import torchstate
-from ..memory.probe import MemoryProbe, malloc_trim
+from ..memory.probe import malloc_trim
 from ..memory.sizes import human_bytes, measure
 from . import budget, cleaner
 from .component import Component, guarded
+from .context import Context
 from .policy import Policy, Verdict, is_history_name
-from .stats import Stats, capped, json_clean
-from .store import PagedValues
+from .stats import capped, json_clean
 
 #: ``publish(method, params)``: an event to every open comm.
 Publish = t.Callable[[str, dict[str, t.Any]], None]
+
+if t.TYPE_CHECKING:
+    from .views import Views
 #: Rules whose names are shown as "preserved" (the user's own choices and recent use).
 PRESERVED_RULES = frozenset({"marked", "preserved", "recent"})
 #: internal_rule() values of names that count as the user's (listed modules do).
@@ -40,35 +42,20 @@ USER_RULES = (None, "module")
 class Housekeeping(Component):
     """Runs cleanups and optimisations on the user's shell; records and publishes them."""
 
-    def __init__(
-        self,
-        shell: t.Any,
-        tracker: Tracker,
-        store: PagedValues,
-        probe: MemoryProbe,
-        stats: Stats,
-        policy: Callable[[], Policy],
-        snapshot: Callable[[], dict[str, t.Any]],
-        just_ran: Callable[[], int],
-        stamp: Callable[[], None] = lambda: None,
-        **kwargs: t.Any,
-    ) -> None:
+    def __init__(self, context: Context, views: Views, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
-        self.stamp = stamp  # scans what ran so far: a cleanup reads the stamps
-        self.shell = shell
-        self.tracker = tracker
-        self.store = store
-        self.probe = probe
-        self.stats = stats
-        self.policy = policy
-        self.snapshot = snapshot
-        self.just_ran = just_ran
-        self.publish: Publish = lambda method, params: None
+        self.shell = context.shell
+        self.tracker = context.tracker
+        self.store = context.store
+        self.probe = context.probe
+        self.stats = context.stats
+        self.policy = context.policy
+        self.hooks = context.hooks  # a cleanup reads the stamps: it scans what ran first
+        self.events = context.events
+        self.snapshot = views.snapshot
         self._modules_seen = 0
         #: lines for the user, said under the next cell (the work ran after a reply)
         self.notices: list[str] = []
-        #: called when a line is added to notices
-        self.on_notice: Callable[[], None] = lambda: None
 
     # -- cleanup -----------------------------------------------------------------------
     @guarded
@@ -78,7 +65,7 @@ class Housekeeping(Component):
         *full* also collects the frozen heap (``%greed cleanup --full``).
         """
         start = time.perf_counter()
-        self.stamp()
+        self.hooks.stamp()
         rss_before, cuda_before = self.probe.rss(), torchstate.cuda_reserved()
         now = self.clock()
         policy, s = self.policy(), self.options
@@ -97,12 +84,12 @@ class Housekeeping(Component):
         budget_fields: dict[str, t.Any] = {}
         if s.evict == "delete":
             evicted = cleaner.delete_names(self.shell, stale)
-        elif s.evict in ("page", "spill"):
+        elif s.evict == "page":
             try:
                 paged, paged_bytes = self.store.page_stale(stale)
                 if trigger == "memory":
                     budget_fields = self.store.hold_budget(
-                        paged, policy, last, self.just_ran(), self.probe.pressure
+                        paged, policy, last, self.hooks.number, self.probe.pressure
                     )
                     paged_bytes += budget_fields.pop("pagedBytes")
             except Exception:  # the rest of the cleanup still runs
@@ -299,12 +286,12 @@ class Housekeeping(Component):
         self.log.warning("greed: memory budget not held at %.2f: %s", pressure, rows)
         if first:
             self.notices.append(budget.refusal_line(pressure, limit, rows, self.store.paused))
-            self.on_notice()
+            self.events.trigger("notice")
             self.emit("memory:pressure", {"holders": json_clean(rows), "stats": self.snapshot()})
 
     def emit(self, method: str, params: dict[str, t.Any]) -> None:
         try:
-            self.publish(method, params)
+            self.events.trigger("publish", method, params)
         except Exception:
             self.log.exception("greed: publishing %s failed", method)
 

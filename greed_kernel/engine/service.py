@@ -1,22 +1,21 @@
 """The service: what the comm channel and the ``%greed`` magic may ask of the kernel.
 
 A read-and-steer facade over the components (views, housekeeping, marks, the paged
-store); each consumer sees it through its own narrow protocol (``channel.Service``,
-``magics.GreedService``). Whatever reads the stamps first stamps what ran so far (from
-a magic: the running cell's own trees too). It holds no state of its own but the text
-of the last error as shown, which the engine hands it when a cell fails.
+store), and the only thing of the engine the frontends see. Each method is named after
+the operation it serves, as the comm's request and the ``%greed`` subcommand are
+(``stats``, ``vars``, ``history``, ``paged``, ``restore``, ...). Whatever reads the
+stamps first stamps what ran so far (from a magic: the running cell's own trees too).
+It holds no state of its own but the text of the last error as shown, which the
+engine hands it when a cell fails.
 """
 
 from __future__ import annotations
 
 import typing as t
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from .hooks import CellHooks
+from .context import Context
 from .housekeeping import Housekeeping
-from .policy import Marks
-from .stats import Stats
-from .store import PagedValues
 from .triggers import Triggers
 from .views import Views
 
@@ -25,35 +24,28 @@ class Service:
     """Answers the comm channel and the magics (see the module's docstring)."""
 
     def __init__(
-        self,
-        parent: t.Any,
-        hooks: CellHooks,
-        views: Views,
-        housekeeping: Housekeeping,
-        triggers: Triggers,
-        stats: Stats,
-        marks: Marks,
-        store: PagedValues,
-        when_no_cell: Callable[[Callable[[], None]], None],
+        self, context: Context, views: Views, housekeeping: Housekeeping, triggers: Triggers
     ) -> None:
-        self.parent = parent
-        self.hooks = hooks
+        self.parent = context.parent
+        self.hooks = context.hooks
         self.views = views
         self.housekeeping = housekeeping
         self.triggers = triggers
-        self.stats = stats
-        self.marks = marks
-        self.store = store
+        self.statistics = context.stats
+        self.marks = context.marks
+        self.store = context.store
         #: Run a function now, or after the cell that is running (or awaiting) ends.
-        self.when_no_cell = when_no_cell
+        self.when_no_cell = context.when_no_cell
         #: The last error's traceback as shown, for %tb once a cleanup released it.
         self.traceback: list[str] = []
 
-    def snapshot(self) -> dict[str, t.Any]:
+    def stats(self) -> dict[str, t.Any]:
+        """The STATS dict, now."""
         self.hooks.stamp(running=True)
         return self.views.snapshot()
 
-    def variables(self) -> list[dict[str, t.Any]]:
+    def vars(self) -> list[dict[str, t.Any]]:
+        """The user's variables as the ``vars`` table's rows, largest first."""
         self.hooks.stamp(running=True)
         return self.views.variables()
 
@@ -64,8 +56,9 @@ class Service:
     def status(self) -> dict[str, t.Any]:
         return self.views.status(self.triggers.next_due)
 
-    def reports(self) -> list[dict[str, t.Any]]:
-        return list(self.stats.reports)
+    def history(self) -> list[dict[str, t.Any]]:
+        """The last reports (cleanups, optimisations, out-of-memory recoveries), oldest first."""
+        return list(self.statistics.reports)
 
     def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None:
         self.hooks.stamp(running=True)
@@ -80,10 +73,12 @@ class Service:
     def unpreserve(self, names: Iterable[str]) -> None:
         self.marks.unpreserve(names)
 
-    def paged_names(self) -> dict[str, int]:
+    def paged(self) -> dict[str, int]:
+        """Each name whose memory is paged out, with its bytes paged."""
         return self.store.names()
 
-    def page_in(self, names: Iterable[str]) -> int:
+    def restore(self, names: Iterable[str]) -> int:
+        """Read the paged-out memory of *names* back into RAM; the bytes read."""
         return self.store.page_in(names)
 
     def shown_traceback(self) -> list[str]:

@@ -28,7 +28,7 @@ class PagedValues(Component):
         super().__init__(**kwargs)
         self.ns = namespace
         s = self.options
-        self.pager = Pager(s.spill_dir, s.spill_max_bytes, log=self.log)
+        self.pager = Pager(s.paging_dir, s.paging_max_bytes, log=self.log)
         #: name -> (id of its value, bytes paged) as of the cleanup that paged it
         self._paged: dict[str, tuple[int, int]] = {}
         self.paused = ""  # why the last cleanup did not page, when it could not
@@ -45,7 +45,7 @@ class PagedValues(Component):
             self.paused = paused
             return False
         self.paused = ""
-        self.pager.max_bytes = self.options.spill_max_bytes
+        self.pager.max_bytes = self.options.paging_max_bytes
         return True
 
     def page_stale(self, stale: list[str]) -> tuple[list[str], int]:

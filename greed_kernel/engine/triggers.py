@@ -19,10 +19,9 @@ import math
 import typing as t
 from collections.abc import Callable
 
-from ..memory.probe import MemoryProbe
 from .component import Component, Schedule, guarded, low_watermark
+from .context import Context
 from .housekeeping import Housekeeping
-from .stats import Stats
 
 #: Shortest wait before looking again when the idle timer fired too early.
 IDLE_RECHECK = 0.05
@@ -55,17 +54,16 @@ class Triggers(Component):
 
     def __init__(
         self,
+        context: Context,
         housekeeping: Housekeeping,
-        probe: MemoryProbe,
-        stats: Stats,
         busy: Callable[[], bool],
         schedule: Schedule | None = None,
         **kwargs: t.Any,
     ) -> None:
         super().__init__(**kwargs)
         self.hk = housekeeping
-        self.probe = probe
-        self.stats = stats
+        self.probe = context.probe
+        self.stats = stats = context.stats
         self.busy = busy  # a cell is running or awaiting
         self.schedule = schedule
         self._counted = 0  # execution count the periodic triggers last looked at

@@ -4,7 +4,7 @@ namespace, the marks or the memory.
 - :meth:`Views.variables` and :meth:`Views.why`: each user variable, its size,
   device, last access and what the policy decides for it;
 - :meth:`Views.preserved_names`: the names kept now by the user's choices or recent use;
-- :meth:`Views.snapshot`: the STATS dict sent with every event (see the README);
+- :meth:`Views.snapshot`: the STATS dict sent with every event (see docs/protocol.md);
 - :meth:`Views.status`: counters and paging state for ``%greed status``.
 """
 
@@ -13,36 +13,25 @@ from __future__ import annotations
 import typing as t
 from collections.abc import Callable
 
-from ..analysis.tracker import Tracker
-from ..memory.probe import MemoryProbe
 from ..memory.sizes import Size, measure
 from .component import Component, low_watermark
+from .context import Context
 from .housekeeping import USER_RULES
 from .policy import Decision, Policy, is_history_name
-from .stats import Stats, capped
-from .store import PagedValues
+from .stats import capped
 
 
 class Views(Component):
     """Read-only views of the namespace, the tracker, the stats and the paged values."""
 
-    def __init__(
-        self,
-        shell: t.Any,
-        tracker: Tracker,
-        store: PagedValues,
-        probe: MemoryProbe,
-        stats: Stats,
-        policy: Callable[[], Policy],
-        **kwargs: t.Any,
-    ) -> None:
+    def __init__(self, context: Context, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
-        self.shell = shell
-        self.tracker = tracker
-        self.store = store
-        self.probe = probe
-        self.stats = stats
-        self.policy = policy
+        self.shell = context.shell
+        self.tracker = context.tracker
+        self.store = context.store
+        self.probe = context.probe
+        self.stats = context.stats
+        self.policy = context.policy
 
     def decide(self, name: str, policy: Policy | None = None) -> tuple[Decision, Size]:
         value = self.shell.user_ns[name]
@@ -101,8 +90,6 @@ class Views(Component):
                     "rule": decision.rule,
                     "reason": decision.reason,
                     "pagedBytes": paged.get(name, 0),
-                    # deprecated alias of pagedBytes > 0 (values are never taken away now)
-                    "spilled": name in paged,
                 }
             )
         rows.sort(key=lambda r: (-r["size"], r["name"]))
@@ -120,7 +107,7 @@ class Views(Component):
         ]
 
     def snapshot(self) -> dict[str, t.Any]:
-        """The STATS dict (see the README's comm protocol)."""
+        """The STATS dict (see docs/protocol.md)."""
         return self.stats.snapshot(
             preserved=self.preserved_names(),
             rss=self.probe.rss(),

@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 import threading
 import typing as t
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from .. import __version__
 from ..engine.stats import MAX_NAMES, capped, json_clean
+from . import rules
 from .protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -36,29 +37,10 @@ from .protocol import (
     result,
 )
 
-#: Longest accepted name and most names in one request.
-MAX_NAME_LEN = 256
-MAX_REQUEST_NAMES = 1000
-#: How much of a bad value an error message quotes.
-QUOTE = 64
+if t.TYPE_CHECKING:
+    from ..engine.service import Service
 
 Params = dict[str, t.Any]
-
-
-class Service(t.Protocol):
-    """What the channel needs of the kernel (``greed_kernel.engine.service.Service`` offers it)."""
-
-    def snapshot(self) -> dict[str, t.Any]: ...
-    def variables(self) -> list[dict[str, t.Any]]: ...
-    def reports(self) -> list[dict[str, t.Any]]: ...
-    def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None: ...
-    def optimize(self, trigger: str) -> dict[str, t.Any] | None: ...
-    def preserve(self, names: Iterable[str]) -> None: ...
-    def unpreserve(self, names: Iterable[str]) -> None: ...
-    def paged_names(self) -> dict[str, int]: ...
-    def page_in(self, names: Iterable[str]) -> int: ...
-    def when_no_cell(self, fn: Callable[[], None]) -> None: ...
-    def settings(self) -> dict[str, t.Any]: ...
 
 
 class Comm(t.Protocol):
@@ -148,7 +130,7 @@ class Channel:
                 return
         params = {
             "version": __version__,
-            "stats": self.service.snapshot(),
+            "stats": self.service.stats(),
             "config": self.service.settings(),
         }
         if self._send(comm, notification("hello", params)):
@@ -218,11 +200,13 @@ class Channel:
             raise RpcError(INVALID_REQUEST, "'method' must be a string")
         unknown = set(data) - {"jsonrpc", "id", "method", "params"}
         if unknown:
-            raise RpcError(INVALID_REQUEST, f"unknown member {_quote(min(unknown))}")
+            raise RpcError(INVALID_REQUEST, f"unknown member {rules.quote(min(unknown))}")
         handler = self.methods.get(method)
         if handler is None:
             known = ", ".join(self.methods)
-            raise RpcError(METHOD_NOT_FOUND, f"unknown method {_quote(method)}; known: {known}")
+            raise RpcError(
+                METHOD_NOT_FOUND, f"unknown method {rules.quote(method)}; known: {known}"
+            )
         params = data.get("params", {})
         if not isinstance(params, dict):
             raise RpcError(INVALID_PARAMS, "'params' must be an object")
@@ -230,7 +214,7 @@ class Channel:
 
     def _stats(self, params: Params) -> dict[str, t.Any]:
         _no_params(params)
-        return self.service.snapshot()
+        return self.service.stats()
 
     def _cleanup(self, params: Params) -> dict[str, t.Any]:
         _no_params(params)
@@ -252,35 +236,31 @@ class Channel:
 
     def _vars(self, params: Params) -> dict[str, t.Any]:
         _no_params(params)
-        rows = self.service.variables()
+        rows = self.service.vars()
         return {"variables": rows[:MAX_NAMES], "omitted": max(0, len(rows) - MAX_NAMES)}
 
     def _restore(self, params: Params) -> dict[str, t.Any]:
-        paged = self.service.paged_names()
         if "all" in params:
             if params != {"all": True}:
                 raise RpcError(INVALID_PARAMS, "restore takes either 'names' or 'all': true")
-            names = list(paged)
+            asked = None
         else:
-            names = _names(params)
-            missing = [n for n in names if n not in paged]
-            if missing:
-                raise RpcError(INVALID_PARAMS, f"not paged out: {', '.join(missing[:10])}")
-        nbytes = self.service.page_in(names)
+            asked = _names(params)
+        try:
+            names = rules.restorable(self.service.paged(), asked)
+        except rules.Refused as e:
+            raise RpcError(INVALID_PARAMS, str(e)) from None
+        nbytes = self.service.restore(names)
         return {**_named(names), "bytes": nbytes}
 
     def _history(self, params: Params) -> dict[str, t.Any]:
         _no_params(params)
-        return {"reports": list(self.service.reports())}
-
-
-def _quote(value: object) -> str:
-    return repr(str(value)[:QUOTE])
+        return {"reports": list(self.service.history())}
 
 
 def _no_params(params: Params) -> None:
     if params:
-        raise RpcError(INVALID_PARAMS, f"no parameters expected, got {_quote(min(params))}")
+        raise RpcError(INVALID_PARAMS, f"no parameters expected, got {rules.quote(min(params))}")
 
 
 def _done(report: dict[str, t.Any] | None, what: str) -> dict[str, t.Any]:
@@ -297,13 +277,8 @@ def _named(names: list[str]) -> dict[str, t.Any]:
 def _names(params: Params) -> list[str]:
     unknown = set(params) - {"names"}
     if unknown:
-        raise RpcError(INVALID_PARAMS, f"unknown parameter {_quote(min(unknown))}")
-    names = params.get("names")
-    if not isinstance(names, list) or not names:
-        raise RpcError(INVALID_PARAMS, "'names' must be a non-empty list of variable names")
-    if len(names) > MAX_REQUEST_NAMES:
-        raise RpcError(INVALID_PARAMS, f"at most {MAX_REQUEST_NAMES} names per request")
-    for name in names:
-        if not isinstance(name, str) or len(name) > MAX_NAME_LEN or not name.isidentifier():
-            raise RpcError(INVALID_PARAMS, f"not a variable name: {_quote(name)}")
-    return names
+        raise RpcError(INVALID_PARAMS, f"unknown parameter {rules.quote(min(unknown))}")
+    try:
+        return rules.check_names(params.get("names"))
+    except rules.Refused as e:
+        raise RpcError(INVALID_PARAMS, str(e)) from None

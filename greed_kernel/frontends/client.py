@@ -252,7 +252,7 @@ class AsyncGreedClient:
         result = await self.request("unpreserve", {"names": list(names)})
         return t.cast(list[str], result["names"])
 
-    async def variables(self) -> list[dict[str, t.Any]]:
+    async def vars(self) -> list[dict[str, t.Any]]:
         """The ``%greed vars`` table as data (at most 200 rows)."""
         return t.cast(list[dict[str, t.Any]], (await self.request("vars"))["variables"])
 
@@ -388,7 +388,7 @@ class GreedClient:
     optimize = _blocking(AsyncGreedClient.optimize)
     preserve = _blocking(AsyncGreedClient.preserve)
     unpreserve = _blocking(AsyncGreedClient.unpreserve)
-    variables = _blocking(AsyncGreedClient.variables)
+    vars = _blocking(AsyncGreedClient.vars)
     restore = _blocking(AsyncGreedClient.restore)
     history = _blocking(AsyncGreedClient.history)
     close = _blocking(AsyncGreedClient.close)

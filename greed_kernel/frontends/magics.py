@@ -6,16 +6,17 @@ the real usage, and a bad request is answered the way IPython answers one: a
 table is one display_data with a plain-text and an HTML rendering (HTML in
 JupyterLab, text in a terminal); nothing lands in ``Out``.
 
-The magics see the kernel only through ``GreedService``, the few calls they need.
+The magics see the kernel only through the engine's ``Service``; each subcommand that
+a comm request also serves calls the service method of the same name, and checks its
+arguments by the same rules (``rules.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import keyword
 import sys
 import typing as t
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -30,27 +31,10 @@ from IPython.display import display
 
 from .. import __version__
 from ..memory.sizes import human_bytes
-from . import render
+from . import render, rules
 
-Row = dict[str, t.Any]
-
-
-class GreedService(t.Protocol):
-    """What the magics ask of the kernel (``greed_kernel.engine.service.Service`` offers it)."""
-
-    def snapshot(self) -> dict[str, t.Any]: ...
-    def variables(self) -> list[Row]: ...
-    def why(self, name: str) -> dict[str, t.Any]: ...  # KeyError: not in the namespace
-    def status(self) -> dict[str, t.Any]: ...
-    def reports(self) -> list[Row]: ...
-    def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None: ...
-    def optimize(self, trigger: str) -> dict[str, t.Any] | None: ...
-    def preserve(self, names: Iterable[str]) -> None: ...
-    def unpreserve(self, names: Iterable[str]) -> None: ...
-    def paged_names(self) -> dict[str, int]: ...
-    def page_in(self, names: Iterable[str]) -> int: ...
-    def shown_traceback(self) -> list[str]: ...
-    def settings(self) -> dict[str, t.Any]: ...
+if t.TYPE_CHECKING:
+    from ..engine.service import Service
 
 
 # -- argument parsing ------------------------------------------------------------------------
@@ -110,9 +94,10 @@ class subcommand(ArgDecorator):
 
 
 def _identifier(text: str) -> str:
-    if not text.isidentifier() or keyword.iskeyword(text):
-        raise argparse.ArgumentTypeError(f"not a variable name: {text!r}")
-    return text
+    try:
+        return rules.check_name(text)
+    except rules.Refused as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _names(nargs: str = "+") -> argument:
@@ -126,7 +111,7 @@ def _names(nargs: str = "+") -> argument:
 class GreedMagics(Magics):
     """``%greed``, and ``%tb`` for errors whose frames Greed released."""
 
-    def __init__(self, shell: t.Any, service: GreedService) -> None:
+    def __init__(self, shell: t.Any, service: Service) -> None:
         # IPython's %tb, which ours falls back to: looked up before ours replaces it
         self._ipython_tb: Callable[[str], t.Any] = shell.find_line_magic("tb")
         super().__init__(shell)
@@ -153,7 +138,7 @@ class GreedMagics(Magics):
         argument("--full", action="store_true"),
     )
     @subcommand("optimize", "run a tensor/CUDA optimisation now")
-    @subcommand("paged", "values whose memory is paged out to disk (in place)", aliases=["spilled"])
+    @subcommand("paged", "values whose memory is paged out to disk (in place)")
     @subcommand(
         "restore",
         "read paged-out memory back into RAM now",
@@ -197,7 +182,7 @@ class GreedMagics(Magics):
 
     # -- subcommands ---------------------------------------------------------------------
     def _vars(self, args: argparse.Namespace) -> None:
-        rows = self.service.variables()
+        rows = self.service.vars()
         if not rows:
             print("Greed: no user variables yet.")
             return
@@ -275,7 +260,7 @@ class GreedMagics(Magics):
         )
 
     def _paged(self, args: argparse.Namespace) -> None:
-        paged = self.service.paged_names()
+        paged = self.service.paged()
         if not paged:
             print("Greed: nothing is paged out.")
             return
@@ -296,23 +281,22 @@ class GreedMagics(Magics):
     def _restore(self, args: argparse.Namespace) -> None:
         if args.all == bool(args.names):
             raise UsageError("give NAME... or --all (usage: %greed restore NAME... | --all)")
-        paged = self.service.paged_names()
-        names = list(paged) if args.all else args.names
-        unknown = [n for n in names if n not in paged]
-        if unknown:
-            raise UsageError(f"not paged out: {', '.join(unknown)}")
+        try:
+            names = rules.restorable(self.service.paged(), None if args.all else args.names)
+        except rules.Refused as e:
+            raise UsageError(str(e)) from None
         if not names:
             print("Greed: nothing is paged out.")
             return
-        nbytes = self.service.page_in(names)
+        nbytes = self.service.restore(names)
         print(f"Greed: read {human_bytes(nbytes)} of {', '.join(names)} back into RAM.")
 
     def _stats(self, args: argparse.Namespace) -> None:
-        rows = [render.stat(key, value) for key, value in self.service.snapshot().items()]
+        rows = [render.stat(key, value) for key, value in self.service.stats().items()]
         display(render.table(["stat", "value"], rows, title="Greed stats"), raw=True)
 
     def _status(self, args: argparse.Namespace) -> None:
-        status, reports = self.service.status(), self.service.reports()
+        status, reports = self.service.status(), self.service.history()
         rows: list[list[t.Any]] = [
             ["version", __version__],
             ["executions", status["executionCount"]],

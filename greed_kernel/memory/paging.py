@@ -15,7 +15,7 @@ and when that owner dies its extent's blocks are punched out of the file
 zeros wherever nobody wrote, as anonymous memory does after an allocator's purge,
 and the disk space is back.
 
-Not paged (see README, "What is paged"): memory that ``/proc/self/maps`` does not
+Not paged (see the README, "Limits"): memory that ``/proc/self/maps`` does not
 show as private anonymous read-write; the partial first and last pages of a buffer;
 buffers of unknown owner (memory shared between numpy and torch, a file, a bytes
 object); anything while a thread may write, on an interpreter without a GIL, or
@@ -283,7 +283,7 @@ class Pager:
                 budget_room -= hi - lo
                 disk_room -= hi - lo
             elif hi - lo > budget_room:
-                result.skip("disk budget (spill_max_bytes)", hi - lo)
+                result.skip("disk budget (paging_max_bytes)", hi - lo)
             else:
                 result.skip("disk full", hi - lo)
         if not fits and "disk full" in result.skipped:
@@ -362,7 +362,7 @@ class Pager:
         return self.paged.paged_bytes(buffers)
 
     def page_in(self, buffers: t.Iterable[tuple[int, ...]]) -> int:
-        """Read the paged parts of these buffers back into RAM now (``%greed page_in``)."""
+        """Read the paged parts of these buffers back into RAM now (``%greed restore``)."""
         total = 0
         for lo, hi in self.paged.parts(buffers):
             lo, hi = lo // PAGE * PAGE, -(-hi // PAGE) * PAGE

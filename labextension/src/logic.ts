@@ -95,99 +95,63 @@ export function statsDelayMs(
   return Math.max(0, statsAtMs + intervalMs - nowMs);
 }
 
-export interface ICudaDevice {
-  device: string;
-  allocated: number;
-  reserved: number;
-  total: number;
-}
+// The parsed messages. Each is a type generated from the protocol schema (./protocol),
+// narrowed to what the extension reads; where a parser defaults a field that a kernel
+// may leave out or send malformed, the type says so (null, or a device as text).
+
+/** Every field of T, present, and null where the message had no usable value. */
+type OrNull<T> = { [K in keyof T]-?: Exclude<T[K], undefined> | null };
+
+/** A CUDA device; `device` as text ("0", or "?" when the message had none). */
+export type ICudaDevice = Omit<wire.ICudaDevice, 'device'> & { device: string };
 
 /**
  * The kernel's memory budget (STATS `memoryBudget`): the limit, the memory counted
  * against it (RssAnon + RssShmem of the kernel and its children: what the OS cannot
  * reclaim), what is paged out to disk, and whether the kernel holds it.
  */
-export interface IMemoryBudget {
-  limitBytes: number;
-  unreclaimableBytes: number;
-  pagedBytes: number;
-  /** GreedKernel.memory_threshold (0: the pressure trigger is off). */
-  threshold: number;
-  /** Where a memory-pressure cleanup stops paging out. */
-  lowWatermark: number;
-  /** False while the kernel could not get back under the threshold. */
-  held: boolean;
-}
+export type IMemoryBudget = wire.IMemoryBudget;
 
 /** The kernel's STATS dict, with every field we read checked and defaulted. */
-export interface IStats {
-  executionCount: number;
-  avgExecutionTime: number;
-  memoryPressure: number;
-  idleTime: number;
-  preservedVariables: string[];
-  cleanupCount: number;
-  optimizeCount: number;
-  lastCleanup: number | null;
-  rssBytes: number;
-  memoryLimitBytes: number;
+export type IStats = Omit<
+  wire.IStats,
+  'cuda' | 'memoryBudget' | 'preservedVariablesOmitted'
+> & {
   cuda: ICudaDevice[];
-  version: string;
-  /** Names whose memory is paged out (at most the kernel's cap; see pagedOmitted). */
-  paged: string[];
-  pagedOmitted: number;
-  /** Bytes paged out right now. */
-  pagedBytes: number;
-  /** Where paged-out memory goes; "" until first used. */
-  pagingDirectory: string;
-  /** "" or a sentence: a refused directory, paging waiting for a thread, a failed write. */
-  pagingNotice: string;
   /** Null from a kernel that sends none. */
   memoryBudget: IMemoryBudget | null;
-}
+};
 
-/** A cleanup, optimisation or out-of-memory report. */
-export interface IReport {
-  kind: string;
-  trigger: string;
-  executionCount: number | null;
-  /** Epoch seconds (the kernel's clock); null when the report has none. */
-  time: number | null;
-  durationMs: number | null;
-  rssBefore: number | null;
-  rssAfter: number | null;
-  freedBytes: number;
-  /** Names the cleanup paged out, and how many bytes. */
-  paged: string[];
-  pagedBytes: number;
-  /** Memory-triggered cleanups: the pressure before and after. */
-  pressureBefore: number | null;
-  pressureAfter: number | null;
-}
+/** A cleanup, optimisation or out-of-memory report: the fields the panel shows. */
+export type IReport = Pick<
+  wire.ICleanupReport,
+  'freedBytes' | 'paged' | 'pagedBytes'
+> &
+  OrNull<
+    Pick<
+      wire.ICleanupReport,
+      | 'executionCount'
+      | 'time'
+      | 'durationMs'
+      | 'rssBefore'
+      | 'rssAfter'
+      | 'pressureBefore'
+      | 'pressureAfter'
+    >
+  > & {
+    kind: wire.Report['kind'];
+    /** "" for out-of-memory reports, which have none. */
+    trigger: wire.Trigger | '';
+  };
 
 /** One row of the `vars` answer. */
-export interface IVariable {
-  name: string;
-  type: string;
-  size: number;
-  device: string | null;
-  lastTouchedAgo: number | null;
-  lastTouchedCell: number | null;
-  decision: string;
-  rule: string;
-  reason: string;
-  /** Bytes of the value's memory paged out to disk (0: all in RAM). */
-  pagedBytes: number;
-}
+export type IVariable = Omit<wire.IVariable, 'decision'> & {
+  /** "?" when the row had none. */
+  decision: wire.IVariable['decision'] | '?';
+};
 
 /** A value still in RAM, listed when the memory budget cannot be held. */
-export interface IHolder {
-  name: string;
-  bytes: number;
-  type: string;
-  device: string | null;
-  why: string;
-}
+export type IHolder = wire.IHolder;
 
 export interface IConfig {
   memoryThreshold: number;
@@ -209,32 +173,19 @@ export type GreedEvent =
     };
 
 /** The `vars` result, parsed. */
-export interface IVariables {
+export type IVariables = Omit<wire.IVarsResult, 'variables'> & {
   variables: IVariable[];
-  omitted: number;
-}
+};
 
 /** The `restore` result, parsed. */
-export interface IRestored {
-  names: string[];
-  bytes: number;
-}
+export type IRestored = Pick<wire.IRestoreResult, 'names' | 'bytes'>;
 
-// Compile-time checks against the protocol schema's types (src/protocol.ts, generated):
-// every field read here is one the kernel sends, and every event parsed is one of its.
-type KeysOf<T> = T extends unknown ? keyof T : never;
+// Every event parsed is one of the schema's (a compile-time check).
 type Within<A, B> = [Exclude<A, B>] extends [never] ? true : Exclude<A, B>;
-export const CHECKED_AGAINST_THE_SCHEMA: [
-  Within<keyof IStats, keyof wire.IStats>,
-  Within<keyof IMemoryBudget, keyof wire.IMemoryBudget>,
-  Within<keyof ICudaDevice, keyof wire.ICudaDevice>,
-  Within<keyof IReport, KeysOf<wire.Report>>,
-  Within<keyof IVariable, keyof wire.IVariable>,
-  Within<keyof IHolder, keyof wire.IHolder>,
-  Within<keyof IVariables, keyof wire.IVarsResult>,
-  Within<keyof IRestored, keyof wire.IRestoreResult>,
-  Within<GreedEvent['event'], wire.GreedEventName>
-] = [true, true, true, true, true, true, true, true, true];
+export const CHECKED_AGAINST_THE_SCHEMA: Within<
+  GreedEvent['event'],
+  wire.GreedEventName
+> = true;
 
 // -- message parsing -----------------------------------------------------------------------
 
@@ -319,9 +270,30 @@ export function parseStats(value: unknown): IStats | null {
   };
 }
 
+const REPORT_KINDS: readonly string[] = ['cleanup', 'optimize', 'oom'];
+const TRIGGERS: readonly string[] = [
+  'periodic',
+  'memory',
+  'idle',
+  'manual',
+  'oom'
+];
+const DECISIONS: readonly string[] = ['keep', 'clean', 'stale'];
+
+/** `value` if it is one of `allowed`, else `fallback`. */
+function oneOf<T extends string>(
+  value: unknown,
+  allowed: readonly string[],
+  fallback: T
+): T {
+  return typeof value === 'string' && allowed.includes(value)
+    ? (value as T)
+    : fallback;
+}
+
 /** A report, or null when `value` is not one. */
 export function parseReport(value: unknown): IReport | null {
-  if (!isDict(value) || typeof value.kind !== 'string') {
+  if (!isDict(value) || !REPORT_KINDS.includes(value.kind as string)) {
     return null;
   }
   const before = numOrNull(value.rssBefore);
@@ -334,8 +306,8 @@ export function parseReport(value: unknown): IReport | null {
     freed = before - after;
   }
   return {
-    kind: value.kind,
-    trigger: str(value.trigger),
+    kind: value.kind as IReport['kind'],
+    trigger: oneOf<IReport['trigger']>(value.trigger, TRIGGERS, ''),
     executionCount: numOrNull(value.executionCount),
     time: numOrNull(value.time),
     durationMs: numOrNull(value.durationMs),
@@ -362,7 +334,7 @@ export function parseVariable(value: unknown): IVariable | null {
     device: typeof value.device === 'string' ? value.device : null,
     lastTouchedAgo: ago === null ? null : Math.max(0, ago),
     lastTouchedCell: numOrNull(value.lastTouchedCell),
-    decision: str(value.decision, '?'),
+    decision: oneOf<IVariable['decision']>(value.decision, DECISIONS, '?'),
     rule: str(value.rule),
     reason: str(value.reason),
     pagedBytes: Math.max(0, num(value.pagedBytes))

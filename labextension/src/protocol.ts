@@ -52,7 +52,7 @@ export type ErrorCode = -32700 | -32600 | -32601 | -32602 | -32603 | -32000;
 
 export type NoParams = Record<string, never>;
 
-/** A Python identifier (str.isidentifier()) of at most 256 characters. */
+/** A variable name: a Python identifier (str.isidentifier()) of at most 256 characters that is not a keyword (keyword.kwlist). greed_kernel/frontends/rules.py checks the same. */
 export type Name = string;
 
 export interface INamesParams {
@@ -222,8 +222,6 @@ export interface IVariable {
   reason: string;
   /** Bytes of its memory paged out to disk (0: all in RAM). */
   pagedBytes: Bytes;
-  /** Deprecated: pagedBytes > 0. */
-  spilled: boolean;
 }
 
 /** A value still in RAM when the budget cannot be held. */

@@ -317,11 +317,11 @@ describe('parseEvent', () => {
           rule: 'recent',
           reason: 'kept: touched 2 s ago',
           pagedBytes: 512 * 1024,
-          spilled: true
+          somethingNew: true
         },
         { type: 'no name' },
         'junk',
-        { name: 'y', size: 'big', pagedBytes: 'lots', spilled: 'yes' }
+        { name: 'y', size: 'big', pagedBytes: 'lots', decision: 'maybe' }
       ],
       omitted: 2
     });
@@ -339,15 +339,22 @@ describe('parseEvent', () => {
     expect(vars.variables[1]).toMatchObject({
       size: 0,
       pagedBytes: 0,
-      device: null
+      device: null,
+      decision: '?'
     });
     expect(parseVariables({ variables: 'x' })).toBeNull();
   });
 
   it('reads history and restore results', () => {
     expect(
-      parseHistory({ reports: [{ kind: 'cleanup' }, { nope: 1 }] })
-    ).toMatchObject([{ kind: 'cleanup', freedBytes: 0 }]);
+      parseHistory({
+        reports: [
+          { kind: 'cleanup', trigger: 'sometime' },
+          { kind: 'tidy' },
+          { nope: 1 }
+        ]
+      })
+    ).toMatchObject([{ kind: 'cleanup', trigger: '', freedBytes: 0 }]);
     expect(parseHistory({})).toBeNull();
     expect(parseRestored({ names: ['w', 3], bytes: 5 })).toEqual({
       names: ['w'],
@@ -453,7 +460,7 @@ describe('parseEvent', () => {
       ['stats', { stats: STATS }], // a method, not an event
       ['execution:cleanup', { stats: STATS }],
       ['execution:cleanup', { stats: STATS, report: { kind: 5 } }],
-      ['spill:restore', { stats: STATS, names: ['w'], bytes: 5 }],
+      ['restore', { stats: STATS, names: ['w'], bytes: 5 }], // a method
       ['memory:pressure', { holders: [] }]
     ];
     for (const [method, params] of junk) {
