@@ -12,7 +12,8 @@
 #                      in its own .venv-3.X, without torch), where those interpreters exist
 #   make labext-check  the JupyterLab extension's CI check (scripts/check_labextension.sh)
 #   make demo          the same leaky session on python3 and on greed, side by side
-#                      (scripts/demo.py, plot in docs/demo-memory.png), then `make tour`
+#                      (scripts/demo.py, plot in out/demo/, ignored by git), then `make tour`
+#   make docs-pictures the docs' pictures: the demo's plot into docs/demo-memory.png
 #   make tour          run notebooks/quickstart.ipynb (the %greed tour) headlessly on greed
 #   make lab           JupyterLab on notebooks/ (pick "Greed (PyTorch)")
 #   make bench         the benchmarks (greed against python3; about 26 minutes)
@@ -40,14 +41,17 @@ MATRIX_PYTHONS ?= 3.10 3.12 3.13
 # on 2 cores, 2 workers kept 1.6 cores busy and took 249 to 257 s, 3 workers 218 to
 # 232 s. Each test file runs whole on one worker (loadfile), so a module's shared
 # kernel stays shared; the files are handed out in their collection order
-# (--no-loadscope-reorder), longest first (tests/conftest.py).
+# (--no-loadscope-reorder): the tier folders in name order, so browser and kernel files
+# (the long ones) start first and the many short unit files fill in the gaps. (By
+# default xdist hands out the files with the most tests first, the browser files last.)
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); n=$$((n + 1)); [ "$$n" -gt 4 ] && n=4; echo $$n)
 PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
-# The tiers (markers assigned in tests/conftest.py).
-FAST_TIERS := not kernel and not browser
+# The fast tiers: tests/unit and tests/inprocess (each folder's conftest.py marks its
+# tests pure, inprocess, kernel or browser).
+FAST_TIERS := pure or inprocess
 JLPM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" "$(CURDIR)/$(VENV)/bin/jlpm"
 
-.PHONY: venv install lint test coverage test-fast test-matrix labext-check demo tour lab bench clean \
+.PHONY: venv install lint test coverage test-fast test-matrix labext-check demo docs-pictures tour lab bench clean \
 	browser-deps test-deps labext fuzz
 
 venv install: $(STAMP)
@@ -95,7 +99,7 @@ test: install lint browser-deps test-deps
 
 GREED_FUZZ_EXAMPLES ?= 200
 fuzz: install
-	GREED_FUZZ_EXAMPLES=$(GREED_FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_differential.py
+	GREED_FUZZ_EXAMPLES=$(GREED_FUZZ_EXAMPLES) $(PY) -m pytest -q tests/kernel/test_differential.py
 
 # COVERAGE_FILE is absolute: the kernels run in other directories and write their own
 # data files (parallel = true in pyproject.toml), combined here.
@@ -119,9 +123,14 @@ labext-check: install
 		echo "labext-check: scripts/check_labextension.sh is missing" >&2; exit 1; }
 	bash scripts/check_labextension.sh
 
+# Run outputs go under out/ (ignored): a demo leaves the checkout clean.
 demo: install
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py --out out/demo
 	$(MAKE) --no-print-directory tour
+
+# The tracked pictures of docs/, rewritten only on request.
+docs-pictures: install
+	$(PY) scripts/demo.py --out docs
 
 tour: install
 	$(PY) scripts/run_notebook.py notebooks/quickstart.ipynb
@@ -146,5 +155,5 @@ labext: install
 
 # Leaves the venvs (.venv, .venv-3.X) alone.
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .ruff_cache notebooks/*.executed.ipynb .coverage* \
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache notebooks/*.executed.ipynb .coverage* out \
 		labextension/lib labextension/tsconfig.tsbuildinfo

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what tests/test_browser.py needs to drive JupyterLab in a real browser:
+# Install what tests/browser/test_browser.py needs to drive JupyterLab in a real browser:
 # Debian's Chromium (/usr/bin/chromium) and a font for readable screenshots.
 # Playwright for Python comes from the package's `test` extra; it drives this
 # Chromium through `executable_path`, so `playwright install` is never needed.

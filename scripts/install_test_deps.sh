@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system libraries that the allocator tests need: Debian's jemalloc
 # (libjemalloc2) and gperftools' tcmalloc (libtcmalloc-minimal4). The tests
-# (tests/test_allocators.py, tests/test_kernel_allocators.py) preload them with
+# (tests/unit/test_allocators.py, tests/kernel/test_kernel_allocators.py) preload them with
 # LD_PRELOAD into a child Python and into real kernels; they find the shared
 # objects with ldconfig and are skipped, saying so, where a library is missing.
 #

@@ -13,7 +13,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VERSIONS=${MATRIX_PYTHONS:-3.12 3.13}
-MARKERS=${PYTEST_MARKERS:-(not kernel and not browser) or smoke}
+MARKERS=${PYTEST_MARKERS:-(pure or inprocess) or smoke}
 # requires-python = ">=3.X" in pyproject.toml
 FLOOR=$(sed -n 's/^requires-python *= *">= *\([0-9][0-9.]*\)".*/\1/p' pyproject.toml)
 

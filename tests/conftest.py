@@ -114,91 +114,31 @@ def new_kernel(
 
 
 # -- tiers ----------------------------------------------------------------------------
-# Every test gets one tier marker, unless it carries one already:
-#   browser    marked so by its module (JupyterLab in a headless browser)
-#   kernel     uses a fixture that needs the Jupyter sandbox (`kernel`, `new_kernel`,
-#              or any other that requests `jupyter_sandbox`), or its module starts
-#              kernels or other heavy processes itself (KernelHarness, a
-#              KernelManager, nbclient, pexpect, the benchmarks, pip, jest)
-#   inprocess  its module runs an IPython shell or Greed's engine in the test process
-#   pure       everything else
-# `make test-fast` runs pure and inprocess; `make test-matrix` runs those and `smoke`.
+# A test's tier is its folder's: each folder's conftest.py marks the tests in it.
+#   tests/unit       pure       pure logic, no kernel and no IPython shell
+#   tests/inprocess  inprocess  an IPython shell or Greed's engine in the test process
+#   tests/kernel     kernel     real kernel processes or other heavy subprocesses
+#   tests/browser    browser    JupyterLab in a headless browser
+# A module whose tests mix tiers is split, or goes to the heavier folder. `smoke` and
+# `swap` are marked by the tests themselves. `make test-fast` runs pure and inprocess;
+# `make test-matrix` runs those and `smoke`.
 TIERS = ("pure", "inprocess", "kernel", "browser")
-KERNEL_FIXTURES = frozenset({"kernel", "new_kernel"})
-SANDBOX_FIXTURE = "jupyter_sandbox"
-# Names whose presence in a test module's globals mean that its tests start kernels.
-KERNEL_GLOBALS = frozenset(
-    {
-        "KernelHarness",
-        "KernelManager",
-        "AsyncKernelManager",
-        "NotebookClient",
-        "Differential",
-        "pexpect",
-    }
-)
-# Modules that start heavy processes without any of those names.
-KERNEL_MODULES = frozenset({"test_benchmarks_smoke", "test_packaging", "test_labextension_unit"})
-INPROCESS_GLOBALS = frozenset({"InteractiveShell", "GreedKernel", "Greed", "InProcess"})
 
 
-def _tier(item: pytest.Item) -> str:
-    for tier in TIERS:
-        if item.get_closest_marker(tier) is not None:
-            return tier
-    fixturenames = getattr(item, "fixturenames", ())
-    if KERNEL_FIXTURES.intersection(fixturenames):
-        return "kernel"
-    module = getattr(item, "module", None)
-    names = set(vars(module)) if module is not None else set()
-    if module is not None and module.__name__.rpartition(".")[2] in KERNEL_MODULES:
-        return "kernel"
-    if KERNEL_GLOBALS & names:
-        return "kernel"
-    if INPROCESS_GLOBALS & names:
-        return "inprocess"
-    # jupyter_sandbox is autouse: what counts is a fixture that asks for it by name.
-    info = getattr(item, "_fixtureinfo", None)
-    definitions = getattr(info, "name2fixturedefs", {})
-    for name in fixturenames:
-        defs = definitions.get(name) or ()
-        if defs and SANDBOX_FIXTURE in getattr(defs[-1], "argnames", ()):
-            return "kernel"
-    return "pure"
-
-
-# The longest test files, longest first (`pytest --durations=0`, summed per file, on 2
-# cores). They are collected first, so that xdist (with `--no-loadscope-reorder`, see
-# the Makefile) hands them out first: the longest job of all then starts at once
-# instead of after the many short files, and the short ones fill in the gaps. By
-# default xdist orders the files by their number of tests, and the smoke run of the
-# benchmarks (few tests, the longest file) started last.
-LONGEST_FIRST = (
-    "test_benchmarks_smoke.py",  # 100 to 150 s: one `python -m benchmarks --quick`
-    "test_browser_extension.py",  # 75 to 95 s: JupyterLab and Chromium, twice
-    "test_browser.py",  # about 30 s
-    "test_kernel_budget.py",  # about 38 s: three sessions under real cgroups
-    "test_kernel_mappings.py",  # 13 to 35 s: 10,000 tensors paged on two kernels
-    "test_differential.py",
-    "test_comm.py",
-    "test_kernel_basic.py",
-    "test_kernel_oom.py",
-    "test_demo.py",
-    "test_state_machine.py",
-)
-
-
-def _file_rank(item: pytest.Item) -> int:
-    name = item.path.name
-    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: every collected test is checked
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        tier = _tier(item)
-        if item.get_closest_marker(tier) is None:
-            item.add_marker(tier)
-    items.sort(key=_file_rank)  # stable: each file's own order is kept
+    """Refuse a test without exactly one tier: a file outside the tier folders, or a test
+    that marks itself with a tier other than its folder's."""
+    wrong = [
+        item.nodeid
+        for item in items
+        if sum(item.get_closest_marker(tier) is not None for tier in TIERS) != 1
+    ]
+    if wrong:
+        raise pytest.UsageError(
+            "each test needs exactly one tier marker, from its folder (tests/unit, "
+            "tests/inprocess, tests/kernel or tests/browser); not so: " + ", ".join(wrong)
+        )
 
 
 @pytest.fixture(scope="module", autouse=True)

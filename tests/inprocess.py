@@ -102,14 +102,14 @@ class Errors(logging.Handler):
 class InProcess:
     """A real InteractiveShell with Greed connected as the kernel connects it."""
 
-    def __init__(self, spill_dir: Path | str, **overrides: t.Any) -> None:
+    def __init__(self, paging_dir: Path | str, **overrides: t.Any) -> None:
         overrides.setdefault("idle_timeout", 0.0)
         # every cell's memory is looked at, however short it ran and however far the
         # threshold is (see MEMORY_GROWTH_RATE): tests that count looks say otherwise
         self._probe_every = triggers.PROBE_EVERY_CELL_SECONDS, triggers.MEMORY_GROWTH_RATE
         triggers.PROBE_EVERY_CELL_SECONDS = 0.0
         triggers.MEMORY_GROWTH_RATE = math.inf
-        self.settings = GreedSettings(spill_dir=str(spill_dir), **overrides)
+        self.settings = GreedSettings(paging_dir=str(paging_dir), **overrides)
         self.clock = ManualClock()
         self.events: list[tuple[str, dict[str, t.Any]]] = []
         self._created = not InteractiveShell.initialized()
@@ -118,7 +118,7 @@ class InProcess:
         self.shell = InteractiveShell.instance(config=c)
         self.shell.reset(new_session=False)
         self.shell.execution_count = 1  # the shell may be another test's: cells count from 1
-        self.log = logging.getLogger(f"greed-inprocess-{Path(spill_dir).name}")
+        self.log = logging.getLogger(f"greed-inprocess-{Path(paging_dir).name}")
         self.log.propagate = False
         self.errors = Errors()
         self.log.addHandler(self.errors)

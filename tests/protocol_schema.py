@@ -123,7 +123,9 @@ json_values = st.recursive(
     max_leaves=8,
 )
 huge = st.integers(1, 200_000).map(lambda n: "x" * n)
-names = st.text(alphabet="ab_1 é٣.", max_size=4) | st.sampled_from(["w", "v", "x"]) | huge
+names = (
+    st.text(alphabet="ab_1 é٣.", max_size=4) | st.sampled_from(["w", "v", "x", "in", "None"]) | huge
+)
 params = st.one_of(
     st.none(),
     json_values,

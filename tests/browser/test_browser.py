@@ -38,9 +38,9 @@ import pytest
 
 from greed_kernel.kernelspec import DISPLAY_NAME, KERNEL_NAME
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT = "jupyterlab-greed.png"
 VIEWPORT = {"width": 1280, "height": 1100}  # the five cells and their outputs fit
 INSTALL_HINT = (

@@ -1,7 +1,7 @@
 """The JupyterLab extension (labextension/, prebuilt in greed_kernel/labextension) in a
 real (headless Chromium) browser.
 
-The server is the one tests/test_browser.py starts, with the prebuilt extension linked
+The server is the one tests/browser/test_browser.py starts, with the prebuilt extension linked
 into its data directory (an editable install does not put it in sys.prefix), and
 `jupyter labextension list` with the same directories shows it enabled and OK. On a
 `greed` notebook the status bar shows the memory counted against the budget over its
@@ -19,7 +19,7 @@ the panel is saved as docs/jupyterlab-greed-panel.png with GREED_SCREENSHOTS=1 s
 in a temporary directory. The refresh-rate and
 show-status-item settings, changed in the Settings editor, take effect at once.
 
-Needs what tests/test_browser.py needs (Chromium, Playwright for Python); never skips.
+Needs what tests/browser/test_browser.py needs (Chromium, Playwright for Python); never skips.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ import test_browser as tb
 
 from greed_kernel.kernelspec import DISPLAY_NAME, KERNEL_NAME
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PREBUILT = REPO / "greed_kernel" / "labextension"
 EXTENSION = "greed-kernel-lab"
 CONNECTIONS_PLUGIN = f"{EXTENSION}:connections"

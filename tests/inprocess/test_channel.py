@@ -23,9 +23,10 @@ from protocol_schema import (
 
 import greed_kernel
 from greed_kernel.frontends import protocol
-from greed_kernel.frontends.channel import MAX_REQUEST_NAMES, Channel
+from greed_kernel.frontends.channel import Channel
+from greed_kernel.frontends.rules import MAX_REQUEST_NAMES
 
-pytestmark = [pytest.mark.inprocess, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 BUDGET = {
     "limitBytes": 8 << 30,
@@ -101,7 +102,6 @@ ROW = {
     "rule": "recent",
     "reason": "kept: touched 1 s ago",
     "pagedBytes": 0,
-    "spilled": False,
 }
 
 
@@ -113,7 +113,7 @@ class FakeService:
         self.threads: set[threading.Thread] = set()
         self.cell_running = False
         self.deferred: list[Callable[[], None]] = []
-        self.paged = {"w": 4096, "v": 10}
+        self.paged_out = {"w": 4096, "v": 10}
         self.rows = [dict(ROW, name=f"v{i}") for i in range(3)]
         self.failing: set[str] = set()
         self.raising: set[str] = set()
@@ -125,16 +125,16 @@ class FakeService:
         if name in self.raising:
             raise RuntimeError("boom " + "x" * 5000)
 
-    def snapshot(self) -> dict[str, t.Any]:
-        self._call("snapshot")
+    def stats(self) -> dict[str, t.Any]:
+        self._call("stats")
         return copy.deepcopy(STATS)
 
-    def variables(self) -> list[dict[str, t.Any]]:
-        self._call("variables")
+    def vars(self) -> list[dict[str, t.Any]]:
+        self._call("vars")
         return [dict(r) for r in self.rows]
 
-    def reports(self) -> list[dict[str, t.Any]]:
-        self._call("reports")
+    def history(self) -> list[dict[str, t.Any]]:
+        self._call("history")
         return [dict(CLEANUP), dict(OPTIMIZE)]
 
     def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None:
@@ -142,7 +142,7 @@ class FakeService:
         if "cleanup" in self.failing:
             return None
         report = dict(CLEANUP, trigger=trigger)
-        self.publish("execution:cleanup", {"stats": self.snapshot(), "report": report})
+        self.publish("execution:cleanup", {"stats": self.stats(), "report": report})
         return report
 
     def optimize(self, trigger: str) -> dict[str, t.Any] | None:
@@ -150,7 +150,7 @@ class FakeService:
         if "optimize" in self.failing:
             return None
         report = dict(OPTIMIZE, trigger=trigger)
-        self.publish("execution:optimize", {"stats": self.snapshot(), "report": report})
+        self.publish("execution:optimize", {"stats": self.stats(), "report": report})
         return report
 
     def preserve(self, names: Iterable[str]) -> None:
@@ -159,14 +159,14 @@ class FakeService:
     def unpreserve(self, names: Iterable[str]) -> None:
         self._call("unpreserve", list(names))
 
-    def paged_names(self) -> dict[str, int]:
-        self._call("paged_names")
-        return dict(self.paged)
+    def paged(self) -> dict[str, int]:
+        self._call("paged")
+        return dict(self.paged_out)
 
-    def page_in(self, names: Iterable[str]) -> int:
+    def restore(self, names: Iterable[str]) -> int:
         names = list(names)
-        self._call("page_in", names)
-        return sum(self.paged.get(n, 0) for n in names)
+        self._call("restore", names)
+        return sum(self.paged_out.get(n, 0) for n in names)
 
     def when_no_cell(self, fn: Callable[[], None]) -> None:
         if self.cell_running:
@@ -429,7 +429,7 @@ def test_failures_are_errors(channel: Channel, service: FakeService) -> None:
     service.failing = {"cleanup", "optimize"}
     assert error_code(reply(comm, 1, "cleanup")) == protocol.OPERATION_FAILED
     assert error_code(reply(comm, 2, "optimize")) == protocol.OPERATION_FAILED
-    service.raising = {"variables"}
+    service.raising = {"vars"}
     response = reply(comm, 3, "vars")
     assert error_code(response) == protocol.INTERNAL_ERROR
     assert response["error"]["message"] == "request failed: RuntimeError"
@@ -546,8 +546,8 @@ def test_any_message_gets_the_answer_the_schema_says(data: t.Any) -> None:
     comm = open_comm(channel)
     comm.deliver(data)  # DummyComm.send checks every message against the schema
     responses = comm.responses()
-    if expected_answer(data, service.paged) is None:
+    if expected_answer(data, service.paged_out) is None:
         assert responses == []  # a notification
     else:
         (response,) = responses
-        check_answer(data, response, service.paged)
+        check_answer(data, response, service.paged_out)

@@ -164,7 +164,7 @@ def test_a_budget_that_cannot_be_held_is_explained_once_per_episode(
     (event,) = [e for e in p.methods("memory:pressure") if "holders" in e]
     assert event["holders"][0]["name"] == "junk"
     assert p.service.status()["budgetRefusal"]["holders"][0]["name"] == "junk"
-    assert p.service.snapshot()["memoryBudget"]["held"] is False
+    assert p.service.stats()["memoryBudget"]["held"] is False
     assert "nothing more can be paged out" not in capsys.readouterr().err
     p.run("y = 2")  # ... so its line is said under the next cell, before its code runs
     err = capsys.readouterr().err
@@ -462,8 +462,8 @@ def test_a_user_thread_pauses_paging(
     report = p.service.cleanup("manual")
     assert report is not None and "big" in report["paged"]
     assert p.service.status()["pagingPaused"] == ""
-    assert p.service.paged_names()["big"] > 0
-    assert p.service.page_in(["big"]) > 0
+    assert p.service.paged()["big"] > 0
+    assert p.service.restore(["big"]) > 0
 
 
 def test_an_idle_thread_does_not_pause_paging(
@@ -487,10 +487,10 @@ def test_marks_and_views(p: InProcess) -> None:
     p.run("kept = 1\nother = 2")
     p.service.preserve(["kept"])
     assert p.service.why("kept")["rule"] == "marked"
-    assert "kept" in p.service.snapshot()["preservedVariables"]
+    assert "kept" in p.service.stats()["preservedVariables"]
     p.service.unpreserve(["kept", "model"])
     assert p.service.why("kept")["rule"] != "marked"
-    rows = {r["name"]: r for r in p.service.variables()}
+    rows = {r["name"]: r for r in p.service.vars()}
     assert {"kept", "other"} <= set(rows) and rows["kept"]["type"] == "int"
     with pytest.raises(KeyError):
         p.service.why("missing")
@@ -664,8 +664,8 @@ def test_walks_over_the_namespace_skip_ipythons_history_names(
     monkeypatch.setattr(Policy, "classify", spy_classify)
     monkeypatch.setattr(Policy, "decide", spy_decide)
     report = p.service.cleanup("manual")
-    rows = {r["name"] for r in p.service.variables()}
-    preserved = p.service.snapshot()["preservedVariables"]
+    rows = {r["name"] for r in p.service.vars()}
+    preserved = p.service.stats()["preservedVariables"]
     assert "value_0" in seen  # the user's names are still classified
     assert not [n for n in seen if re.fullmatch(r"_i{1,3}\d*|_\d+", n)], seen
     assert report is not None and "value_3" in preserved

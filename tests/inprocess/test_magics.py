@@ -1,6 +1,6 @@
 """``%greed`` and ``%tb`` on a real in-process InteractiveShell, against a fake service.
 
-The magics see the engine only through ``GreedService``; the fake here has exactly
+The magics see the engine only through its ``Service``; the fake here has exactly
 its methods, records the calls and returns canned answers. Display output is
 captured with IPython's ``capture_output``.
 """
@@ -19,12 +19,13 @@ from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 import greed_kernel
-from greed_kernel.frontends.magics import GreedMagics, GreedService
+from greed_kernel.engine.service import Service
+from greed_kernel.frontends.magics import GreedMagics
 
 MiB = 1 << 20
 SERVICE_METHODS = {
-    "snapshot", "variables", "why", "status", "reports", "cleanup", "optimize",
-    "preserve", "unpreserve", "paged_names", "page_in", "shown_traceback", "settings",
+    "stats", "vars", "why", "status", "history", "cleanup", "optimize",
+    "preserve", "unpreserve", "paged", "restore", "shown_traceback", "settings",
 }  # fmt: skip
 SUBCOMMANDS = (
     "vars", "why NAME", "preserve NAME...", "unpreserve NAME...", "cleanup [--full]",
@@ -39,12 +40,12 @@ CLEANUP = {
 VARIABLE = {
     "name": "model", "type": "Module", "size": 3 * MiB, "device": "cuda:0",
     "lastTouchedAgo": 4.0, "lastTouchedCell": 7, "decision": "keep", "rule": "recent",
-    "reason": "used in the last 3 cells", "pagedBytes": 0, "spilled": False,
+    "reason": "used in the last 3 cells", "pagedBytes": 0,
 }  # fmt: skip
 
 
 class FakeService:
-    """``GreedService``'s methods only: a magic reaching for anything else fails."""
+    """The service's methods only: a magic reaching for anything else fails."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[t.Any, ...]] = []
@@ -54,7 +55,7 @@ class FakeService:
         self.namespace = {"model": {**VARIABLE, "verdict": "keep"},
                           "frames": {**VARIABLE, "name": "frames", "type": "ndarray",
                                      "device": None, "pagedBytes": 32 * MiB}}  # fmt: skip
-        self.paged = {"frames": 32 * MiB}
+        self.paged_out = {"frames": 32 * MiB}
         self.report: dict[str, t.Any] | None = CLEANUP
         self.traceback: list[str] = []
         self.state = {
@@ -63,7 +64,7 @@ class FakeService:
             "pagingDirectory": None, "pagingNotice": "", "pagingPaused": "thread 'w' runs",
             "pagingFailure": None, "budgetRefusal": None,
         }  # fmt: skip
-        self.history = [
+        self.reports = [
             {"kind": "cleanup", "trigger": "memory", "executionCount": 9, "durationMs": 5.0,
              "freedBytes": MiB, "pressureBefore": 0.9, "pressureAfter": 0.5,
              "pagedBytes": 32 * MiB, "paged": ["frames"]},
@@ -71,7 +72,7 @@ class FakeService:
              "freedBytes": 0},
         ]  # fmt: skip
 
-    def snapshot(self) -> dict[str, t.Any]:
+    def stats(self) -> dict[str, t.Any]:
         return {
             "executionCount": 12, "memoryPressure": 0.4567, "rssBytes": 2 * MiB,
             "avgExecutionTime": 3.25, "preservedVariables": [], "cleanupCount": 1,
@@ -80,7 +81,7 @@ class FakeService:
                              "pagedBytes": 0, "held": False},
         }  # fmt: skip
 
-    def variables(self) -> list[dict[str, t.Any]]:
+    def vars(self) -> list[dict[str, t.Any]]:
         return self.rows
 
     def why(self, name: str) -> dict[str, t.Any]:
@@ -89,8 +90,8 @@ class FakeService:
     def status(self) -> dict[str, t.Any]:
         return self.state
 
-    def reports(self) -> list[dict[str, t.Any]]:
-        return self.history
+    def history(self) -> list[dict[str, t.Any]]:
+        return self.reports
 
     def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None:
         self.calls.append(("cleanup", trigger, full))
@@ -108,12 +109,12 @@ class FakeService:
     def unpreserve(self, names: Iterable[str]) -> None:
         self.calls.append(("unpreserve", list(names)))
 
-    def paged_names(self) -> dict[str, int]:
-        return dict(self.paged)
+    def paged(self) -> dict[str, int]:
+        return dict(self.paged_out)
 
-    def page_in(self, names: Iterable[str]) -> int:
-        self.calls.append(("page_in", list(names)))
-        return sum(self.paged.pop(n) for n in list(names))
+    def restore(self, names: Iterable[str]) -> int:
+        self.calls.append(("restore", list(names)))
+        return sum(self.paged_out.pop(n) for n in list(names))
 
     def shown_traceback(self) -> list[str]:
         return self.traceback
@@ -174,7 +175,7 @@ def ok(shell: InteractiveShell, cell: str) -> Ran:
 
 
 def test_the_protocol_is_the_designed_service() -> None:
-    declared = {n for n in vars(GreedService) if not n.startswith("_")}
+    declared = {n for n in vars(Service) if not n.startswith("_")}
     assert declared == SERVICE_METHODS
     assert {n for n in vars(FakeService) if not n.startswith("_")} == SERVICE_METHODS
 
@@ -265,25 +266,22 @@ def test_a_failed_cleanup_is_one_line_and_not_a_usage_error(
         assert ran.stdout == "" and ran.stderr == f"Greed: the {what} failed; see the kernel log.\n"
 
 
-@pytest.mark.parametrize("sub", ["paged", "spilled"])
-def test_paged_lists_names_types_and_bytes(
-    shell: InteractiveShell, service: FakeService, sub: str
-) -> None:
-    ran = ok(shell, f"%greed {sub}")
+def test_paged_lists_names_types_and_bytes(shell: InteractiveShell, service: FakeService) -> None:
+    ran = ok(shell, "%greed paged")
     assert len(ran.shown) == 1 and ran.text.splitlines()[0] == "Greed: paged out"
     assert ran.text.splitlines()[3].split() == ["frames", "ndarray", "32", "MiB"]
-    service.paged = {}
-    assert ok(shell, f"%greed {sub}").stdout == "Greed: nothing is paged out.\n"
+    service.paged_out = {}
+    assert ok(shell, "%greed paged").stdout == "Greed: nothing is paged out.\n"
 
 
 def test_restore_names_or_all(shell: InteractiveShell, service: FakeService) -> None:
     ran = ok(shell, "%greed restore frames")
     assert ran.stdout == "Greed: read 32 MiB of frames back into RAM.\n"
     assert ok(shell, "%greed restore --all").stdout == "Greed: nothing is paged out.\n"
-    service.paged = {"a": MiB, "b": MiB}
+    service.paged_out = {"a": MiB, "b": MiB}
     ran = ok(shell, "%greed restore --all")
     assert ran.stdout == "Greed: read 2.0 MiB of a, b back into RAM.\n"
-    assert service.calls == [("page_in", ["frames"]), ("page_in", ["a", "b"])]
+    assert service.calls == [("restore", ["frames"]), ("restore", ["a", "b"])]
 
 
 def test_stats_renders_each_kind_of_value(shell: InteractiveShell, service: FakeService) -> None:

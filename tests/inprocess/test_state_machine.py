@@ -66,10 +66,10 @@ def same_value(a: t.Any, b: t.Any) -> bool:
 values = st.lists(st.integers(-1000, 1000), max_size=5)
 
 
-def engine_settings(spill_dir: Path) -> t.Any:
+def engine_settings(paging_dir: Path) -> t.Any:
     """GreedKernel's traits (their defaults), with tiny intervals."""
     return GreedSettings(
-        spill_dir=str(spill_dir),
+        paging_dir=str(paging_dir),
         preserve=list(DEFAULT_PRESERVE),
         recent_window=0.0,
         evict_min_bytes=64 << 10,
@@ -82,7 +82,7 @@ def engine_settings(spill_dir: Path) -> t.Any:
         # Frozen survivors keep each collection to the objects new since the last one:
         # this process's heap is large (hypothesis, torch from other tests), and a
         # cleanup every two cells would walk all of it. gc_freeze's default (off, as
-        # python3) is what tests/test_differential.py checks; the fixture unfreezes.
+        # python3) is what tests/kernel/test_differential.py checks; the fixture unfreezes.
         gc_freeze=True,
         oom_recovery=False,
     )
@@ -103,11 +103,11 @@ def shell(jupyter_sandbox: t.Any) -> Iterator[InteractiveShell]:
 
 
 class CellMachine(RuleBasedStateMachine):
-    def __init__(self, shell: InteractiveShell, spill_dir: Path) -> None:
+    def __init__(self, shell: InteractiveShell, paging_dir: Path) -> None:
         super().__init__()
         self.shell = shell
         shell.reset(new_session=False)
-        self.config = engine_settings(spill_dir)
+        self.config = engine_settings(paging_dir)
         self.errors = Errors()
         self.log = logging.getLogger(f"greed-state-machine-{id(self)}")
         self.log.propagate = False
@@ -316,7 +316,7 @@ class CellMachine(RuleBasedStateMachine):
 
 def test_random_cell_sequences(shell: InteractiveShell, tmp_path: Path) -> None:
     run_state_machine_as_test(
-        lambda: CellMachine(shell, tmp_path / "spill"),
+        lambda: CellMachine(shell, tmp_path / "paging"),
         settings=settings(
             max_examples=30,
             stateful_step_count=25,
@@ -333,7 +333,7 @@ def test_cleanups_really_happen(
     """The machine's setting does trigger cleanups, and they delete temporaries: without
     this, the invariants above could hold vacuously."""
     only_new_threads(monkeypatch)
-    machine = CellMachine(shell, tmp_path / "spill")
+    machine = CellMachine(shell, tmp_path / "paging")
     try:
         machine.start()
         machine.cell("model = [1]\n_temp_0 = [2]\n_temp_1 = model")
@@ -348,7 +348,7 @@ def test_cleanups_really_happen(
         if np is not None:  # and eviction pages arrays out
             machine.define_array("weights", [])
             machine.cell("pass")
-            assert machine.engine.service.paged_names().get("weights", 0) > 0
+            assert machine.engine.service.paged().get("weights", 0) > 0
             machine.kept_names_are_intact()
     finally:
         machine.teardown()

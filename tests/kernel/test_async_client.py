@@ -34,7 +34,7 @@ async def _session() -> dict:
         assert raised.value.code == protocol.METHOD_NOT_FOUND
         # awaited together: each request reads IOPub in turn and takes its own answer
         together = await asyncio.gather(
-            greed.stats(), greed.variables(), greed.cleanup(), greed.history(), greed.stats()
+            greed.stats(), greed.vars(), greed.cleanup(), greed.history(), greed.stats()
         )
         await greed.close()
         return {

@@ -183,7 +183,7 @@ def test_vars_history_and_restore_requests(kernel: KernelHarness, greed: GreedCl
     assert row["size"] == 1024 * 256 * 4
     assert row["device"] == "cpu"
     assert "torch" not in rows  # modules are not the user's variables
-    assert [r["name"] for r in greed.variables()] == [r["name"] for r in answer["variables"]]
+    assert [r["name"] for r in greed.vars()] == [r["name"] for r in answer["variables"]]
     greed.cleanup()
     reports = ask(greed, "history")["reports"]
     assert reports and reports[-1]["kind"] == "cleanup"

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from differential import Differential
-from test_allocators import JEMALLOC, TCMALLOC, needs
+from malloc_libs import JEMALLOC, TCMALLOC, needs
 
 pytestmark = pytest.mark.timeout(180)
 if importlib.util.find_spec("numpy") is None:

@@ -118,12 +118,12 @@ def user_names(k: KernelHarness) -> set[str]:
 
 def count(k: KernelHarness, field: str) -> int:
     """A counter of the STATS snapshot (what `%greed stats` and the comm show)."""
-    return int(kjson(k, f"{SERVICE}.snapshot()")[field])
+    return int(kjson(k, f"{SERVICE}.stats()")[field])
 
 
 def last_report(k: KernelHarness, kind: str) -> Any:
     """The last report of *kind* (what `%greed status` and the comm's history show)."""
-    return next((r for r in reversed(kjson(k, f"{SERVICE}.reports()")) if r["kind"] == kind), None)
+    return next((r for r in reversed(kjson(k, f"{SERVICE}.history()")) if r["kind"] == kind), None)
 
 
 def wait_for(client: GreedClient, match: Any, timeout: float = 30) -> dict[str, Any]:
@@ -204,7 +204,7 @@ def test_150_executions_run_a_cleanup(k: KernelHarness) -> None:
     assert count(k, "cleanupCount") >= before + 1
     periodic = [
         r
-        for r in kjson(k, f"{SERVICE}.reports()")
+        for r in kjson(k, f"{SERVICE}.history()")
         if r["kind"] == "cleanup" and r["trigger"] == "periodic"
     ]
     assert periodic, "no periodic cleanup in 150 executions"
@@ -493,7 +493,7 @@ def test_cuda_optimize_empties_the_cache(k: KernelHarness) -> None:
 def test_work_after_the_reply_and_the_idle_timer_run_in_a_real_kernel(new_kernel: Any) -> None:
     """The kernel's event loop runs what cell_done schedules: the periodic cleanup due
     at cell 2 arrives after that cell's reply, and the idle timer fires once. (The
-    triggers themselves are tested in-process, tests/test_engine_inprocess.py, with a
+    triggers themselves are tested in-process, tests/inprocess/test_engine_inprocess.py, with a
     clock the test drives.)"""
     with new_kernel(
         "--GreedKernel.cleanup_interval=2",

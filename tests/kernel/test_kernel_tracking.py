@@ -19,7 +19,7 @@ def last_cell(k, name: str) -> int | None:
 
 
 def executions(k) -> int:
-    return value(k, "get_ipython().kernel.greed.service.snapshot()['executionCount']")
+    return value(k, "get_ipython().kernel.greed.service.stats()['executionCount']")
 
 
 def test_indirect_use_through_session_functions_stamps_globals(kernel):

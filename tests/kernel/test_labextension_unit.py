@@ -19,7 +19,7 @@ import pytest
 
 pytestmark = pytest.mark.timeout(60)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "labextension"
 PREBUILT = REPO / "greed_kernel" / "labextension"
 SCHEMAS = PREBUILT / "schemas" / "greed-kernel-lab"

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.timeout(180)
 
 NOTEBOOKS = sorted(
     p
-    for p in (Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb")
+    for p in (Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb")
     if not p.name.endswith(".executed.ipynb")
 )
 

@@ -7,7 +7,6 @@ The libraries come from Debian's libjemalloc2 and libtcmalloc-minimal4
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import subprocess
@@ -16,47 +15,12 @@ import typing as t
 from collections.abc import Iterator
 
 import pytest
+from malloc_libs import JEMALLOC, TCMALLOC, needs
 
 from greed_kernel.memory import allocators
 from greed_kernel.memory.allocators import detect, known_name, object_at, reason
 
 pytestmark = pytest.mark.timeout(60)
-
-JEMALLOC, TCMALLOC = "libjemalloc.so.2", "libtcmalloc_minimal.so.4"
-INSTALL = "scripts/install_test_deps.sh installs it"
-
-
-def _elf_kind(path: str) -> bytes:
-    """ELF class, byte order and machine: what must match for a library to load here."""
-    with open(path, "rb") as f:
-        head = f.read(20)
-    return head[4:6] + head[18:20]
-
-
-@functools.cache
-def library(soname: str) -> str | None:
-    """The path of the shared object ``soname`` that this interpreter could preload."""
-    try:
-        listing = subprocess.run(
-            ["ldconfig", "-p"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    ours = _elf_kind(os.path.realpath(sys.executable))
-    for line in listing.splitlines():
-        name, _, path = line.strip().partition(" => ")
-        if name.split(" (")[0] == soname and os.path.exists(path) and _elf_kind(path) == ours:
-            return path
-    return None
-
-
-def needs(soname: str) -> str:
-    """``library(soname)``, or the test is skipped saying what to install."""
-    path = library(soname)
-    if path is None:
-        pytest.skip(f"{soname} is not installed ({INSTALL})")
-    return path
-
 
 # -- the rule -------------------------------------------------------------------------
 LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"

@@ -121,7 +121,7 @@ def test_a_request_takes_only_its_own_response() -> None:
     assert greed.hello == {"event": "hello", "version": "0", "stats": STATS}
     assert greed.stats() == STATS
     assert greed.cleanup() == REPORT
-    assert greed.variables() == []
+    assert greed.vars() == []
     with pytest.raises(GreedError) as raised:
         greed.request("nope")
     assert raised.value.code == protocol.METHOD_NOT_FOUND

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "greed_kernel"
+PACKAGE = Path(__file__).resolve().parents[2] / "greed_kernel"
 #: Each wing, and the wings it may import from.
 BELOW = {
     "analysis": set(),
@@ -76,3 +76,61 @@ def test_no_module_is_over_400_lines() -> None:
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(["greed_kernel", *parts])
+
+
+def imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The package's modules *path* imports at run time (``if TYPE_CHECKING:`` blocks
+    aside), at module level or in a function."""
+    tree = ast.parse(path.read_text())
+    checking = {
+        id(child)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for child in ast.walk(node)
+    }
+    package = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in checking or not isinstance(node, ast.ImportFrom):
+            continue
+        base = package[: len(package) - node.level + 1] if node.level else []
+        target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+        for alias in node.names:
+            full = f"{target}.{alias.name}"
+            found.add(full if full in known else target)
+    # the package itself only holds __version__ (and a lazy GreedKernel): not an edge
+    return {m for m in found if m in known and m not in (module_name(path), "greed_kernel")}
+
+
+def test_there_is_no_import_cycle() -> None:
+    paths = {module_name(p): p for p in modules()}
+    graph = {name: imported_modules(p, set(paths)) for name, p in paths.items()}
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(name: str, trail: list[str]) -> bool:
+        state[name] = 1
+        for other in sorted(graph[name]):
+            if state.get(other) == 1:
+                cycle.extend(
+                    [*trail[trail.index(other) :], other] if other in trail else [name, other]
+                )
+                return True
+            if other not in state and visit(other, [*trail, other]):
+                return True
+        state[name] = 2
+        return False
+
+    for name in sorted(graph):
+        if name not in state and visit(name, [name]):
+            break
+    assert cycle == []

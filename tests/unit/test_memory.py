@@ -221,7 +221,7 @@ def test_a_forked_child_gets_a_free_lock() -> None:
         "        os._exit(0 if probe.rss() > 0 else 1)\n"
         "print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n"
     )
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=repo,
@@ -244,7 +244,7 @@ def test_cuda_is_empty_without_torch() -> None:
         "p = MemoryProbe()\n"
         "print(p.cuda(), 0.0 <= p.pressure() <= 1.0, 'torch' in sys.modules)\n"
     )
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=repo,

@@ -154,23 +154,27 @@ print(paged > 0, calls[0] > 10, a[a.size // 2] == calls[0])
 
 def test_a_raw_thread_started_after_the_judgement_aborts_the_section(tmp_path: Path) -> None:
     """A thread started with ``_thread`` is not in ``threading._active``: the count of
-    ``_thread``'s threads tells it."""
+    ``_thread``'s threads tells it. The new thread counts itself once it runs, so the
+    section waits for it to run."""
     import _thread
 
     memory = mmap.mmap(-1, 4 * MiB)
     a = np.frombuffer(memory, dtype="float64")
     judgement = threads.judge()
-    hold, done = _thread.allocate_lock(), _thread.allocate_lock()
+    running, hold, done = (_thread.allocate_lock() for _ in range(3))
+    running.acquire()
     hold.acquire()
     done.acquire()
 
     def blocked() -> None:
+        running.release()
         with hold:
             pass
         done.release()
 
     _thread.start_new_thread(blocked, ())
     try:
+        assert running.acquire(timeout=30), "the raw thread never ran"
         fd, _ = pageio.open_paging_file(tmp_path)
         with pytest.raises(pageio.SectionAborted):
             pageio.copy_out(fd, 4096, [(a.ctypes.data, 2 * MiB)], pageio.thread_guards(judgement))

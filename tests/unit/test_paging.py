@@ -258,7 +258,7 @@ def test_the_disk_budget_is_kept(tmp_path: Path) -> None:
     first = p.page_out([at_a])
     second = p.page_out([at_b])
     assert first.bytes == size
-    assert not second.bytes and second.skipped == {"disk budget (spill_max_bytes)": size}
+    assert not second.bytes and second.skipped == {"disk budget (paging_max_bytes)": size}
     assert a[:1] == b[:1] == b"\x01"
 
 

@@ -62,8 +62,8 @@ def test_a_missing_directory_is_refused_with_the_fallback_named(
 def test_a_regular_file_is_refused(tmp_path: Path, fallbacks: list[Path]) -> None:
     file = tmp_path / "file"
     file.write_text("x")
-    choice = choose(str(file), setting="spill_dir")
-    assert choice.notice.startswith(f"spill_dir {str(file)!r} is refused: it is not a directory")
+    choice = choose(str(file), setting="paging_dir")
+    assert choice.notice.startswith(f"paging_dir {str(file)!r} is refused: it is not a directory")
     assert file.read_text() == "x"
 
 

@@ -1,5 +1,5 @@
-"""The protocol schema (greed_kernel/frontends/protocol.schema.json) itself, and the README's comm
-section against it: every method, event and error code in one is in the other."""
+"""The protocol schema (greed_kernel/frontends/protocol.schema.json) itself, and the comm's
+page (docs/protocol.md) against it: every method, event and error code in one is in the other."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from protocol_schema import REGISTRY, SCHEMA, validator
 
 from greed_kernel.frontends import protocol
 
-REPO = Path(__file__).resolve().parent.parent
-README = REPO / "README.md"
-SECTION = "## The `greed` comm: JSON-RPC 2.0 for frontends"
+REPO = Path(__file__).resolve().parents[2]
+PAGE = REPO / "docs" / "protocol.md"
+TITLE = "# The `greed` comm: JSON-RPC 2.0 for frontends"
 
 
 def test_the_schema_is_valid_and_ships_in_the_package() -> None:
@@ -74,20 +74,21 @@ def test_message_kinds() -> None:
     ]
 
 
-# -- the README ----------------------------------------------------------------------------
+# -- docs/protocol.md ---------------------------------------------------------------------
 
 
-def readme_section() -> str:
-    text = README.read_text(encoding="utf-8")
-    assert SECTION in text, f"README.md has no section {SECTION!r}"
-    section = text.split(SECTION, 1)[1]
-    return section.split("\n## ", 1)[0]
+def page() -> str:
+    text = PAGE.read_text(encoding="utf-8")
+    assert text.startswith(TITLE + "\n"), f"{PAGE.name} does not start with {TITLE!r}"
+    return text
 
 
 def table(section: str, header: str) -> dict[str, list[str]]:
     """The rows of the table whose first header cell is *header*: first cell -> cells."""
     lines = section.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {header} |"))
+    starts = [i for i, line in enumerate(lines) if line.startswith(f"| {header} |")]
+    assert len(starts) == 1, f"{len(starts)} tables headed {header!r}"
+    start = starts[0]
     rows: dict[str, list[str]] = {}
     for line in lines[start + 2 :]:
         if not line.startswith("|"):
@@ -107,26 +108,37 @@ def properties(schema: dict[str, t.Any]) -> set[str]:
     return names
 
 
-def test_the_readme_lists_every_method_with_its_params() -> None:
-    rows = table(readme_section(), "Method")
+def test_the_page_lists_every_method_with_its_params() -> None:
+    rows = table(page(), "Method")
     assert list(rows) == list(SCHEMA["methods"])
     for method, (params, _result) in rows.items():
         wanted = properties(SCHEMA["methods"][method]["params"])
         if not wanted:
             assert params == "none", method
         for name in wanted:
-            assert f"`{name}" in params, f"{method}: README says {params!r}, without {name}"
+            assert f"`{name}" in params, f"{method}: the page says {params!r}, without {name}"
 
 
-def test_the_readme_lists_every_event_with_its_params() -> None:
-    rows = table(readme_section(), "Event")
+def test_the_page_lists_every_event_with_its_params() -> None:
+    rows = table(page(), "Event")
     assert list(rows) == list(SCHEMA["events"])
     for event, (_when, params) in rows.items():
         for name in properties(SCHEMA["events"][event]["params"]):
-            assert f"`{name}`" in params, f"{event}: README says {params!r}, without {name}"
+            assert f"`{name}`" in params, f"{event}: the page says {params!r}, without {name}"
 
 
-def test_the_readme_lists_every_error_code() -> None:
-    rows = table(readme_section(), "Error code")
+def test_the_page_lists_every_error_code() -> None:
+    rows = table(page(), "Error code")
     codes = [c["const"] for c in SCHEMA["$defs"]["ErrorCode"]["oneOf"]]
     assert sorted(int(code) for code in rows) == sorted(codes)
+
+
+@pytest.mark.parametrize(
+    "definition", ["Stats", "CleanupReport", "OptimizeReport", "OomReport", "Variable"]
+)
+def test_the_page_names_every_field(definition: str) -> None:
+    text = page()
+    section = text.split("\n## STATS and REPORT\n", 1)[1].split("\n## ", 1)[0]
+    fields = [f for f in SCHEMA["$defs"][definition]["properties"] if not f.endswith("Omitted")]
+    missing = [f for f in fields if f"`{f}`" not in section]
+    assert missing == [], f"docs/protocol.md's STATS and REPORT lacks {definition} {missing}"

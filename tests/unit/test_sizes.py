@@ -18,7 +18,7 @@ from greed_kernel.memory.sizes import MAX_ITEMS, Size, human_bytes, measure
 
 pytestmark = pytest.mark.timeout(60)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # -- torch ---------------------------------------------------------------------------

@@ -1,0 +1,11 @@
+"""The tests in tests/inprocess are of the `inprocess` tier: an IPython shell (and
+Greed's engine) inside the test process."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark each test collected under this folder (a path-sensitive hook: only these)."""
+    item.add_marker(pytest.mark.inprocess)
