@@ -23,8 +23,13 @@ import time
 import typing as t
 from pathlib import Path
 
-from . import instructions, report, suites
-from .harness import Sandbox
+from . import budget, housekeeping, instructions, machine, paging, soak, startup, trivial
+from .details import details
+from .headline import headline
+from .kernels import GREED, PYTHON3, Variant
+from .plots import plot_budget, plot_soak
+from .sandbox import Sandbox
+from .summary import markdown, table, write_csv, write_json
 
 SUITES = ("soak", "trivial", "instructions", "housekeeping", "startup", "paging", "budget")
 #: The soak compresses hours of notebook into minutes; see --paced-window.
@@ -54,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="of them, how many of each kind are alive (and interleaved) at a time "
-        f"(default {suites.TRIVIAL_BATCH})",
+        f"(default {trivial.TRIVIAL_BATCH})",
     )
     p.add_argument(
         "--instructions",
@@ -115,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         "--budget-limit",
         type=int,
         default=None,
-        help=f"greed's memory_limit in the budget session (default {suites.BUDGET_LIMIT}; "
+        help=f"greed's memory_limit in the budget session (default {budget.BUDGET_LIMIT}; "
         "quick: derived from python3's memory after the setup cell)",
     )
     p.add_argument(
@@ -148,16 +153,16 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     paging_mib = args.paging_mib or (16 if quick else 512)
     blocks = args.budget_blocks or (6 if quick else 48)
     block_mib = args.budget_block_mib or (16 if quick else 64)
-    budget_limit = args.budget_limit or (None if quick else suites.BUDGET_LIMIT)
+    budget_limit = args.budget_limit or (None if quick else budget.BUDGET_LIMIT)
     out = Path(args.out)
     if args.report_only:
         return _report_only(out)
     soak_budget = _soak_budget(args.soak_budget, out)
     out.mkdir(parents=True, exist_ok=True)
 
-    env = report.environment()
+    env = machine.environment()
     env["loadavg_start"] = env.pop("loadavg")
-    env["greed_kernel_source"] = report.greed_source()
+    env["greed_kernel_source"] = machine.greed_source()
     print(
         f"benchmarks: {env['machine']['cores']} cores, "
         f"{env['machine']['ram_bytes'] / 2**30:.1f} GiB RAM, {env['machine']['cpu_model']}; "
@@ -167,10 +172,10 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     t0 = time.monotonic()
     with Sandbox() as sandbox:
         if "soak" in only:
-            variants = [suites.PYTHON3, suites.GREED]
+            variants = [PYTHON3, GREED]
             if args.paced_window > 0:
                 variants.append(
-                    suites.Variant(
+                    Variant(
                         "greed-paced",
                         "greed",
                         (f"--GreedKernel.recent_window={args.paced_window:g}",),
@@ -178,42 +183,42 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 )
             if soak_budget[0]:
                 variants.append(
-                    suites.Variant(
+                    Variant(
                         "greed-budget",
                         "greed",
                         (f"--GreedKernel.memory_limit={soak_budget[0]}",),
                     )
                 )
             print(f"soak: {cells} cells on {', '.join(v.label for v in variants)}")
-            rows, results["soak"] = suites.soak(sandbox, variants, cells, args.seed)
+            rows, results["soak"] = soak.soak(sandbox, variants, cells, args.seed)
             if soak_budget[0]:
                 results["soak"]["kernels"]["greed-budget"]["memory_limit_source"] = soak_budget[1]
-            report.write_csv(out / "soak.csv", rows)
-            report.plot_soak(out, rows, results["soak"])
+            write_csv(out / "soak.csv", rows)
+            plot_soak(out, rows, results["soak"])
         if "trivial" in only:
             processes = args.trivial_processes or (1 if quick else 16)
-            batch = args.trivial_batch or suites.TRIVIAL_BATCH
+            batch = args.trivial_batch or trivial.TRIVIAL_BATCH
             print(
                 f"trivial cells: {trivial_cells} on each of {processes} python3 and greed "
                 f"kernels, {batch} of each at a time"
             )
-            rows, results["trivial"] = suites.trivial(
+            rows, results["trivial"] = trivial.trivial(
                 sandbox, trivial_cells, processes, batch, greed_args=tuple(args.trivial_greed_arg)
             )
-            report.write_csv(out / "trivial.csv", rows)
+            write_csv(out / "trivial.csv", rows)
             control = args.trivial_control
             control = (1 if quick else 8) if control is None else control
             if control > 0:
                 print(f"trivial control: python3 against python3, {control} pairs of processes")
-                results["trivial"]["control"] = suites.trivial_control(
+                results["trivial"]["control"] = trivial.trivial_control(
                     sandbox, trivial_cells, control, batch
                 )
                 print(
                     "trivial control: python3 against python3 that imported greed's "
                     f"modules, {control} pairs of processes"
                 )
-                results["trivial"]["modules_control"] = suites.trivial_control(
-                    sandbox, trivial_cells, control, batch, other=suites.PYTHON3_GREED_MODULES
+                results["trivial"]["modules_control"] = trivial.trivial_control(
+                    sandbox, trivial_cells, control, batch, other=trivial.PYTHON3_GREED_MODULES
                 )
         if "instructions" in only:
             counted = args.instructions or (2 if quick else 100)
@@ -226,32 +231,32 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 warmup=2 if quick else 20,
                 variants=("python3",) if quick else None,
             )
-            report.write_csv(out / "instructions.csv", rows)
+            write_csv(out / "instructions.csv", rows)
             rows, results["instructions"]["syscalls"] = instructions.syscalls(
                 sandbox, 3 if quick else 300, warmup=2 if quick else 20
             )
-            report.write_csv(out / "syscalls.csv", rows)
+            write_csv(out / "syscalls.csv", rows)
         if "housekeeping" in only:
             print("housekeeping: cleanup and optimisation cost")
-            rows, results["housekeeping"] = suites.housekeeping(
+            rows, results["housekeeping"] = housekeeping.housekeeping(
                 sandbox, namespace_sizes, object_counts, reps, first_reps=min(reps, 3)
             )
-            report.write_csv(out / "housekeeping.csv", rows)
+            write_csv(out / "housekeeping.csv", rows)
         if "startup" in only:
             print(f"start-up: {reps} starts of each kernel")
-            rows, results["startup"] = suites.startup(sandbox, reps)
-            report.write_csv(out / "startup.csv", rows)
+            rows, results["startup"] = startup.startup(sandbox, reps)
+            write_csv(out / "startup.csv", rows)
         if "paging" in only:
             print(f"paging: {paging_mib} MiB, {reps} times, in a fresh process")
-            rows, results["paging"] = suites.paging(sandbox, paging_mib, reps)
-            report.write_csv(out / "paging.csv", rows)
+            rows, results["paging"] = paging.suite(sandbox, paging_mib, reps)
+            write_csv(out / "paging.csv", rows)
         if "budget" in only:
             print(f"budget: {blocks} blocks of {block_mib} MiB under a memory limit")
-            rows, results["budget"] = suites.budget(sandbox, blocks, block_mib, budget_limit)
-            report.write_csv(out / "budget.csv", rows)
-            report.plot_budget(out, rows, results["budget"])
-    env.update(report.environment() | {"loadavg_start": env["loadavg_start"]})
-    source_after = report.greed_source()
+            rows, results["budget"] = budget.budget(sandbox, blocks, block_mib, budget_limit)
+            write_csv(out / "budget.csv", rows)
+            plot_budget(out, rows, results["budget"])
+    env.update(machine.environment() | {"loadavg_start": env["loadavg_start"]})
+    source_after = machine.greed_source()
     source = env["greed_kernel_source"]
     # the kernels ran the same greed_kernel unless its sources changed (a commit of
     # other files moves HEAD only)
@@ -294,7 +299,7 @@ def _write(
     out: Path, quick: bool, note: str, env: dict[str, t.Any], results: dict[str, t.Any]
 ) -> None:
     """summary.json, summary.md; print the details and the headline table."""
-    head = report.headline(results)
+    head = headline(results)
     summary = {
         "quick": quick,
         "note": note,
@@ -302,13 +307,13 @@ def _write(
         "headline": head,
         "results": results,
     }
-    report.write_json(out / "summary.json", summary)
-    detail = report.details(results)
-    (out / "summary.md").write_text(report.markdown(head, env, note, detail), encoding="utf-8")
+    write_json(out / "summary.json", summary)
+    detail = details(results)
+    (out / "summary.md").write_text(markdown(head, env, note, detail), encoding="utf-8")
     print()
     print(detail)
     print()
-    print(report.table(head))
+    print(table(head))
 
 
 def _report_only(out: Path) -> int:
@@ -321,11 +326,11 @@ def _report_only(out: Path) -> int:
     if "soak" in results and (out / "soak.csv").is_file():
         with open(out / "soak.csv", newline="", encoding="utf-8") as f:
             rows = [_numbers(r) for r in csv.DictReader(f)]
-        report.plot_soak(out, rows, results["soak"])
+        plot_soak(out, rows, results["soak"])
     if "budget" in results and (out / "budget.csv").is_file():
         with open(out / "budget.csv", newline="", encoding="utf-8") as f:
             rows = [_numbers(r) for r in csv.DictReader(f)]
-        report.plot_budget(out, rows, results["budget"])
+        plot_budget(out, rows, results["budget"])
     _write(out, summary["quick"], summary["note"], summary["environment"], results)
     print(f"\nrewrote {out}{os.sep} from its summary.json and soak.csv")
     return 0

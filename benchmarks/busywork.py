@@ -18,18 +18,11 @@ import argparse
 import time
 import typing as t
 
-from .harness import Sandbox
-from .suites import (
-    PYTHON3,
-    TRIVIAL_BATCH,
-    TRIVIAL_CODES,
-    Variant,
-    _interleaved,
-    _paired_added_us,
-    _pairs,
-    started,
-)
+from .estimates import TRIVIAL_CODES, paired_added_us
+from .kernels import PYTHON3, Variant, started
+from .sandbox import Sandbox
 from .tracking import write_json
+from .trivial import TRIVIAL_BATCH, interleaved, pairs
 
 BUSY = Variant("python3-busy", "python3")
 
@@ -59,18 +52,18 @@ def busywork(
     t0 = time.monotonic()
     for first in range(0, processes, TRIVIAL_BATCH):
         numbers = range(first, min(processes, first + TRIVIAL_BATCH))
-        with started(sandbox, _pairs(numbers, PYTHON3, BUSY)) as kernels:
+        with started(sandbox, pairs(numbers, PYTHON3, BUSY)) as kernels:
             for kernel in kernels:
                 if kernel.label.startswith(BUSY.label):
                     kernel.must_run(setup)
-            _interleaved(kernels, cells, rows)
+            interleaved(kernels, cells, rows)
         progress(f"  busywork: {numbers.stop}/{processes} pairs, {time.monotonic() - t0:.0f} s")
     return {
         "work_us": us,
         "processes": processes,
         "cells": cells,
         "paired_by_code": {
-            code: _paired_added_us(rows, code, kinds=(PYTHON3.label, BUSY.label))
+            code: paired_added_us(rows, code, kinds=(PYTHON3.label, BUSY.label))
             for code in TRIVIAL_CODES
         },
     }

@@ -1,27 +1,15 @@
-"""Kernels for the benchmarks: a private Jupyter sandbox and a timed kernel client.
+"""Kernels for the benchmarks: a timed kernel client, its memory, and a watchdog.
 
-The sandbox is a temporary directory holding two kernel specs, both run by this
-interpreter: ``python3`` (written by ``python -m ipykernel install --prefix``,
-exactly what users of the stock kernel get) and ``greed`` (written by
-``greed_kernel.kernelspec.write_kernel_spec``). Jupyter, IPython and matplotlib
-read and write only inside it, and every kernel gets its own IPython directory
-(its own history database), as a kernel does in real use.
-
-:class:`Kernel` starts one kernel through ``jupyter_client.KernelManager`` and
-runs cells on it, timing each from the moment the execute_request is sent to
-the moment the kernel reports ``status: idle`` for it.
+:class:`Kernel` starts one kernel of a :class:`~benchmarks.sandbox.Sandbox` through
+``jupyter_client.KernelManager`` and runs cells on it, timing each from the moment
+the execute_request is sent to the moment the kernel reports ``status: idle`` for it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import typing as t
@@ -29,22 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-from greed_kernel.kernelspec import write_kernel_spec
-
-#: Environment variables that point Jupyter, IPython and matplotlib into the sandbox.
-_SANDBOX_DIRS = {
-    "HOME": "home",
-    "JUPYTER_DATA_DIR": "data",
-    "JUPYTER_CONFIG_DIR": "config",
-    "JUPYTER_RUNTIME_DIR": "runtime",
-    "JUPYTER_PATH": "path",
-    "IPYTHONDIR": "ipython",
-    "MPLCONFIGDIR": "mpl",
-}
-
+from .sandbox import Sandbox
 
 #: The kinds of resident memory that :meth:`Kernel.memory` reports.
 MEMORY_KINDS = ("rss", "anon", "file", "shmem")
@@ -61,94 +36,6 @@ def proc_status_memory(pid: int | str) -> dict[str, int]:
             if kind is not None:
                 out[kind] = int(parts[1]) * 1024  # the file says kB
     return out
-
-
-#: What the ``python3-greed-modules`` kernel runs: ipykernel_launcher's own steps (drop
-#: the empty path entry, launch IPKernelApp), after importing greed's modules.
-GREED_MODULES_LAUNCHER = (
-    "import sys\n"
-    "if sys.path and sys.path[0] == '': del sys.path[0]\n"
-    "import greed_kernel.kernel, greed_kernel.engine.greed\n"
-    "import greed_kernel.frontends.channel, greed_kernel.frontends.magics\n"
-    "from ipykernel.kernelapp import launch_new_instance\n"
-    "launch_new_instance()"
-)
-
-
-class Sandbox:
-    """A temporary Jupyter environment with the ``python3`` and ``greed`` specs."""
-
-    def __init__(self, root: str | Path | None = None) -> None:
-        self._own = root is None
-        self.root = Path(tempfile.mkdtemp(prefix="greed-bench-") if root is None else root)
-        self.env: dict[str, str] = dict(os.environ)
-        for var, sub in _SANDBOX_DIRS.items():
-            path = self.root / sub
-            path.mkdir(parents=True, exist_ok=True)
-            self.env[var] = str(path)
-        self.env["JUPYTER_PLATFORM_DIRS"] = "1"
-        # One thread per kernel everywhere (the workload also sets it in torch): the
-        # kernels take turns, and a 2-core machine must not be oversubscribed.
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            self.env[var] = "1"
-        self.env.pop("MPLBACKEND", None)  # the workload picks Agg itself
-        prefix = self.root / "prefix"
-        subprocess.run(
-            [sys.executable, "-m", "ipykernel", "install", "--prefix", str(prefix)],
-            check=True,
-            env=self.env,
-            capture_output=True,
-        )
-        self.kernels_dir = prefix / "share" / "jupyter" / "kernels"
-        write_kernel_spec(self.kernels_dir / "greed", executable=sys.executable)
-        self._write_greed_modules_spec()
-        self._kernel_count = 0
-        self._saved_environ: dict[str, str] | None = None
-
-    def _write_greed_modules_spec(self) -> None:
-        """``python3-greed-modules``: the python3 spec, its kernel (IPythonKernel, nothing
-        of greed running) started the way ipykernel_launcher starts it, after importing
-        the modules a greed kernel imports."""
-        spec = json.loads((self.kernels_dir / "python3" / "kernel.json").read_text("utf-8"))
-        argv = spec["argv"]
-        at = argv.index("-m")
-        argv[at : at + 2] = ["-c", GREED_MODULES_LAUNCHER]
-        spec["display_name"] = "Python 3 (ipykernel), greed's modules imported"
-        target = self.kernels_dir / "python3-greed-modules"
-        target.mkdir(exist_ok=True)
-        (target / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
-
-    def activate(self) -> None:
-        """Make this process use the sandbox too (connection files, runtime dir)."""
-        if self._saved_environ is None:
-            self._saved_environ = dict(os.environ)
-            os.environ.update(self.env)
-
-    def spec_manager(self) -> KernelSpecManager:
-        """A spec manager that sees the sandbox's two specs and nothing else."""
-        return KernelSpecManager(kernel_dirs=[str(self.kernels_dir)], ensure_native_kernel=False)
-
-    def kernel_env(self) -> dict[str, str]:
-        """The environment of a new kernel: the sandbox's, with a private IPython dir."""
-        self._kernel_count += 1
-        ipython_dir = self.root / "ipython" / f"kernel-{self._kernel_count}"
-        ipython_dir.mkdir(parents=True, exist_ok=True)
-        return {**self.env, "IPYTHONDIR": str(ipython_dir)}
-
-    def cleanup(self) -> None:
-        if self._saved_environ is not None:
-            os.environ.clear()
-            os.environ.update(self._saved_environ)
-            self._saved_environ = None
-        if self._own:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Sandbox:
-        self.activate()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
 
 
 #: Under coverage, how long a kernel may take to exit by itself before it is killed.
@@ -170,8 +57,7 @@ def request_shutdown(kc: t.Any, timeout: float = 10.0) -> bool:
     exit, which a client may cut short with a kill (jupyter_client's
     ``KernelClient.shutdown`` says so). For a kernel that imported torch the graceful
     shutdown took 1.4 to 1.7 s here, against 0.12 s this way; the interpreter's exit
-    after ``import torch`` alone costs about 0.7 s of CPU (see the README's test
-    section)."""
+    after ``import torch`` alone costs about 0.7 s of CPU."""
     msg_id = kc.shutdown()
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:

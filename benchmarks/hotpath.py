@@ -57,7 +57,7 @@ def _loop(variant: str, cells: int, code: str) -> None:
     shell = InteractiveShell.instance(config=c)
     shell.displayhook.cache_size = 0  # the output cache would grow with the count
     shell.user_ns["x"] = 1
-    settings = Settings(spill_dir=tempfile.mkdtemp(prefix="greed-hotpath-"))
+    settings = Settings(paging_dir=tempfile.mkdtemp(prefix="greed-hotpath-"))
     run = shell.run_cell
     queue: list[t.Callable[[], None]] = []
 

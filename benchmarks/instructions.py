@@ -7,8 +7,9 @@ them, in user space, over all the process's threads). So each kernel runs under
 cells of each code:
 
 - ``python3``: the stock kernel;
-- ``greed-detached``: a greed kernel with greed detached (no shell events, no tree hook,
-  IPythonKernel's ``do_execute``): the greed process doing python3's work, if it adds none;
+- ``greed-detached``: a greed kernel with greed detached (``greed.unregister()``: no
+  shell events, no tree hook; greed's ``do_execute`` remains, reading one flag per cell):
+  the greed process doing python3's work, if it adds none;
 - ``greed``: greed attached, its periodic cleanups and optimisations off, so that the
   count is the work greed adds to every cell;
 - ``greed-defaults``: greed as installed; the periodic work (a full collection every 50
@@ -34,7 +35,9 @@ import time
 import typing as t
 from pathlib import Path
 
-from .harness import Kernel, Sandbox
+from .harness import Kernel
+from .probes import DETACH
+from .sandbox import Sandbox
 
 Progress = t.Callable[[str], None]
 
@@ -47,19 +50,6 @@ VARIANTS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("greed", "greed", _NO_PERIODIC, False),
     ("greed-defaults", "greed", (), False),
 )
-#: Detach greed for good (as the trivial suite's switch does on its detached cells).
-_DETACH = """\
-def _bench_detach(kernel=get_ipython().kernel):
-    import types
-    from ipykernel.ipkernel import IPythonKernel
-    hooks, shell = kernel.greed.hooks, kernel.shell
-    shell.events.callbacks["pre_run_cell"].remove(hooks.pre_run_cell)
-    shell.events.callbacks["post_run_cell"].remove(hooks.post_run_cell)
-    del shell.__dict__["transform_ast"]
-    kernel.__dict__["do_execute"] = types.MethodType(IPythonKernel.do_execute, kernel)
-_bench_detach()
-del _bench_detach
-"""
 
 
 def missing() -> str | None:
@@ -164,7 +154,7 @@ def instructions(
         try:
             kernel.start(timeout=600)
             if detach:
-                kernel.must_run(_DETACH)
+                kernel.must_run(DETACH)
             for i in range(warmup):
                 kernel.must_run(CODES[i % 2])
             for code in CODES:
@@ -221,7 +211,7 @@ def syscalls(
         for k in kernels:
             k.start()
             if k.label == "greed-detached":
-                k.must_run(_DETACH)
+                k.must_run(DETACH)
             for i in range(warmup):
                 k.must_run(CODES[i % 2])
         for k in kernels:

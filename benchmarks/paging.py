@@ -34,9 +34,14 @@ import json
 import mmap
 import os
 import statistics
+import subprocess
 import sys
 import time
 import typing as t
+from pathlib import Path
+
+if t.TYPE_CHECKING:
+    from .sandbox import Sandbox
 
 MiB = 1 << 20
 WRITE_CHUNK = 256 << 20
@@ -211,6 +216,36 @@ def summarise(rows: list[dict[str, t.Any]]) -> dict[str, t.Any]:
         "paged_vs_resident_warm": ratio("paged_sum_warm_s", "resident_sum_s"),
         "identical": all(r["identical"] for r in rows),
     }
+
+
+def suite(
+    sandbox: Sandbox, mib: int, reps: int, progress: t.Callable[[str], None] = print
+) -> tuple[list[dict[str, t.Any]], dict[str, t.Any]]:
+    """The paging suite: this module in a fresh process (``python -m
+    benchmarks.paging``, the sandbox's environment); its rows and results."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.paging", "--mib", str(mib), "--reps", str(reps)],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=sandbox.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmarks.paging failed:\n{proc.stderr[-3000:]}")
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = results.pop("rows")
+    csv_rows = [
+        {k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()} for r in rows
+    ]
+    m = results["median"]
+    progress(
+        f"  paging {mib} MiB x {reps}: page_out {m['page_out_s']:.3f} s vs raw write "
+        f"{m['raw_write_s']:.3f} s; first use warm {m['paged_sum_warm_s']:.3f} s vs raw read "
+        f"{m['raw_read_warm_s']:.3f} s (resident sum {m['resident_sum_s']:.3f} s); cold "
+        f"{m['paged_sum_cold_s']:.3f} s vs {m['raw_read_cold_s']:.3f} s"
+    )
+    return csv_rows, results
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:

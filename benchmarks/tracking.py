@@ -55,8 +55,8 @@ class Settings(Configurable):
     evict = Unicode("page")
     gc_freeze = Bool(False)
     oom_recovery = Bool(True)
-    spill_max_bytes = Integer(0)
-    spill_dir = Unicode("")
+    paging_max_bytes = Integer(0)
+    paging_dir = Unicode("")
 
 
 class _Info:

@@ -1,6 +1,6 @@
 """The same leaky PyTorch session on the stock python3 kernel and on greed, side by side.
 
-    python scripts/demo.py [--steps 12] [--out docs] [--json FILE] [--no-plot]
+    python scripts/demo.py [--steps 12] [--out out/demo] [--json FILE] [--no-plot]
 
 Both kernels run the same cells, taking turns cell by cell, in a throw-away Jupyter
 directory (the `greed` spec is written there for this interpreter; `python3` is
@@ -19,8 +19,10 @@ all resident memory), and a last cell prints a checksum (SHA-256 of the bytes) o
 every value the session computed: greed's must equal python3's.
 
 Prints a side-by-side table and greed's cleanups; saves a plot of both kernels' memory
-cell by cell (OUT/demo-memory.png) unless --no-plot. Exit status 1 if a cell failed
-unexpectedly or the checksums differ. Needs torch (and matplotlib for the plot).
+cell by cell (OUT/demo-memory.png) unless --no-plot. OUT defaults to the checkout's
+``out/demo``, which git ignores, so a run leaves the checkout clean; ``make
+docs-pictures`` writes the plot the docs show (``--out docs``). Exit status 1 if a cell
+failed unexpectedly or the checksums differ. Needs torch (and matplotlib for the plot).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ from greed_kernel.frontends.client import GreedClient
 from greed_kernel.kernelspec import KERNEL_NAME, write_kernel_spec
 
 MiB = 1 << 20
+#: Where the plot goes without --out: ignored by git (.gitignore's /out/).
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "out" / "demo"
 RECENT_WINDOW = 3.0
 CLEANUP_INTERVAL = 20
 GREED_ARGS = [
@@ -235,12 +239,9 @@ def cleanup_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
     paged: set[str] = set()
     for r in reports:
         deleted.update(r.get("deleted") or [])
-        paged.update(r.get("paged") or r.get("spilled") or [])
+        paged.update(r.get("paged") or [])
     last = reports[-1] if reports else {}
-    if any("pagedBytes" in r for r in reports):  # per cleanup
-        paged_bytes = sum(int(r.get("pagedBytes") or 0) for r in reports)
-    else:  # spilling: the store's total
-        paged_bytes = last.get("spilledBytes")
+    paged_bytes = sum(int(r.get("pagedBytes") or 0) for r in reports)
     return {
         "cleanups": len(reports),
         "triggers": [r.get("trigger") for r in reports],
@@ -260,8 +261,6 @@ def cleanup_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
                 "deleted",
                 "paged",
                 "pagedBytes",
-                "spilled",
-                "spilledBytes",
             )
             if key in last
         },
@@ -333,7 +332,9 @@ def plot(kernels: list[Kernel], greed_cleanups: list[int], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=12, help="leaky steps (5 cells each)")
-    parser.add_argument("--out", type=Path, default=Path("docs"), help="where the plot goes")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"where the plot goes ({DEFAULT_OUT})"
+    )
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
@@ -410,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"!!! unexpected: {failure}", file=sys.stderr)
     if not args.no_plot:
         path = args.out / "demo-memory.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
         plot(kernels, cleanup_cells, path)
         print(f"plot: {path}")
     print(f"demo: {elapsed:.0f} s in all")
