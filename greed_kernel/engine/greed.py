@@ -41,9 +41,8 @@ AFTER_REPLY_DELAY = 0.002
 class Greed:
     """Wires the components, and runs housekeeping at the right moments of a cell.
 
-    A plain slotted class, not a component: its state is read and written in every
-    cell, and a ``HasTraits`` attribute costs about four times a slot's (see
-    hooks.CellHooks). *parent* holds the settings (the kernel) for the components."""
+    A plain class, not a component: it reads no settings itself; *parent* holds them
+    (the kernel) for the components."""
 
     __slots__ = (
         "_attention",
