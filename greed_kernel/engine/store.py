@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from ..analysis.tracker import Access
 from ..memory.paging import Pager
 from ..memory.sizes import cpu_buffers, human_bytes, owned_buffers
+from ..memory.threads import Judgement
 from . import budget
 from .component import Component, low_watermark
 from .policy import Policy
@@ -34,27 +35,29 @@ class PagedValues(Component):
         self.paused = ""  # why the last cleanup did not page, when it could not
 
     # -- paging ----------------------------------------------------------------------
-    def may_page(self) -> bool:
-        """Paging can be exact now (see Pager.refusal); else everything stays in RAM,
-        and ``paused`` says why."""
-        reason, _ = self.pager.refusal()
+    def may_page(self) -> Judgement | None:
+        """The threads' judgement when paging can be exact now (see Pager.refusal),
+        handed on to the page-outs so that they need not judge again; else None: then
+        everything stays in RAM, and ``paused`` says why."""
+        reason, judgement = self.pager.refusal()
         if reason:
             paused = f"paging waits: {reason}"
             if paused != self.paused:
                 self.log.info("greed: %s", paused)
             self.paused = paused
-            return False
+            return None
         self.paused = ""
         self.pager.max_bytes = self.options.paging_max_bytes
-        return True
+        return judgement
 
     def page_stale(self, stale: list[str]) -> tuple[list[str], int]:
         """Page out the CPU memory of the stale values, in place: names and bytes."""
-        if not stale or not self.may_page():
+        judgement = self.may_page() if stale else None
+        if judgement is None:
             return [], 0
         ns, seen = self.ns, set()
         found = {name: owned_buffers(ns[name], seen=seen) for name in stale if name in ns}
-        result = self.pager.page_out([b for bufs in found.values() for b in bufs])
+        result = self.pager.page_out([b for bufs in found.values() for b in bufs], judgement)
         if result.skipped:
             self.log.debug("greed: left in RAM: %s", result.skipped)
         if not result.regions:
@@ -88,11 +91,12 @@ class PagedValues(Component):
         target = low_watermark(self.options)
         names: list[str] = []
         nbytes = 0
-        if before > target and self.may_page():
+        judgement = self.may_page() if before > target else None
+        if judgement is not None:
             order = budget.lru_order(self.ns, last, policy, just_ran)
 
             def page_out(buffers: list[tuple[int, int, object]]) -> int:
-                return self.pager.page_out(buffers).bytes
+                return self.pager.page_out(buffers, judgement).bytes
 
             names, nbytes = budget.page_until(self.ns, order, page_out, pressure, target)
             for name in names:

@@ -210,7 +210,7 @@ def thread_guards(judgement: threads.Judgement) -> list[t.Any]:
         steps.append((list, map({started: None}.__getitem__, map(operator.call, [count]))))
     lasti = operator.attrgetter("f_lasti")
     for watch in watched.values():
-        at = {watch.frame.f_lasti if watch.lasti is None else watch.lasti: None}
+        at = {watch.at if watch.lasti is None else watch.lasti: None}
         steps.append((list, map(at.__getitem__, map(lasti, [watch.frame]))))
     return steps
 
@@ -242,11 +242,6 @@ def refusal() -> tuple[str, threads.Judgement | None]:
     if judgement.blockers:
         return f"{judgement.blockers[0]} may write to memory", judgement
     return "", judgement
-
-
-def page_round(length: int) -> int:
-    """*length* rounded up to whole pages."""
-    return -(-length // PAGE) * PAGE
 
 
 def open_paging_file(directory: str | os.PathLike[str]) -> tuple[int, tuple[str, int]]:

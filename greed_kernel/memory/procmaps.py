@@ -29,7 +29,6 @@ __all__ = [
     "is_ram_backed",
     "map_count",
     "max_map_count",
-    "merge_ranges",
     "read_maps",
 ]
 
@@ -76,17 +75,6 @@ def read_maps(pid: int | str = "self") -> list[Area]:
                 )
             )
     return areas
-
-
-def merge_ranges(ranges: t.Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sorted, non-overlapping union of the ranges."""
-    merged: list[list[int]] = []
-    for start, end in sorted(ranges):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(s, e) for s, e in merged]
 
 
 def covered(

@@ -96,6 +96,8 @@ class Watch(t.NamedTuple):
     frame: types.FrameType  # its innermost frame: the very same object must be
     lasti: int | None  # that frame's f_lasti, where only that instruction is safe
     what: str  # "waiting in threading.py:355 in Condition.wait"
+    #: the frame's f_lasti when judged: it has not run since while it still reads so
+    at: int = -1
 
 
 @dataclass(frozen=True)
@@ -119,25 +121,6 @@ class Judgement:
     def blockers(self) -> list[str]:
         """Descriptions of the threads that may write, for a user-facing line."""
         return list(self.blocking.values())
-
-    def still_holds(self) -> bool:
-        """No thread but the current one has run Python code since the judgement:
-        each watched one stands in the same frame (at the same instruction where
-        pinned) and no other thread, bar exempt ones, has a Python frame. The
-        pipeline makes this check itself, in C with the GIL held; this is its
-        reference in Python."""
-        if self.blocking:
-            return False
-        me = threading.get_ident()
-        for ident, frame in sys._current_frames().items():
-            if ident == me or ident in self.exempt:
-                continue
-            watch = self.watched.get(ident)
-            if watch is None or frame is not watch.frame:
-                return False
-            if watch.lasti is not None and frame.f_lasti != watch.lasti:
-                return False
-        return True
 
 
 def judge() -> Judgement:
@@ -176,7 +159,7 @@ def judge() -> Judgement:
         if not waits:
             blocking[ident] = f"{label} (running in {where(frame)})"
         else:
-            watched[ident] = Watch(frame, lasti, f"waiting in {where(frame)}")
+            watched[ident] = Watch(frame, lasti, f"waiting in {where(frame)}", frame.f_lasti)
     return Judgement(blocking, watched, frozenset(exempt), started)
 
 
@@ -191,17 +174,6 @@ def where(frame: types.FrameType) -> str:
     code = frame.f_code
     name = getattr(code, "co_qualname", code.co_name)
     return f"{os.path.basename(code.co_filename)}:{frame.f_lineno} in {name}"
-
-
-def foreign_threads() -> list[str]:
-    """Names of live threads that are not the main thread and not the kernel's own,
-    whatever they are doing (judge() tells which of them could write)."""
-    main = threading.main_thread()
-    return [
-        th.name
-        for th in threading.enumerate()
-        if th is not main and not _is_kernel_module(_module_of(th))
-    ]
 
 
 # -- the kernel's threads --------------------------------------------------------------

@@ -15,7 +15,6 @@ import pytest
 
 from greed_kernel.memory import paging, pagingdir, procmaps
 from greed_kernel.memory.paging import Pager, whole_pages
-from greed_kernel.memory.procmaps import merge_ranges
 from greed_kernel.memory.sizes import cpu_buffers, owned_buffers
 
 np = pytest.importorskip("numpy")
@@ -57,10 +56,6 @@ def test_whole_pages_drop_partial_first_and_last_pages() -> None:
     assert whole_pages(PAGE + 1, 40 * PAGE) == (2 * PAGE, 41 * PAGE)
     assert whole_pages(0, 40 * PAGE) == (0, 40 * PAGE)
     assert whole_pages(PAGE + 1, 2 * PAGE) is None  # too small to be worth a mapping
-
-
-def test_merge_ranges() -> None:
-    assert merge_ranges([(10, 20), (0, 5), (15, 30), (30, 31)]) == [(0, 5), (10, 31)]
 
 
 def test_filesystem_type_knows_ram_filesystems() -> None:

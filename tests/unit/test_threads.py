@@ -11,7 +11,9 @@ import _thread
 import asyncio
 import contextlib
 import ctypes
+import itertools
 import multiprocessing
+import operator
 import queue
 import selectors
 import socket
@@ -27,7 +29,7 @@ from time import sleep
 
 import pytest
 
-from greed_kernel.memory import threads
+from greed_kernel.memory import pageio, threads
 from greed_kernel.memory.threads import Judgement, judge
 
 Scenario = Callable[[], contextlib.AbstractContextManager[list[threading.Thread]]]
@@ -414,7 +416,16 @@ def test_the_calling_thread_is_never_judged_and_the_main_thread_is() -> None:
 
 
 # -- the re-check before paging ------------------------------------------------------
-def test_still_holds_until_a_watched_thread_moves() -> None:
+def holds(judgement: Judgement) -> bool:
+    """Whether paging's section guards (pageio.thread_guards) let the section run."""
+    try:
+        list(itertools.starmap(operator.call, pageio.thread_guards(judgement)))
+    except KeyError:
+        return False
+    return True
+
+
+def test_the_guards_hold_until_a_watched_thread_moves() -> None:
     q: queue.Queue[int] = queue.Queue()
     got = threading.Event()
 
@@ -426,38 +437,32 @@ def test_still_holds_until_a_watched_thread_moves() -> None:
     with started(twice) as (th,):
         try:
             j = only(all_watched([th]), [th])
-            assert not j.blockers and j.still_holds()
+            assert not j.blockers and holds(j)
             q.put(1)
             assert got.wait(DEADLINE)
             all_watched([th])  # in a wait again, but in another frame
-            assert not j.still_holds()
+            assert not holds(j)
         finally:
             q.put(2)
             q.put(3)
 
 
-def test_still_holds_until_another_thread_starts() -> None:
+def test_the_guards_hold_until_another_thread_starts() -> None:
     with event_waits() as ths:
         j = only(all_watched(ths), ths)
-        assert j.still_holds()
+        assert holds(j)
         with event_waits():
-            assert not j.still_holds()
+            assert not holds(j)
 
 
-def test_still_holds_checks_the_instruction_of_a_pinned_watch() -> None:
+def test_the_guards_hold_checks_the_instruction_of_a_pinned_watch() -> None:
     with sleepers() as ths:
         j = only(all_watched(ths), ths)
         ident = ths[0].ident
         watch = j.watched[ident]
         moved = dict(j.watched)
         moved[ident] = watch._replace(lasti=watch.lasti + 2)
-        assert not Judgement({}, moved, j.exempt).still_holds()
-
-
-def test_a_blocking_judgement_never_holds() -> None:
-    with _running(python_loop, name="trainer") as (th,):
-        j = judged_until(lambda j: th.ident in j.blocking)
-        assert not j.still_holds()
+        assert not holds(Judgement({}, moved, j.exempt))
 
 
 # -- the list of waits ---------------------------------------------------------------
