@@ -7,6 +7,8 @@
 # Idempotent: does nothing when everything is already there. Installs with apt
 # when run as root; otherwise says what to install and exits 1.
 set -euo pipefail
+# shellcheck source=scripts/apt_install.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt_install.sh"
 
 CHROMIUM=/usr/bin/chromium
 FONT_DIR=/usr/share/fonts/truetype/dejavu
@@ -20,23 +22,7 @@ if [[ ${#PACKAGES[@]} -eq 0 ]]; then
     exit 0
 fi
 
-if [[ "$(id -u)" -ne 0 ]]; then
-    echo "browser deps: missing ${PACKAGES[*]}" >&2
-    echo "install them as root: apt-get update && apt-get install -y ${PACKAGES[*]}" >&2
-    exit 1
-fi
-
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "browser deps: apt-get not found; install ${PACKAGES[*]} with this system's" \
-        "package manager (the test expects Chromium at $CHROMIUM or on PATH)" >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-# another apt-get (an unattended upgrade, a second checkout's install) may hold the
-# lock for a while: wait for it rather than fail
-apt-get -o DPkg::Lock::Timeout=300 update
-apt-get -o DPkg::Lock::Timeout=300 install -y "${PACKAGES[@]}"
+apt_install "browser deps" "the test expects Chromium at $CHROMIUM or on PATH" "${PACKAGES[@]}"
 
 if [[ ! -x "$CHROMIUM" ]]; then
     echo "browser deps: apt installed ${PACKAGES[*]} but $CHROMIUM is still missing" >&2

@@ -8,6 +8,8 @@
 # Idempotent: does nothing when everything is already there. Installs with apt
 # when run as root; otherwise says what to install and exits 1.
 set -euo pipefail
+# shellcheck source=scripts/apt_install.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt_install.sh"
 
 # package name, and the soname that ldconfig lists once it is installed
 declare -A SONAMES=(
@@ -27,23 +29,7 @@ if [[ ${#PACKAGES[@]} -eq 0 ]]; then
     exit 0
 fi
 
-if [[ "$(id -u)" -ne 0 ]]; then
-    echo "test deps: missing ${PACKAGES[*]}" >&2
-    echo "install them as root: apt-get update && apt-get install -y ${PACKAGES[*]}" >&2
-    exit 1
-fi
-
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "test deps: apt-get not found; install ${PACKAGES[*]} (jemalloc and" \
-        "gperftools' minimal tcmalloc) with this system's package manager" >&2
-    exit 1
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-# another apt-get (an unattended upgrade, a second checkout's install) may hold the
-# lock for a while: wait for it rather than fail
-apt-get -o DPkg::Lock::Timeout=300 update
-apt-get -o DPkg::Lock::Timeout=300 install -y "${PACKAGES[@]}"
+apt_install "test deps" "jemalloc and gperftools' minimal tcmalloc" "${PACKAGES[@]}"
 
 for package in "${PACKAGES[@]}"; do
     if ! have "${SONAMES[$package]}"; then
