@@ -193,3 +193,13 @@ class _OptionalDepsModule(pytest.Module):
 
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module:
     return _OptionalDepsModule.from_parent(parent, path=module_path)
+
+
+@pytest.fixture
+def runner_threads_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test runner's own threads (pytest-xdist's execnet channel) and those other
+    tests left are not the user's: paging in this process judges only the threads a
+    test starts (tests/inprocess.py: only_new_threads)."""
+    from inprocess import only_new_threads
+
+    only_new_threads(monkeypatch)

@@ -70,8 +70,9 @@ class ManualClock:
 
 
 def only_new_threads(monkeypatch: t.Any) -> None:
-    """Threads that other tests of this process left running (jupyter_core's run_sync
-    runner, say) do not pause paging: only the ones started from now on count."""
+    """Threads that the test runner or other tests of this process left running
+    (pytest-xdist's execnet channel, jupyter_core's run_sync runner) do not pause
+    paging: only the ones started from now on count."""
     import dataclasses
 
     from greed_kernel.memory import threads

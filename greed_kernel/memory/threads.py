@@ -39,8 +39,6 @@ KERNEL_PACKAGES = (
     "comm",
     "tqdm",
     "greed_kernel",
-    # pytest-xdist's channel to its worker processes: reads a pipe into bytes of its own
-    "execnet",
 )
 
 #: Functions each of whose own C calls only block or touch the function's own

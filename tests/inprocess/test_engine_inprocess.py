@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from inprocess import InProcess, only_new_threads
+from inprocess import InProcess
 
 from greed_kernel.engine import hooks as hooks_module
 
@@ -446,7 +446,6 @@ def test_a_user_thread_pauses_paging(
     make: t.Callable[..., InProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("numpy")
-    only_new_threads(monkeypatch)
     p = make(recent_window=0.0, evict_min_bytes=1)
     p.run("import numpy as np, threading\nbig = np.ones(1 << 20)\nstop = threading.Event()")
     # a thread that runs (here a Python loop) may be inside a C call that writes memory
@@ -472,7 +471,6 @@ def test_an_idle_thread_does_not_pause_paging(
     """A thread blocked in a known wait (an idle executor worker, as
     ``asyncio.to_thread`` leaves one) cannot write while paging holds the GIL."""
     pytest.importorskip("numpy")
-    only_new_threads(monkeypatch)
     p = make(recent_window=0.0, evict_min_bytes=1)
     p.run("import numpy as np, concurrent.futures\nbig = np.ones(1 << 20)")
     p.run("pool = concurrent.futures.ThreadPoolExecutor(1)\npool.submit(sum, [1, 2]).result()")

@@ -34,7 +34,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from inprocess import Errors, GreedSettings, only_new_threads
+from inprocess import Errors, GreedSettings
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
@@ -332,7 +332,6 @@ def test_cleanups_really_happen(
 ) -> None:
     """The machine's setting does trigger cleanups, and they delete temporaries: without
     this, the invariants above could hold vacuously."""
-    only_new_threads(monkeypatch)
     machine = CellMachine(shell, tmp_path / "paging")
     try:
         machine.start()

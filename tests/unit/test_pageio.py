@@ -21,6 +21,8 @@ from greed_kernel.memory.paging import Pager
 from greed_kernel.memory.sizes import owned_buffers
 
 np = pytest.importorskip("numpy")
+pytestmark = pytest.mark.usefixtures("runner_threads_ignored")
+
 
 MiB = 1 << 20
 

@@ -18,6 +18,8 @@ from greed_kernel.memory.paging import Pager, whole_pages
 from greed_kernel.memory.sizes import cpu_buffers, owned_buffers
 
 np = pytest.importorskip("numpy")
+pytestmark = pytest.mark.usefixtures("runner_threads_ignored")
+
 
 PAGE = mmap.PAGESIZE
 MiB = 1 << 20
@@ -229,13 +231,13 @@ def test_a_failed_write_leaves_memory_alone_and_is_not_retried_at_once(
     def full(*args: object) -> int:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(os, "posix_fallocate", full)
     a = np.random.default_rng(4).random(8 * MiB // 8)
     before = digest(a)
-    result = pager.page_out(owned_buffers(a))
+    with monkeypatch.context() as failing:
+        failing.setattr(os, "posix_fallocate", full)
+        result = pager.page_out(owned_buffers(a))
     assert result.bytes == 0 and "write failed" in result.skipped
     assert "Input/output error" in pager.failure and digest(a) == before
-    monkeypatch.undo()
     for _ in range(2):  # the back-off after a first failure: two cleanups
         skipped = pager.page_out(owned_buffers(a)).skipped
         assert list(skipped) == ["after a failed write"]
@@ -325,12 +327,11 @@ def test_what_fits_the_free_disk_goes_out_and_a_full_disk_is_not_retried(
     first = pager.page_out(buffers)
     assert len(first.regions) == 2 and "disk full" in first.skipped
     tried: list[object] = []
-    monkeypatch.setattr(os, "posix_fallocate", lambda *a: tried.append(a))
     free[0] -= 16 * MiB  # the two paged files took their room
-    again = pager.page_out(buffers)
-    assert list(again.skipped) == ["already paged", "disk full"] and not tried
-    assert pager.page_out(buffers).skipped.get("disk full") and not tried  # not retried
+    with monkeypatch.context() as counting:
+        counting.setattr(os, "posix_fallocate", lambda *a: tried.append(a))
+        again = pager.page_out(buffers)
+        assert list(again.skipped) == ["already paged", "disk full"] and not tried
+        assert pager.page_out(buffers).skipped.get("disk full") and not tried  # no retry
     free[0] += 64 * MiB  # room again
-    monkeypatch.undo()
-    monkeypatch.setattr(paging, "_free_disk", lambda directory: free[0])
     assert len(pager.page_out(buffers).regions) == 1
