@@ -50,6 +50,7 @@ __all__ = [
     "MAP_FAILED",
     "SectionAborted",
     "copy_out",
+    "frame_unmoved",
     "libc",
     "map_anonymous",
     "map_shared",
@@ -58,6 +59,7 @@ __all__ = [
     "punch_hole",
     "refusal",
     "remap_from_file",
+    "run_section",
     "thread_guards",
     "touch",
     "unmap",
@@ -141,15 +143,27 @@ def remap_from_file(
     """
     lib = libc()
     flags = mmap.MAP_PRIVATE | _MAP_FIXED
-    steps: list[tuple[t.Any, ...]] = [(gc.disable,), *guards]
+    steps: list[tuple[t.Any, ...]] = list(guards)
     for addr, length, shared, offset in pieces:
         steps.append((lib.held_memmove, shared, addr, length))
         steps.append((lib.held_mmap, addr, length, _PROT_RW, flags, fd, offset))
+    results = run_section(steps)
+    first = len(guards)
+    maps = results[first + 1 : first + 2 * len(pieces) : 2]
+    return [result == piece[0] for result, piece in zip(maps, pieces, strict=True)]
+
+
+def run_section(steps: t.Sequence[tuple[t.Any, ...]]) -> list[t.Any]:
+    """Call each ``(fn, *args)`` of *steps* in order, from C, with the cyclic collector
+    off: no bytecode of anyone runs from the first call to the last (see the module
+    docstring), so *steps* must be C callables. Their results, in order. A guard step
+    that raises KeyError aborts the section: :class:`SectionAborted`."""
     collecting = gc.isenabled()
+    calls: list[tuple[t.Any, ...]] = [(gc.disable,), *steps]
     if collecting:
-        steps.append((gc.enable,))
+        calls.append((gc.enable,))
     try:
-        results = list(itertools.starmap(operator.call, steps))
+        results = list(itertools.starmap(operator.call, calls))
     except KeyError as e:
         if collecting:
             gc.enable()
@@ -158,9 +172,17 @@ def remap_from_file(
         if collecting:
             gc.enable()
         raise
-    first = 1 + len(guards)
-    maps = results[first + 1 : first + 2 * len(pieces) : 2]
-    return [result == piece[0] for result, piece in zip(maps, pieces, strict=True)]
+    return results[1 : 1 + len(steps)]
+
+
+def frame_unmoved(frame: t.Any, lasti: int) -> tuple[t.Any, ...]:
+    """A section step that raises KeyError unless *frame* still stands at instruction
+    *lasti*: its thread has run no bytecode in it since (a thread that ran on has
+    moved on, or returned from that frame)."""
+    return (list, map({lasti: None}.__getitem__, map(_LASTI, [frame])))
+
+
+_LASTI = operator.attrgetter("f_lasti")
 
 
 def copy_out(
@@ -208,10 +230,8 @@ def thread_guards(judgement: threads.Judgement) -> list[t.Any]:
     count = getattr(_thread, "_count", None)
     if started >= 0 and count is not None:  # a raw _thread thread started since
         steps.append((list, map({started: None}.__getitem__, map(operator.call, [count]))))
-    lasti = operator.attrgetter("f_lasti")
     for watch in watched.values():
-        at = {watch.at if watch.lasti is None else watch.lasti: None}
-        steps.append((list, map(at.__getitem__, map(lasti, [watch.frame]))))
+        steps.append(frame_unmoved(watch.frame, watch.at if watch.lasti is None else watch.lasti))
     return steps
 
 
