@@ -1,7 +1,9 @@
 """The memory limit the kernel lives under: the cgroup's, or physical RAM.
 
 `auto_limit` is discovered once per process and cached; a `MemoryProbe.limit`
-set by the user takes its place.
+set by the user takes its place. `memory_cgroup_dir` and `oom_kills` say which memory
+cgroup the kernel is in and how many processes the OOM killer has killed there (the
+death record keeps both, so that the next kernel can tell an OOM kill).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import psutil
 
 log = logging.getLogger(__name__)
 
-__all__ = ["auto_limit", "cgroup_limit"]
+__all__ = ["auto_limit", "cgroup_limit", "memory_cgroup_dir", "oom_kills"]
 
 # Limits at or above this mean "no limit": cgroup v1 reports
 # 9223372036854771712 (PAGE_COUNTER_MAX pages) when unlimited.
@@ -103,6 +105,54 @@ def cgroup_limit(
             if value is not None:
                 limits.append(value)
     return min(limits) if limits else None
+
+
+def memory_cgroup_dir(
+    root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup"
+) -> str | None:
+    """Our own memory cgroup's directory, or None when there is none to be seen.
+
+    cgroup v2 (as `cgroup_limit` tells it: `root` holds `cgroup.controllers` or
+    `memory.max`): the cgroup named on the `0::` line of `proc_cgroup` under `root`;
+    cgroup v1: the one named on the `memory` line under `root/memory`. Where that
+    directory is not under `root` (a cgroup namespace puts us at the mount's root), its
+    deepest ancestor that is, else the mount's root itself.
+    """
+    try:
+        v2 = os.path.exists(os.path.join(root, "cgroup.controllers")) or os.path.exists(
+            os.path.join(root, "memory.max")
+        )
+        base = root if v2 else os.path.join(root, "memory")
+        dirs = _own_cgroup_dirs(root, proc_cgroup, None if v2 else "memory")
+        if dirs:
+            return dirs[0]
+        return base if os.path.isdir(base) else None
+    except (OSError, ValueError):
+        return None
+
+
+#: The files that count OOM kills: v2 first, then v1 (since Linux 4.13).
+_OOM_FILES = ("memory.events", "memory.oom_control")
+
+
+def oom_kills(cgroup_dir: str) -> int | None:
+    """How many processes the OOM killer has killed in `cgroup_dir` (and below it), from
+    the `oom_kill N` line of v2's `memory.events` or v1's `memory.oom_control`; None
+    where neither can be read or neither has that line."""
+    for name in _OOM_FILES:
+        try:
+            with open(os.path.join(cgroup_dir, name), encoding="ascii") as f:
+                lines = f.read(1 << 16).splitlines()
+        except (OSError, ValueError, TypeError):
+            continue
+        for line in lines:
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                try:
+                    return int(value)
+                except ValueError:
+                    return None
+    return None
 
 
 @functools.lru_cache(maxsize=1)

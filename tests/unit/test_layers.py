@@ -12,8 +12,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "greed_kernel"
 BELOW = {
     "analysis": set(),
     "memory": set(),
-    "engine": {"analysis", "memory"},
-    "frontends": {"analysis", "memory", "engine"},
+    "session": {"analysis", "memory"},
+    "engine": {"analysis", "memory", "session"},
+    "frontends": {"analysis", "memory", "session", "engine"},
 }
 MAX_LINES = 400
 
