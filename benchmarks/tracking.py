@@ -55,6 +55,7 @@ class Settings(Configurable):
     evict = Unicode("page")
     gc_freeze = Bool(False)
     oom_recovery = Bool(True)
+    guard_threshold = Float(0.95)
     paging_max_bytes = Integer(0)
     paging_dir = Unicode("")
 

@@ -7,6 +7,8 @@ shell's events. The components do the work.
 
 from __future__ import annotations
 
+import os
+import time
 import typing as t
 
 from ipykernel.ipkernel import IPythonKernel
@@ -179,7 +181,17 @@ class GreedKernel(IPythonKernel):
         "without a restart. A line under the traceback says what was reclaimed.",
     ).tag(config=True)
 
-    @validate("memory_threshold", "memory_low_watermark")
+    guard_threshold = Float(
+        0.95,
+        help="While a cell runs, the kernel watches its non-reclaimable memory (RssAnon + "
+        "RssShmem, its children included) against the limit (memory_limit, else the "
+        "cgroup's, else RAM). At this fraction of the limit the cell is stopped with a "
+        "MemoryError, before the out-of-memory killer would kill the kernel; the cell's "
+        "partial effects stay, as after an interrupt, and the out-of-memory recovery "
+        "runs (oom_recovery). 0 disables the guard.",
+    ).tag(config=True)
+
+    @validate("memory_threshold", "memory_low_watermark", "guard_threshold")
     def _check_threshold(self, proposal: t.Any) -> float:
         value = proposal["value"]
         if not 0.0 <= value <= 1.0:
@@ -216,12 +228,15 @@ class GreedKernel(IPythonKernel):
         from .frontends.channel import Channel
         from .frontends.magics import GreedMagics
 
+        record, previous = self._kernel_record()
         self.greed = Greed(
             self.shell,
             parent=self,
             log=self.log,
             schedule=self._call_later,
             publish=lambda method, params: self.greed_channel.notify(method, params),
+            record=record,
+            previous=previous,
         )
         self.greed_channel = Channel(
             service=self.greed.service,
@@ -231,6 +246,30 @@ class GreedKernel(IPythonKernel):
         self.greed.register()
         self.greed_channel.register(self.comm_manager)
         self.shell.register_magics(GreedMagics(self.shell, self.greed.service))
+
+    def _kernel_record(self) -> tuple[t.Any, t.Any]:
+        """This kernel's record in the Jupyter runtime directory, and how the previous
+        kernel of the same notebook died, if it did (session/); (None, None) for a
+        kernel that cannot tell which notebook it belongs to."""
+        try:
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            from .session.identity import notebook_identity
+            from .session.previous import previous, prune
+            from .session.record import KernelRecord
+
+            connection_file = getattr(self.parent, "connection_file", "") or ""
+            identity = notebook_identity(os.environ, "", connection_file)
+            if identity is None:
+                return None, None
+            runtime, now = jupyter_runtime_dir(), time.time()
+            died = previous(runtime, identity, now=now)
+            prune(runtime, now=now)
+            record = KernelRecord.create(runtime, identity, fault_handler=True)
+            return record, died
+        except Exception:
+            self.log.exception("greed: the kernel record is unavailable")
+            return None, None
 
     def _call_later(self, delay: float, callback: t.Callable[[], None]) -> object:
         """Run *callback* on the main thread *delay* seconds after the messages this
@@ -269,11 +308,10 @@ class GreedKernel(IPythonKernel):
         """Run the request as IPython does; then what must be said under the cell
         (before the reply), and the rest scheduled after the reply is sent."""
         greed = self.greed
-        greed.executing = True
+        greed.begin()
         try:
             return await super().do_execute(*args, **kwargs)
         finally:
-            greed.executing = False
             greed.cell_done()
 
     # -- kernel_info -------------------------------------------------------------------

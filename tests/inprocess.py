@@ -137,11 +137,10 @@ class InProcess:
     def run(self, code: str, *, reply_sent: bool = True) -> t.Any:
         """One execute request: the cell, what comes before its reply, and (unless
         *reply_sent* is False) what the kernel schedules after it."""
-        self.greed.executing = True
+        self.greed.begin()
         try:
             result = self.shell.run_cell(code, store_history=True)
         finally:
-            self.greed.executing = False
             self.greed.cell_done()
         if reply_sent:
             self.after_reply()

@@ -40,6 +40,7 @@ class Settings(t.Protocol):
     evict: str
     gc_freeze: bool
     oom_recovery: bool
+    guard_threshold: float
     paging_max_bytes: int
     paging_dir: str
 

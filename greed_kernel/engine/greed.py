@@ -22,6 +22,7 @@ from ..memory.torchstate import is_out_of_memory
 from .component import Clock, Schedule
 from .context import Context
 from .events import Events
+from .guarding import Guarding
 from .hooks import CellEnd, CellHooks
 from .housekeeping import Housekeeping, Publish
 from .policy import Marks, Policy
@@ -30,6 +31,10 @@ from .stats import Stats
 from .store import PagedValues
 from .triggers import Triggers
 from .views import Views
+
+if t.TYPE_CHECKING:
+    from ..session.previous import PreviousKernel
+    from ..session.record import KernelRecord
 
 #: Seconds between an execute request's idle status going out and the work after it:
 #: the kernel's threads that forward the reply and the idle status to the client need
@@ -48,11 +53,14 @@ class Greed:
         "_attention",
         "_counted",
         "_due",
+        "_guard",
+        "_headline",
         "_oom",
         "_waiting",
         "_wake_pending",
         "events",
         "executing",
+        "guarding",
         "hooks",
         "housekeeping",
         "log",
@@ -78,6 +86,8 @@ class Greed:
         clock: Clock = time.monotonic,
         schedule: Schedule | None = None,
         publish: Publish | None = None,
+        record: KernelRecord | None = None,
+        previous: PreviousKernel | None = None,
     ) -> None:
         self.shell = shell
         self.parent = parent
@@ -115,12 +125,20 @@ class Greed:
         self.views = Views(context, **parts)
         self.housekeeping = Housekeeping(context, self.views, **parts)
         self.triggers = Triggers(context, self.housekeeping, self.busy, schedule, **parts)
+        self.guarding = Guarding(context, record, **parts)
+        self._guard = self.guarding.guard  # a plain object: the hot path arms it
+        if previous is not None:  # said under the first cell
+            self.guarding.previous = previous
+            self.housekeeping.notices.append(previous.message)
+            self.hooks.tell_at_next_cell()
+        events.register("publish", self.guarding.published)
         #: what the comm channel and the magics may ask
-        self.service = Service(context, self.views, self.housekeeping, self.triggers)
+        self.service = Service(context, self.views, self.housekeeping, self.triggers, self.guarding)
         self.executing = False  # an execute request is in progress (set by the kernel)
         #: cell_done has something to do: a cell failed, work fell due, requests wait
         self._attention = False
         self._oom = False  # a user cell ran out of memory
+        self._headline: str | None = None  # ... and the guard had stopped it: its line
         self._counted = 0  # the cells that had ended at the last cell_done (no scheduler)
         self._waiting: list[Callable[[], None]] = []  # requests that wait for the cell
         self._due = False  # work fell due after a cell and has not run yet
@@ -162,6 +180,7 @@ class Greed:
         self.service.traceback = failure.shown_traceback
         if is_out_of_memory(failure.error):
             self._oom = self._attention = True
+            self._headline = self.guarding.headline(failure.error)
 
     def _work_due(self) -> None:
         """After a user cell, work fell due (the hooks compared the cell counts with
@@ -171,13 +190,21 @@ class Greed:
             self.hooks.tell_at_next_cell()
         self._attention = True
 
+    def begin(self) -> None:
+        """An execute request starts: the guard watches memory until cell_done."""
+        self.executing = True
+        self._guard.arm()
+
     def cell_done(self) -> None:
         """The execute request's reply is built: what must be under this cell (the
         out-of-memory recovery and its line) now; the rest once the reply and the idle
         status are sent (AFTER_REPLY_DELAY later), or when the next cell starts.
 
         The hot path: after an ordinary cell (nothing due, nothing failed, no request
-        waiting) it reads one flag; the cell's names are scanned later (hooks.stamp)."""
+        waiting) it disarms the guard and reads one flag; the cell's names are scanned
+        later (hooks.stamp)."""
+        self.executing = False
+        self._guard.disarm()
         if self._attention or self.schedule is None:
             self._attend()
 
@@ -186,7 +213,8 @@ class Greed:
         if self._oom:
             self._oom = False
             self.hooks.stamp()  # the emergency cleanup reads the stamps
-            self.triggers.cell_ended(True)
+            headline, self._headline = self._headline, None
+            self.triggers.cell_ended(True, headline)
         if self.schedule is None:  # no scheduler: what is due runs now, after each cell
             executions = self.stats.execution_count
             self._due = executions != self._counted  # a user cell ended
@@ -232,7 +260,9 @@ class Greed:
             fn()
 
     def shutdown(self) -> None:
-        """Disconnect, and remove the paging directory we made, if any."""
+        """Disconnect, stop the guard and mark the record done, and remove the paging
+        directory we made, if any."""
         self.unregister()
+        self.guarding.close()
         self.triggers.close()
         self.store.close()

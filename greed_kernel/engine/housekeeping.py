@@ -228,9 +228,10 @@ class Housekeeping(Component):
 
     # -- out of memory -----------------------------------------------------------------
     @guarded
-    def recover_from_oom(self) -> dict[str, t.Any] | None:
+    def recover_from_oom(self, headline: str | None = None) -> dict[str, t.Any] | None:
         """The emergency cleanup after an out-of-memory error, and one line saying what
-        it reclaimed (measured). The error's frames go first: they pin the tensors."""
+        it reclaimed (measured), or, after the guard stopped the cell, the *headline*
+        saying so. The error's frames go first: they pin the tensors."""
         rss_before, cuda_before = self.probe.rss(), torchstate.cuda_reserved()
         self.cleanup("oom")
         self.optimize("oom", collect=False)
@@ -250,10 +251,8 @@ class Housekeeping(Component):
             if self.options.evict != "delete"
             else "stale variables were deleted (GreedKernel.evict = 'delete')"
         )
-        print(
-            f"Greed: reclaimed {' and '.join(parts)}; {intact}. Try again with a smaller batch.",
-            file=sys.stderr,
-        )
+        line = f"Greed: reclaimed {' and '.join(parts)}; {intact}. Try again with a smaller batch."
+        print(line if headline is None else f"{headline}; {intact}.", file=sys.stderr)
         report = json_clean(
             {
                 "kind": "oom",

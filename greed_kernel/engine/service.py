@@ -15,6 +15,7 @@ import typing as t
 from collections.abc import Iterable
 
 from .context import Context
+from .guarding import Guarding
 from .housekeeping import Housekeeping
 from .triggers import Triggers
 from .views import Views
@@ -24,13 +25,19 @@ class Service:
     """Answers the comm channel and the magics (see the module's docstring)."""
 
     def __init__(
-        self, context: Context, views: Views, housekeeping: Housekeeping, triggers: Triggers
+        self,
+        context: Context,
+        views: Views,
+        housekeeping: Housekeeping,
+        triggers: Triggers,
+        guarding: Guarding,
     ) -> None:
         self.parent = context.parent
         self.hooks = context.hooks
         self.views = views
         self.housekeeping = housekeeping
         self.triggers = triggers
+        self.guarding = guarding
         self.statistics = context.stats
         self.marks = context.marks
         self.store = context.store
@@ -54,7 +61,16 @@ class Service:
         return self.views.why(name)
 
     def status(self) -> dict[str, t.Any]:
-        return self.views.status(self.triggers.next_due)
+        return {**self.views.status(self.triggers.next_due), **self.guarding.status()}
+
+    def memory(self) -> dict[str, t.Any]:
+        """The memory over time: samples, markers, the limit and the thresholds."""
+        return self.guarding.memory()
+
+    def previous_kernel(self) -> dict[str, t.Any] | None:
+        """The previous kernel of this notebook, if it died (the comm's hello)."""
+        previous = self.guarding.previous
+        return None if previous is None else previous.to_json()
 
     def history(self) -> list[dict[str, t.Any]]:
         """The last reports (cleanups, optimisations, out-of-memory recoveries), oldest first."""

@@ -16,6 +16,7 @@ The clock and the scheduler are injected, so tests drive time by hand.
 from __future__ import annotations
 
 import math
+import sys
 import typing as t
 from collections.abc import Callable
 
@@ -109,10 +110,13 @@ class Triggers(Component):
 
     # -- per cell ----------------------------------------------------------------------
     @guarded
-    def cell_ended(self, oom: bool) -> None:
-        """Before the reply: the recovery after an out-of-memory error."""
+    def cell_ended(self, oom: bool, headline: str | None = None) -> None:
+        """Before the reply: the recovery after an out-of-memory error. *headline*: the
+        guard stopped the cell, and the line under it starts so."""
         if oom and self.options.oom_recovery:
-            self.hk.recover_from_oom()
+            self.hk.recover_from_oom(headline)
+        elif headline:
+            print(f"{headline}; your variables are intact.", file=sys.stderr)
 
     @guarded
     def after_reply(self) -> None:

@@ -2,5 +2,5 @@
 schema, ``channel`` on the kernel side, ``client`` for Python), and the ``%greed``
 magic (``magics``, ``render``).
 
-Layer: the top wing. May import ``engine``, ``memory`` and ``analysis``.
+Layer: the top wing. May import ``engine``, ``session``, ``memory`` and ``analysis``.
 """

@@ -78,6 +78,7 @@ class Channel:
             "vars": self._vars,
             "restore": self._restore,
             "history": self._history,
+            "memory": self._memory,
         }
 
     def register(self, comm_manager: t.Any) -> None:
@@ -132,6 +133,7 @@ class Channel:
             "version": __version__,
             "stats": self.service.stats(),
             "config": self.service.settings(),
+            "previousKernel": self.service.previous_kernel(),
         }
         if self._send(comm, notification("hello", params)):
             with self._lock:
@@ -256,6 +258,10 @@ class Channel:
     def _history(self, params: Params) -> dict[str, t.Any]:
         _no_params(params)
         return {"reports": list(self.service.history())}
+
+    def _memory(self, params: Params) -> dict[str, t.Any]:
+        _no_params(params)
+        return self.service.memory()
 
 
 def _no_params(params: Params) -> None:

@@ -306,7 +306,10 @@ class GreedMagics(Magics):
             ["optimisations", status["optimizations"]],
             ["paged out now", human_bytes(status["pagedBytes"])],
             ["paging directory", status["pagingDirectory"] or "(chosen at the first page-out)"],
+            ["memory guard", render.guard(status)],
         ]
+        if status["previousKernel"]:
+            rows.insert(1, ["previous kernel", status["previousKernel"]])
         if status["budgetRefusal"] is not None:
             rows.append(["memory budget not held", render.refusal(status["budgetRefusal"])])
         budget = [r for r in reports if r["kind"] == "cleanup" and r["trigger"] == "memory"]

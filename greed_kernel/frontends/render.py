@@ -99,6 +99,18 @@ def report(r: Row) -> str:
     )
 
 
+def guard(status: Row) -> str:
+    """The memory guard's row of ``%greed status``."""
+    if not status["guardThreshold"]:
+        return "off (GreedKernel.guard_threshold = 0)"
+    stops = status["guardStops"]
+    stopped = f"; stopped {stops} cell{'s' if stops != 1 else ''}" if stops else ""
+    return (
+        f"stops a cell at {human_bytes(status['guardThresholdBytes'])} "
+        f"({status['guardThreshold']:.0%} of the limit){stopped}"
+    )
+
+
 #: the status() texts shown when set, with their labels
 NOTES = {
     "pagingNotice": "paging notice",

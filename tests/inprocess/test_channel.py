@@ -105,6 +105,29 @@ ROW = {
 }
 
 
+MEMORY = {
+    "limitBytes": 1536 << 20,
+    "guardThreshold": 0.95,
+    "memoryThreshold": 0.8,
+    "samples": [{"t": 1.5e9, "unreclaimableBytes": 300 << 20, "pagedBytes": 0}],
+    "markers": [{"t": 1.5e9, "kind": "guard", "executionCount": 3}],
+    "guardStops": 1,
+}
+PREVIOUS = {
+    "message": "Greed: the previous kernel of this notebook was killed at cell 5, out of memory "
+    "(1.49 of its 1.50 GiB).",
+    "cause": "oom",
+    "signal": None,
+    "executionCount": 5,
+    "unreclaimableBytes": 1600000000,
+    "limitBytes": 1536 << 20,
+    "inOneCall": False,
+    "pid": 4242,
+    "startedAt": 1.5e9,
+    "lastSeenAt": 1.5e9 + 60,
+}
+
+
 class FakeService:
     """The engine's service to the channel, with a cell that can be running."""
 
@@ -167,6 +190,13 @@ class FakeService:
         names = list(names)
         self._call("restore", names)
         return sum(self.paged_out.get(n, 0) for n in names)
+
+    def memory(self) -> dict[str, t.Any]:
+        self._call("memory")
+        return copy.deepcopy(MEMORY)
+
+    def previous_kernel(self) -> dict[str, t.Any] | None:
+        return copy.deepcopy(PREVIOUS)
 
     def when_no_cell(self, fn: Callable[[], None]) -> None:
         if self.cell_running:
@@ -291,6 +321,7 @@ def test_register_and_hello(channel: Channel, service: FakeService) -> None:
     assert hello["params"]["version"] == greed_kernel.__version__
     assert hello["params"]["stats"] == STATS
     assert hello["params"]["config"]["evict"] == "page"
+    assert hello["params"]["previousKernel"] == PREVIOUS
     assert list(channel.comms.values()) == [comm]
 
 
@@ -314,6 +345,7 @@ def test_methods_are_the_schemas(channel: Channel) -> None:
         ("restore", {"names": ["w"]}),
         ("restore", {"all": True}),
         ("history", None),
+        ("memory", None),
     ],
 )
 def test_each_method_answers_only_the_comm_that_asked(
@@ -342,6 +374,7 @@ def test_results(channel: Channel, service: FakeService) -> None:
     }
     assert reply(comm, 6, "restore", {"all": True})["result"]["bytes"] == 4106
     assert reply(comm, 7, "history")["result"] == {"reports": [CLEANUP, OPTIMIZE]}
+    assert reply(comm, 8, "memory")["result"] == MEMORY
 
 
 def test_cleanup_broadcasts_its_event_and_answers_with_the_report(channel: Channel) -> None:

@@ -538,11 +538,12 @@ def test_an_ordinary_cell_schedules_nothing_and_waits_to_be_scanned(
     assert p.clock.pending == 1  # its tree is not kept for long
 
 
-def test_an_ordinary_cell_costs_greed_four_calls_and_no_trait_read(
+def test_an_ordinary_cell_costs_greed_seven_calls_and_no_trait_read(
     p: InProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hot path, counted (not timed): for an ordinary cell with nothing due, greed
-    makes these 4 Python calls (the shell's two events, its tree hook and cell_done) on
+    makes these 7 Python calls (begin and cell_done of the execute request, arming and
+    disarming the memory guard, the shell's two events and its tree hook) on
     plain objects and reads no trait (a trait read is several Python calls of
     traitlets'); the trait reads of the cell are IPython's, as many as detached."""
     import os
@@ -588,11 +589,14 @@ def test_an_ordinary_cell_costs_greed_four_calls_and_no_trait_read(
     assert p.clock.pending == 0  # nothing fell due
     # a source run before: its tree is not kept (on_tree is not called), and the cell is
     # counted and compared with the triggers' marks inside post_run_cell
-    per_cell = ["pre_run_cell", "transform_ast", "post_run_cell", "cell_done"]
+    per_cell = [
+        *("begin", "arm", "pre_run_cell", "transform_ast", "post_run_cell"),
+        *("cell_done", "disarm"),
+    ]
     assert ours == per_cell * 2
     # the objects these calls read and write are plain: no attribute of a HasTraits
     # object (about four times dearer) on the hot path
-    for obj in (p.greed, p.greed.hooks, p.greed.stats.counts):
+    for obj in (p.greed, p.greed.hooks, p.greed.stats.counts, p.greed.guarding.guard):
         assert not isinstance(obj, traitlets.HasTraits), type(obj)
     p.greed.unregister()
     nothing, detached_traits = counted(lambda code: p.shell.run_cell(code, store_history=True))

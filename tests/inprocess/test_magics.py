@@ -26,6 +26,7 @@ MiB = 1 << 20
 SERVICE_METHODS = {
     "stats", "vars", "why", "status", "history", "cleanup", "optimize",
     "preserve", "unpreserve", "paged", "restore", "shown_traceback", "settings",
+    "memory", "previous_kernel",
 }  # fmt: skip
 SUBCOMMANDS = (
     "vars", "why NAME", "preserve NAME...", "unpreserve NAME...", "cleanup [--full]",
@@ -62,7 +63,8 @@ class FakeService:
             "executionCount": 12, "nextCleanupIn": 88, "nextOptimizeIn": None,
             "cleanups": 1, "optimizations": 0, "pagedBytes": 32 * MiB,
             "pagingDirectory": None, "pagingNotice": "", "pagingPaused": "thread 'w' runs",
-            "pagingFailure": None, "budgetRefusal": None,
+            "pagingFailure": None, "budgetRefusal": None, "guardThreshold": 0.95,
+            "guardThresholdBytes": 1459 * MiB, "guardStops": 1, "previousKernel": None,
         }  # fmt: skip
         self.reports = [
             {"kind": "cleanup", "trigger": "memory", "executionCount": 9, "durationMs": 5.0,
@@ -89,6 +91,12 @@ class FakeService:
 
     def status(self) -> dict[str, t.Any]:
         return self.state
+
+    def memory(self) -> dict[str, t.Any]:
+        return {}
+
+    def previous_kernel(self) -> dict[str, t.Any] | None:
+        return None
 
     def history(self) -> list[dict[str, t.Any]]:
         return self.reports
