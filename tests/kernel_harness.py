@@ -14,6 +14,7 @@ kernel's working directory; other keyword arguments go to the KernelManager
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import time
 from collections.abc import Callable
@@ -92,6 +93,7 @@ class KernelHarness:
         startup_timeout: float = 60,
         cwd: str | None = None,
         output: Any = None,
+        env: dict[str, str] | None = None,
         **manager_kwargs: Any,
     ) -> None:
         self.comm_messages: list[dict[str, Any]] = []
@@ -101,6 +103,8 @@ class KernelHarness:
             launch: dict[str, Any] = {"cwd": cwd} if cwd else {}
             if output is not None:  # a file for the process's stdout and stderr
                 launch.update(stdout=output, stderr=output)
+            if env is not None:  # added to this process's environment
+                launch["env"] = {**os.environ, **env}
             self.km.start_kernel(extra_arguments=list(extra_arguments), **launch)
             self._connect(startup_timeout)
         except BaseException:

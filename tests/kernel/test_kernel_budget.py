@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import signal
-import sys
 import threading
 import time
 import typing as t
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
+from cgroups import cgroup_specs, memory_cgroup, run_until_dead
 
 from kernel_harness import KernelHarness
 
@@ -118,6 +115,10 @@ def run_session(k: KernelHarness, greed: bool) -> tuple[dict[str, t.Any], list[s
     return seen, outcomes
 
 
+#: cells the memory guard stopped in a greed kernel
+GUARD_STOPS = "get_ipython().kernel.greed.guarding.guard.stopped"
+
+
 class Died:
     status = stdout = "died"
 
@@ -151,112 +152,13 @@ def test_python3_is_killed_where_greed_holds_its_budget(jupyter_sandbox: object)
         status = k.execute("%greed status")
         text = status.outputs[0]["content"]["data"]["text/plain"]
         assert "budget cleanup" in text and "paged" in text, text
+        assert k.eval(GUARD_STOPS) == "0"  # a session the budget holds: never stopped
 
 
 # -- under a real cgroup ---------------------------------------------------------------
 CGROUP_LIMIT = 1536 * MiB
 CGROUP_BLOCK = 64 * MiB
 CGROUP_BLOCKS = 48  # 3 GiB in all: twice the limit
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-class Cgroup:
-    """A child memory cgroup of our own, with a limit (cgroup v1 or v2)."""
-
-    def __init__(self, path: Path, v2: bool) -> None:
-        self.path = path
-        self.v2 = v2
-
-    def oom_kills(self) -> int:
-        """How many processes the OOM killer has killed in this cgroup."""
-        name = "memory.events" if self.v2 else "memory.oom_control"
-        for line in (self.path / name).read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        return 0
-
-
-def _own_memory_cgroup() -> tuple[Path, bool] | None:
-    """Our own memory cgroup's directory, and whether it is cgroup v2."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, rel = line.split(":", 2)
-        if "memory" in controllers.split(","):
-            return CGROUP_ROOT / "memory" / rel.lstrip("/"), False
-    for line in lines:
-        hierarchy, controllers, rel = line.split(":", 2)
-        if hierarchy == "0" and controllers == "":
-            return CGROUP_ROOT / rel.lstrip("/"), True
-    return None
-
-
-@contextlib.contextmanager
-def memory_cgroup(limit: int) -> Iterator[Cgroup]:
-    """A fresh child cgroup limited to *limit* bytes, removed afterwards (skips the
-    test where none can be made: not Linux, not root, no writable memory controller).
-    What is still in it at the end was started by the test: it is killed."""
-    own = _own_memory_cgroup()
-    if own is None or not os.access(own[0], os.W_OK):
-        pytest.skip("needs a writable memory cgroup (Linux, root)")
-    parent, v2 = own
-    path = parent / f"greed-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        path.mkdir()
-    except OSError as e:
-        pytest.skip(f"cannot make a memory cgroup under {parent}: {e}")
-    try:
-        limit_file = path / ("memory.max" if v2 else "memory.limit_in_bytes")
-        if not limit_file.exists():
-            pytest.skip(f"no memory controller in {path}")
-        limit_file.write_text(str(limit))
-        # no swap either, should a test have turned it on: over the limit is a kill
-        swap, value = ("memory.swap.max", "0") if v2 else ("memory.memsw.limit_in_bytes", limit)
-        with contextlib.suppress(OSError):  # no swap accounting in this kernel
-            (path / swap).write_text(str(value))
-        yield Cgroup(path, v2)
-    finally:
-        _remove_cgroup(path)
-
-
-def _remove_cgroup(path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(OSError, ValueError):
-            for pid in (path / "cgroup.procs").read_text().split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-        try:
-            path.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError:  # busy until the killed processes are gone
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def cgroup_specs(directory: Path, cgroup: Cgroup, greed_spec: Path) -> KernelSpecManager:
-    """python3 and greed specs whose processes start inside *cgroup*, as a spawner
-    starts a kernel in a container: a shell moves itself in, then execs the kernel."""
-    enter = f'echo $$ > {cgroup.path / "cgroup.procs"} && exec "$@"'
-    greed = json.loads((greed_spec / "kernel.json").read_text())
-    python3 = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "python3 in a cgroup",
-        "language": "python",
-    }
-    for name, spec in (("greed-cgroup", greed), ("python3-cgroup", python3)):
-        spec = {**spec, "argv": ["sh", "-c", enter, "sh", *spec["argv"]]}
-        (directory / name).mkdir(parents=True)
-        (directory / name / "kernel.json").write_text(json.dumps(spec))
-    return KernelSpecManager(kernel_dirs=[str(directory)])
-
-
 CHECK = "print([float(b[0]) for b in blocks])"
 TO_THREAD = "import asyncio\nawait asyncio.to_thread(sum, [1, 2])"
 
@@ -265,24 +167,6 @@ def cgroup_cells(first: str) -> list[str]:
     size = CGROUP_BLOCK // 4
     blocks = [f"blocks.append(torch.full(({size},), {i}.0))" for i in range(CGROUP_BLOCKS)]
     return [*([first] if first else []), "import torch\nblocks = []", *blocks, CHECK]
-
-
-def run_until_dead(k: KernelHarness, cells: list[str]) -> list[t.Any]:
-    """Each cell's result, up to the kernel's death ("died") if it dies."""
-    results: list[t.Any] = []
-    for code in cells:
-        msg_id = k.submit(code)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                results.append(k.collect(msg_id, timeout=1))
-                break
-            except TimeoutError:
-                if not k.km.is_alive():
-                    return [*results, "died"]
-                if time.monotonic() > deadline:
-                    raise
-    return results
 
 
 def session_in_cgroup(
@@ -297,6 +181,8 @@ def session_in_cgroup(
                 limit = int(k.eval("get_ipython().kernel.greed.probe.effective_limit()"))
                 assert limit == CGROUP_LIMIT, "the kernel did not find the cgroup's limit"
             results = run_until_dead(k, cgroup_cells(first))
+            if kernel == "greed" and results[-1] != "died":
+                assert k.eval(GUARD_STOPS) == "0"  # the budget held: the guard never fired
         return results, cgroup.oom_kills()
 
 
