@@ -2,8 +2,8 @@
  * One notebook's or console's link to its kernel's `greed` comm.
  *
  * On a Greed kernel (spec name or kernel_info implementation "greed") it opens
- * the comm once the kernel is up, keeps the latest stats, variables and
- * history, and opens a new comm after a restart or a change of kernel. On any
+ * the comm once the kernel is up, keeps the latest stats, variables,
+ * history and memory timeline (and what the hello said of the previous kernel), and opens a new comm after a restart or a change of kernel. On any
  * other kernel it opens nothing.
  */
 
@@ -21,6 +21,7 @@ import {
   DEFAULT_THRESHOLD,
   GreedEvent,
   IHolder,
+  IPreviousKernel,
   IReport,
   IStats,
   IVariable,
@@ -30,7 +31,7 @@ import {
   parseStats,
   parseVariables
 } from './logic';
-import { GreedMethod } from './protocol';
+import { ERROR_CODES, GreedMethod } from './protocol';
 import {
   GreedRequest,
   GreedRequestError,
@@ -39,6 +40,7 @@ import {
   readMessage,
   requestMessage
 } from './rpc';
+import { IMemoryTimeline, parseMemoryTimeline } from './timeline';
 
 /** Where the connection stands. */
 export type ConnectionState =
@@ -114,6 +116,29 @@ export class GreedConnection {
 
   get history(): IReport[] | null {
     return this._history;
+  }
+
+  /** The last `memory` answer: memory over time, its thresholds and markers. */
+  get memory(): IMemoryTimeline | null {
+    return this._memory;
+  }
+
+  /**
+   * False once the kernel answered `memory` with METHOD_NOT_FOUND (a greed kernel
+   * older than the method): the panel then shows no plot and asks no more.
+   */
+  get memorySupported(): boolean {
+    return this._memorySupported;
+  }
+
+  /** A `memory` request is already on its way. */
+  get memoryPending(): boolean {
+    return this._pending.has('memory');
+  }
+
+  /** The previous kernel of this notebook, when the hello said it died; else null. */
+  get previousKernel(): IPreviousKernel | null {
+    return this._previousKernel;
   }
 
   /**
@@ -419,7 +444,14 @@ export class GreedConnection {
     if (method === null) {
       return; // answers no request of ours (one that timed out)
     }
-    if (message.kind === 'error') {
+    if (
+      message.kind === 'error' &&
+      method === 'memory' &&
+      message.code === ERROR_CODES.METHOD_NOT_FOUND
+    ) {
+      // An older kernel: no plot, and no error to show for it.
+      this._memorySupported = false;
+    } else if (message.kind === 'error') {
       this._error = message.message;
     } else {
       this._error = '';
@@ -450,6 +482,13 @@ export class GreedConnection {
         const reports = parseHistory(result);
         if (reports) {
           this._setHistory(reports);
+        }
+        break;
+      }
+      case 'memory': {
+        const timeline = parseMemoryTimeline(result);
+        if (timeline) {
+          this._memory = timeline;
         }
         break;
       }
@@ -488,6 +527,7 @@ export class GreedConnection {
       case 'hello':
         this._version = event.version;
         this._threshold = event.config.memoryThreshold;
+        this._previousKernel = event.previousKernel;
         this._error = '';
         this._setState('open');
         // The last cleanup before this comm opened is in the history.
@@ -515,6 +555,9 @@ export class GreedConnection {
     this._variables = null;
     this._omitted = 0;
     this._history = null;
+    this._memory = null;
+    this._memorySupported = true;
+    this._previousKernel = null;
     this._holders = null;
     this._error = '';
     this._statsAt = 0;
@@ -539,6 +582,9 @@ export class GreedConnection {
   private _variables: IVariable[] | null = null;
   private _omitted = 0;
   private _history: IReport[] | null = null;
+  private _memory: IMemoryTimeline | null = null;
+  private _memorySupported = true;
+  private _previousKernel: IPreviousKernel | null = null;
   private _holders: IHolder[] | null = null;
   private _error = '';
   private _statsAt = 0;

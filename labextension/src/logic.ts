@@ -157,9 +157,19 @@ export interface IConfig {
   memoryThreshold: number;
 }
 
+/** The previous kernel of this notebook, when it died (the hello's `previousKernel`). */
+export type IPreviousKernel = wire.IPreviousKernel;
+
 /** An event (a notification from the kernel to every open comm), parsed. */
 export type GreedEvent =
-  | { event: 'hello'; version: string; stats: IStats; config: IConfig }
+  | {
+      event: 'hello';
+      version: string;
+      stats: IStats;
+      config: IConfig;
+      /** Null when it shut down cleanly, or from a kernel that says nothing of it. */
+      previousKernel: IPreviousKernel | null;
+    }
   | {
       event: 'execution:cleanup' | 'execution:optimize' | 'memory:oom';
       stats: IStats;
@@ -189,21 +199,22 @@ export const CHECKED_AGAINST_THE_SCHEMA: Within<
 
 // -- message parsing -----------------------------------------------------------------------
 
-type Dict = { [key: string]: unknown };
+export type Dict = { [key: string]: unknown };
 
-function isDict(value: unknown): value is Dict {
+export function isDict(value: unknown): value is Dict {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function num(value: unknown, fallback = 0): number {
+/** A finite number, else `fallback`. */
+export function num(value: unknown, fallback = 0): number {
   return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
 }
 
-function numOrNull(value: unknown): number | null {
+export function numOrNull(value: unknown): number | null {
   return typeof value === 'number' && Number.isFinite(value) ? value : null;
 }
 
-function str(value: unknown, fallback = ''): string {
+export function str(value: unknown, fallback = ''): string {
   return typeof value === 'string' ? value : fallback;
 }
 
@@ -281,7 +292,7 @@ const TRIGGERS: readonly string[] = [
 const DECISIONS: readonly string[] = ['keep', 'clean', 'stale'];
 
 /** `value` if it is one of `allowed`, else `fallback`. */
-function oneOf<T extends string>(
+export function oneOf<T extends string>(
   value: unknown,
   allowed: readonly string[],
   fallback: T
@@ -355,6 +366,31 @@ export function parseHolder(value: unknown): IHolder | null {
   };
 }
 
+const CAUSES: readonly string[] = ['oom', 'signal', 'unknown'];
+
+/**
+ * The hello's `previousKernel`, or null when it is null, missing or has no message
+ * (there is nothing to show without one).
+ */
+export function parsePreviousKernel(value: unknown): IPreviousKernel | null {
+  if (!isDict(value) || typeof value.message !== 'string' || !value.message) {
+    return null;
+  }
+  const signal = numOrNull(value.signal);
+  return {
+    message: value.message,
+    cause: oneOf<IPreviousKernel['cause']>(value.cause, CAUSES, 'unknown'),
+    signal: signal === null ? null : Math.trunc(signal),
+    executionCount: Math.max(0, num(value.executionCount)),
+    unreclaimableBytes: Math.max(0, num(value.unreclaimableBytes)),
+    limitBytes: Math.max(0, num(value.limitBytes)),
+    inOneCall: value.inOneCall === true,
+    pid: Math.max(0, num(value.pid)),
+    startedAt: num(value.startedAt),
+    lastSeenAt: num(value.lastSeenAt)
+  };
+}
+
 /**
  * Check one notification's params and return it as a typed event, or null when it
  * is not a well-formed Greed event (unknown events included).
@@ -375,7 +411,8 @@ export function parseEvent(method: string, params: unknown): GreedEvent | null {
         event: method,
         version: str(params.version),
         stats,
-        config: { memoryThreshold: clamp01(threshold) }
+        config: { memoryThreshold: clamp01(threshold) },
+        previousKernel: parsePreviousKernel(params.previousKernel)
       };
     }
     case 'memory:pressure': {
@@ -488,7 +525,7 @@ export function formatPercent(fraction: number): string {
   return `${Math.round(clamp01(fraction) * 100)}%`;
 }
 
-function clamp01(x: number): number {
+export function clamp01(x: number): number {
   return Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0;
 }
 

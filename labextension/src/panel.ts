@@ -1,6 +1,7 @@
 /**
- * The side panel: the current Greed kernel's memory budget (and, when it cannot be
- * held, what holds the memory), its variables (sortable, with what is paged out and
+ * The side panel: what the hello said of the previous kernel when it died, the current
+ * Greed kernel's memory budget (and, when it cannot be held, what holds the memory),
+ * its memory over time (src/plot.ts), its variables (sortable, with what is paged out and
  * preserve / unpreserve / read back), "Clean up now", "Optimise now" and "Read back
  * all", and the recent cleanups with what each freed and paged out.
  */
@@ -38,6 +39,8 @@ import {
   statusView,
   touchedText
 } from './logic';
+import { renderMemoryPlot } from './plot';
+import { memoryPlot, previousKernelTitle } from './timeline';
 import { IGreedModel } from './tokens';
 
 function columns(
@@ -78,6 +81,16 @@ function shortType(name: string): string {
 const BUSY_MS = 30_000;
 /** Events and cells that ran within this long ask for the table once. */
 const REFRESH_DELAY_MS = 250;
+/** The memory plot's height, and its narrowest width (px). */
+const PLOT_HEIGHT = 160;
+const PLOT_MIN_WIDTH = 220;
+
+/** What the panel asks the kernel for again. */
+interface IRefresh {
+  vars?: boolean;
+  history?: boolean;
+  memory?: boolean;
+}
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -118,34 +131,40 @@ export class GreedPanel extends Widget {
   }
 
   private _onEvent(_: IGreedModel, event: GreedEvent): void {
-    this._refreshSoon(
-      changesVariables(event.event),
-      changesHistory(event.event)
-    );
+    // What changes the variables (a cleanup, paging) changes memory and its markers.
+    const vars = changesVariables(event.event);
+    this._refreshSoon({
+      vars,
+      history: changesHistory(event.event),
+      memory: vars
+    });
   }
 
-  /** Ask again for the table after events and cells, once for a burst of them. */
-  private _refreshSoon(vars: boolean, history: boolean): void {
-    if (!this.isVisible || (!vars && !history)) {
+  /** Ask again after events and cells, once for a burst of them. */
+  private _refreshSoon(what: IRefresh): void {
+    if (!this.isVisible || (!what.vars && !what.history && !what.memory)) {
       return;
     }
-    this._refreshWanted.vars ||= vars;
-    this._refreshWanted.history ||= history;
+    const wanted = this._refreshWanted;
+    wanted.vars ||= what.vars ?? false;
+    wanted.history ||= what.history ?? false;
+    wanted.memory ||= what.memory ?? false;
     if (this._refreshTimer) {
       return;
     }
     this._refreshTimer = window.setTimeout(() => {
       this._refreshTimer = 0;
-      const wanted = { ...this._refreshWanted };
-      this._refreshWanted = { vars: false, history: false };
-      this.refresh(wanted);
+      const asked = { ...this._refreshWanted };
+      this._refreshWanted = { vars: false, history: false, memory: false };
+      this.refresh(asked);
     }, REFRESH_DELAY_MS);
   }
 
-  /** Ask the current kernel for its variables and history (when shown). */
-  refresh(
-    what: { vars?: boolean; history?: boolean } = { vars: true, history: true }
-  ): void {
+  /**
+   * Ask the current kernel for its variables, history and memory over time (when
+   * shown; memory only from a kernel that has the method).
+   */
+  refresh(what: IRefresh = { vars: true, history: true, memory: true }): void {
     const connection = this._model.current;
     if (!this.isVisible || !connection || !connection.isOpen) {
       return;
@@ -156,10 +175,23 @@ export class GreedPanel extends Widget {
     if (what.history) {
       connection.request({ method: 'history' }).catch(() => undefined);
     }
+    if (
+      what.memory &&
+      connection.memorySupported &&
+      !connection.memoryPending
+    ) {
+      connection.request({ method: 'memory' }).catch(() => undefined);
+    }
   }
 
   protected onAfterShow(): void {
     this.refresh();
+    this.update();
+  }
+
+  /** The plot is as wide as the panel: drawn again at the new width. */
+  protected onResize(msg: Widget.ResizeMessage): void {
+    super.onResize(msg);
     this.update();
   }
 
@@ -171,7 +203,7 @@ export class GreedPanel extends Widget {
 
   private _onChanged(_: IGreedModel, what: string): void {
     if (what === 'cell') {
-      this._refreshSoon(true, false);
+      this._refreshSoon({ vars: true, memory: true });
     }
     if (what === 'current' || what === 'state') {
       this._busy.clear();
@@ -209,7 +241,7 @@ export class GreedPanel extends Widget {
           }
           const method: string = request.method;
           if (['preserve', 'unpreserve', 'restore'].includes(method)) {
-            this._refreshSoon(true, false);
+            this._refreshSoon({ vars: true, memory: method === 'restore' });
           }
         },
         () => undefined // the connection shows the error
@@ -246,6 +278,14 @@ export class GreedPanel extends Widget {
       );
       return;
     }
+    const previous = connection.previousKernel;
+    if (previous) {
+      const notice = el('div', 'jp-greed-panel-previous', previous.message);
+      notice.setAttribute('role', 'status');
+      notice.dataset.cause = previous.cause;
+      notice.title = previousKernelTitle(previous, trans);
+      node.append(notice);
+    }
     node.append(this._renderSummary(connection));
     node.append(this._renderActions(connection));
     if (connection.error) {
@@ -253,6 +293,10 @@ export class GreedPanel extends Widget {
     }
     if (this._message) {
       node.append(el('p', 'jp-greed-panel-message', this._message));
+    }
+    if (connection.memorySupported) {
+      node.append(el('h3', '', trans.__('Memory over time')));
+      node.append(this._renderMemory(connection));
     }
     node.append(el('h3', '', trans.__('Variables')));
     node.append(this._renderVariables(connection));
@@ -321,6 +365,28 @@ export class GreedPanel extends Widget {
       summary.append(el('div', 'jp-greed-panel-notice', stats.pagingNotice));
     }
     return summary;
+  }
+
+  private _renderMemory(connection: GreedConnection): HTMLElement {
+    const timeline = connection.memory;
+    if (timeline === null) {
+      return el(
+        'p',
+        'jp-greed-panel-empty',
+        connection.isOpen ? this._trans.__('Loading…') : ''
+      );
+    }
+    // The panel's content width (its padding is 12 px a side).
+    const width = Math.max(PLOT_MIN_WIDTH, this.node.clientWidth - 24);
+    const plot = memoryPlot(timeline, width, PLOT_HEIGHT, this._trans);
+    if (plot === null) {
+      return el(
+        'p',
+        'jp-greed-panel-empty',
+        this._trans.__('No memory samples yet.')
+      );
+    }
+    return renderMemoryPlot(plot, this._trans);
   }
 
   private _renderActions(connection: GreedConnection): HTMLElement {
@@ -575,7 +641,7 @@ export class GreedPanel extends Widget {
   private _busy = new Map<string, number>();
   private _columns: Array<{ key: SortKey; label: string; numeric?: boolean }>;
   private _refreshTimer = 0;
-  private _refreshWanted = { vars: false, history: false };
+  private _refreshWanted = { vars: false, history: false, memory: false };
   /** What the last "Read back" did, until the next action. */
   private _message = '';
 }

@@ -234,6 +234,59 @@ export interface IHolder {
   why: string;
 }
 
+export interface IMemorySample {
+  /** Unix time, seconds. */
+  t: number;
+  /** RssAnon + RssShmem of the kernel and its children. */
+  unreclaimableBytes: Bytes;
+  /** Memory paged out to disk or swap. */
+  pagedBytes: Bytes;
+}
+
+export interface IMemoryMarker {
+  /** Unix time, seconds. */
+  t: number;
+  /** `cleanup`: a periodic, idle, manual or out-of-memory cleanup; `budget`: a memory-pressure cleanup; `guard`: the guard stopped a cell. */
+  kind: 'cleanup' | 'budget' | 'guard';
+  executionCount: number;
+}
+
+export interface IMemoryTimeline {
+  limitBytes: Bytes;
+  /** GreedKernel.guard_threshold (0: the guard is off). */
+  guardThreshold: Fraction;
+  /** GreedKernel.memory_threshold, where the budget cleanup starts (0: off). */
+  memoryThreshold: Fraction;
+  /** Oldest first. */
+  samples: IMemorySample[];
+  /** Oldest first. */
+  markers: IMemoryMarker[];
+  /** Cells the guard has stopped in this kernel. */
+  guardStops: number;
+}
+
+/** The previous kernel of this notebook, which ended without a clean shutdown. */
+export interface IPreviousKernel {
+  /** The line said under the first cell. */
+  message: string;
+  /** `oom`: killed by the out-of-memory killer (its cgroup counted the kill, or it was at its limit); `signal`: a fatal signal; `unknown`: it stopped and nothing says why. */
+  cause: 'oom' | 'signal' | 'unknown';
+  /** The fatal signal's number, where known. */
+  signal: number | null;
+  /** Its last cell. */
+  executionCount: number;
+  /** Its memory at its last sample. */
+  unreclaimableBytes: Bytes;
+  limitBytes: Bytes;
+  /** It was stopping a cell that stayed inside one call (a single allocation greed cannot interrupt). */
+  inOneCall: boolean;
+  pid: number;
+  /** Unix time, seconds. */
+  startedAt: number;
+  /** Unix time of its last sample, seconds. */
+  lastSeenAt: number;
+}
+
 export interface IVarsResult {
   variables: IVariable[];
   /** Rows left out beyond the first 200. */
@@ -263,6 +316,8 @@ export interface IHelloParams {
   version: string;
   stats: IStats;
   config: IConfig;
+  /** The previous kernel of this notebook, if it died (null otherwise). */
+  previousKernel: IPreviousKernel | null;
 }
 
 export interface IExecutionCleanupParams {
@@ -304,6 +359,8 @@ export interface IGreedMethods {
   restore: { params: RestoreParams; result: IRestoreResult };
   /** The last reports (cleanups, optimisations, out-of-memory recoveries; at most 20), oldest first. */
   history: { params: NoParams; result: IHistoryResult };
+  /** The kernel's memory over time (`%greed status` draws none of it; the JupyterLab panel plots it): a bounded ring of samples of non-reclaimable and paged-out memory, taken while cells run, after cells and at this request, with the limit, the guard's and the budget's thresholds, and markers for cleanups, budget cleanups and guard stops. */
+  memory: { params: NoParams; result: IMemoryTimeline };
 }
 
 /** Each event's params. */
@@ -332,7 +389,8 @@ export const GREED_METHODS: readonly GreedMethod[] = [
   'unpreserve',
   'vars',
   'restore',
-  'history'
+  'history',
+  'memory'
 ];
 
 /** Every event, in the schema's order. */

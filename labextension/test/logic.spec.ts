@@ -22,6 +22,7 @@ import {
   pagedCell,
   parseEvent,
   parseHistory,
+  parsePreviousKernel,
   parseRestored,
   parseStats,
   parseVariables,
@@ -270,6 +271,32 @@ describe('parseEvent', () => {
       stats: STATS
     });
     expect(event).toMatchObject({ config: { memoryThreshold: 0.8 } });
+  });
+
+  it("reads hello's previous kernel, null when it shut down cleanly or is not said", () => {
+    const previous = {
+      message:
+        'Greed: the previous kernel of this notebook died at cell 7 (signal 11).',
+      cause: 'signal',
+      signal: 11,
+      executionCount: 7,
+      unreclaimableBytes: 100 * MiB,
+      limitBytes: GiB,
+      inOneCall: false,
+      pid: 123,
+      startedAt: 1700000000,
+      lastSeenAt: 1700000100
+    };
+    const event = parseEvent('hello', {
+      stats: STATS,
+      previousKernel: previous
+    });
+    expect(event).toMatchObject({ event: 'hello', previousKernel: previous });
+    for (const value of [null, undefined, 'killed']) {
+      expect(
+        parseEvent('hello', { stats: STATS, previousKernel: value })
+      ).toMatchObject({ previousKernel: null });
+    }
   });
 
   it('reads cleanup reports', () => {
@@ -759,5 +786,26 @@ describe('the memory budget', () => {
       reportPressureText(report({ pressureBefore: 0.85, pressureAfter: 0.68 }))
     ).toBe('pressure 85% → 68%');
     expect(reportPressureText(report())).toBe('');
+  });
+});
+
+describe('parsePreviousKernel', () => {
+  it('needs a message, and defaults the rest', () => {
+    expect(parsePreviousKernel({ cause: 'oom' })).toBeNull();
+    expect(parsePreviousKernel({ message: '' })).toBeNull();
+    expect(
+      parsePreviousKernel({ message: 'gone', cause: 'meteor', signal: 9.5 })
+    ).toEqual({
+      message: 'gone',
+      cause: 'unknown',
+      signal: 9,
+      executionCount: 0,
+      unreclaimableBytes: 0,
+      limitBytes: 0,
+      inOneCall: false,
+      pid: 0,
+      startedAt: 0,
+      lastSeenAt: 0
+    });
   });
 });
