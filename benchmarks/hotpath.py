@@ -3,10 +3,11 @@
     python -m benchmarks.hotpath [--out docs/benchmarks]
 
 A real ``InteractiveShell`` runs cells of one code (``x = 1``, ``x + 1``) the way the
-kernel runs them: greed attached (the ``executing`` flag of its ``do_execute``, the
-shell events, the tree hook, ``cell_done``, and whatever it schedules after the reply,
-run at once), and detached (greed built, as in a greed kernel, but not connected: its
-objects are in the heap that the collector walks either way). Each variant runs under ``valgrind
+kernel runs them: greed attached (``begin`` of its ``do_execute``, which arms the
+memory guard, the shell events, the tree hook, ``cell_done``, and whatever it schedules
+after the reply, run at once), attached with the guard off (``guard_threshold = 0``),
+and detached (greed built, as in a greed kernel, but not connected: its objects are in
+the heap that the collector walks either way). Each variant runs under ``valgrind
 --tool=callgrind`` twice, with 300 and with 1,300 cells after 50 warm-up cells, so
 that start-up cancels: greed's instructions per cell are the attached difference
 minus the detached one, over 1,000 cells. With ``PYTHONHASHSEED=0`` the counts repeat
@@ -34,6 +35,8 @@ CODES = ("x = 1", "x + 1")
 WARM = 50
 #: the two runs of each variant: their difference, per cell, is what is reported
 SHORT, LONG = 300, 1300
+#: greed not connected; connected with the memory guard off; connected as a kernel runs it
+VARIANTS = ("detached", "unguarded", "attached")
 
 
 def per_cell(short: int, long: int, cells: int = LONG - SHORT) -> float:
@@ -58,6 +61,8 @@ def _loop(variant: str, cells: int, code: str) -> None:
     shell.displayhook.cache_size = 0  # the output cache would grow with the count
     shell.user_ns["x"] = 1
     settings = Settings(paging_dir=tempfile.mkdtemp(prefix="greed-hotpath-"))
+    if variant == "unguarded":  # attached, with the memory guard off
+        settings.guard_threshold = 0.0
     run = shell.run_cell
     queue: list[t.Callable[[], None]] = []
 
@@ -72,11 +77,10 @@ def _loop(variant: str, cells: int, code: str) -> None:
         return
     greed.register()
     for _ in range(WARM + cells):
-        greed.executing = True
+        greed.begin()  # as the kernel's do_execute: the flag, and the guard armed
         try:
             run(code, store_history=True)
         finally:
-            greed.executing = False
             greed.cell_done()
         while queue:  # the reply is sent: what was scheduled after it
             queue.pop(0)()
@@ -111,7 +115,7 @@ def _count(variant: str, cells: int, code: str, work: Path) -> int:
 
 def measure(jobs: int = 2) -> dict[str, dict[str, float]]:
     """For each code: instructions per cell detached, attached, and their difference."""
-    runs = [(v, n, code) for code in CODES for v in ("detached", "attached") for n in (SHORT, LONG)]
+    runs = [(v, n, code) for code in CODES for v in VARIANTS for n in (SHORT, LONG)]
     with (
         tempfile.TemporaryDirectory(prefix="greed-hotpath-") as tmp,
         ThreadPoolExecutor(jobs) as pool,
@@ -119,11 +123,12 @@ def measure(jobs: int = 2) -> dict[str, dict[str, float]]:
         counts = dict(zip(runs, pool.map(lambda r: _count(*r, Path(tmp)), runs), strict=True))
     results = {}
     for code in CODES:
-        each = {
-            v: per_cell(counts[(v, SHORT, code)], counts[(v, LONG, code)])
-            for v in ("detached", "attached")
+        each = {v: per_cell(counts[(v, SHORT, code)], counts[(v, LONG, code)]) for v in VARIANTS}
+        results[code] = {
+            **each,
+            "added": each["attached"] - each["detached"],
+            "guard": each["attached"] - each["unguarded"],
         }
-        results[code] = {**each, "added": each["attached"] - each["detached"]}
     return results
 
 
@@ -148,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, t.Any]:
         print(
             f"{code!r:10} detached {row['detached']:>12,.0f}  attached {row['attached']:>12,.0f}"
             f"  greed adds {row['added']:>8,.0f} instructions per cell"
+            f" (the memory guard {row['guard']:>6,.0f}, both threads)"
         )
     write_json(args.out, "hotpath.json", results)
     return results
