@@ -49,9 +49,7 @@ def run_in_cgroup(
     with memory_cgroup(LIMIT) as cgroup:
         specs = cgroup_specs(directory, cgroup, sandbox.spec_dir)
         env = {"JPY_SESSION_NAME": session}
-        with KernelHarness(
-            kernel_name=f"{kernel}-cgroup", kernel_spec_manager=specs, env=env
-        ) as k:
+        with KernelHarness(kernel_name=f"{kernel}-cgroup", kernel_spec_manager=specs, env=env) as k:
             results = run_until_dead(k, cells)
         return results, cgroup.oom_kills()
 
