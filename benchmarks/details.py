@@ -107,24 +107,11 @@ def details(results: dict[str, t.Any]) -> str:
                 + fmt_by_code(modules["added_us_by_code"], modules["added_us_interval_by_code"])
                 + (f"; paired: {fmt_paired(modules)}" if modules.get("paired_by_code") else "")
             )
-        attached = trivial.get("attached") or {}
-        if attached.get("added_us_by_code"):
-            out.append(
-                f"  greed attached / detached on alternate cells of the same greed kernels "
-                f"({attached['cells']:,} cells): added "
-                + fmt_by_code(attached["added_us_by_code"], attached["added_us_interval_by_code"])
-                + f" (at most {attached['added_percent']:+.2f}%)"
-                + (
-                    "; in the execute handler "
-                    + "; ".join(
-                        f"{code} {v:+.0f} us wall, "
-                        f"{attached['cpu_added_us_by_code'][code]:+.0f} us CPU"
-                        for code, v in attached["handler_added_us_by_code"].items()
-                    )
-                    if attached.get("handler_added_us_by_code")
-                    else ""
-                )
-            )
+        for key, what in (
+            ("attached", "greed attached / detached"),
+            ("guard", "the memory guard on / off"),
+        ):
+            out.extend(_toggled(trivial.get(key) or {}, what))
         out.append(
             f"  in the kernel's execute handler: python3 {p3['handler_median_us']:.0f} us, "
             f"greed {gr['handler_median_us']:.0f} us, added {trivial['handler_added_us']:+.0f} "
@@ -257,3 +244,26 @@ def details(results: dict[str, t.Any]) -> str:
             f"greed {ks['greed']['median_s']:.2f} s"
         )
     return "\n".join(out)
+
+
+def _toggled(toggled: dict[str, t.Any], what: str) -> list[str]:
+    """The line of one toggle of the trivial suite (``what`` on / off on alternate
+    cells of the same greed kernels); none where it did not run."""
+    if not toggled.get("added_us_by_code"):
+        return []
+    handler = toggled.get("handler_added_us_by_code")
+    return [
+        f"  {what} on alternate cells of the same greed kernels "
+        f"({toggled['cells']:,} cells): added "
+        + fmt_by_code(toggled["added_us_by_code"], toggled["added_us_interval_by_code"])
+        + f" (at most {toggled['added_percent']:+.2f}%)"
+        + (
+            "; in the execute handler "
+            + "; ".join(
+                f"{code} {v:+.0f} us wall, {toggled['cpu_added_us_by_code'][code]:+.0f} us CPU"
+                for code, v in handler.items()
+            )
+            if handler
+            else ""
+        )
+    ]

@@ -99,6 +99,9 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
             values["trivial_attached_added_percent"] = attached["added_percent"]
         if attached.get("cpu_added_us_by_code"):
             values["trivial_attached_cpu_us"] = attached["cpu_added_us_by_code"]["x = 1"]
+        guard = trivial.get("guard") or {}
+        if guard.get("added_us_by_code"):
+            values["trivial_guard_added_us"] = guard["added_us_by_code"]["x = 1"]
     ins = results.get("instructions")
     if ins and ins.get("skipped"):
         notes["instructions"] = f"instructions suite skipped: {ins['skipped']}"

@@ -3,9 +3,10 @@
 Each snippet uses public surfaces only: ipykernel's table of shell handlers
 (``kernel.shell_handlers``, wrapped to time the execute handler), and greed's own
 switch, ``kernel.greed.unregister()`` / ``register()``, which disconnects greed from
-the shell's cell events and from the trees IPython compiles and connects it again.
-None of them replaces a method of a greed class or sets an attribute of a greed
-object. Names they leave in the namespace start with ``_bench``.
+the shell's cell events and from the trees IPython compiles and connects it again,
+and the kernel's trait ``guard_threshold``. None of them replaces a method of a greed
+class or sets an attribute of a greed object. Names they leave in the namespace
+start with ``_bench``.
 """
 
 from __future__ import annotations
@@ -31,16 +32,15 @@ del _bench_timer
 HANDLER_TIMES = "print(','.join(f'{s * 1e6:.1f}' for s in _bench_times))"
 
 #: Run once in every greed kernel of the trivial suite, after the latency cells: from
-#: the next cell on, greed is attached on every other cell and detached on the others
-#: (``greed.unregister()``: no shell events, no tree hook; the kernel's ``do_execute``
-#: stays greed's, which then reads one flag per cell), the switch made after each
-#: cell's reply is built. Each cell's execute handler is timed (wall and the main
-#: thread's CPU time), for the first CELLS cells (CELLS is replaced by the count
-#: before it runs).
-TOGGLE = """\
+#: the next cell on, something of greed is on for every other cell and off for the
+#: others, the switch made after each cell's reply is built (:func:`toggle` fills in
+#: what). Each cell's execute handler is timed (wall and the main thread's CPU time),
+#: for the first CELLS cells.
+_TOGGLE = """\
 def _bench_toggle(kernel=get_ipython().kernel):
     import time
     greed = kernel.greed
+    threshold = kernel.guard_threshold
     inner = kernel.shell_handlers["execute_request"]
     size = CELLS
     wall, cpu, attached, n, state = [0.0] * size, [0.0] * size, [0] * size, [0], [1]
@@ -57,9 +57,9 @@ def _bench_toggle(kernel=get_ipython().kernel):
                     wall[i], cpu[i], attached[i] = pc() - t0, tt() - c0, state[0]
                 n[0] += 1
                 if state[0]:
-                    greed.unregister()
+                    SWITCH_OFF
                 else:
-                    greed.register()
+                    SWITCH_ON
                 state[0] ^= 1
     def stop():
         stopped.append(True)  # this cell is not recorded, and greed stays attached
@@ -72,8 +72,24 @@ def _bench_toggle(kernel=get_ipython().kernel):
 _bench_toggle_stop = _bench_toggle()
 del _bench_toggle
 """
-#: Its readout: one "attached,wall_us,cpu_us" per cell; the readout's own cell runs
-#: attached (after an even count of cells) and is neither recorded nor switched.
+#: What :func:`toggle` switches: greed itself (``greed.unregister()``: no shell events,
+#: no tree hook; the kernel's ``do_execute`` stays greed's, which then reads one flag
+#: per cell), or only the memory guard (the public trait ``guard_threshold``, 0: off).
+SWITCHES = {
+    "greed": ("greed.unregister()", "greed.register()"),
+    "guard": ("kernel.guard_threshold = 0.0", "kernel.guard_threshold = threshold"),
+}
+
+
+def toggle(switch: str, cells: int) -> str:
+    """The cell that starts the toggle of *switch* (a key of :data:`SWITCHES`) for
+    *cells* cells."""
+    off, on = SWITCHES[switch]
+    return _TOGGLE.replace("CELLS", str(cells)).replace("SWITCH_OFF", off).replace("SWITCH_ON", on)
+
+
+#: Its readout: one "on,wall_us,cpu_us" per cell; the readout's own cell runs with the
+#: switch on (after an even count of cells) and is neither recorded nor switched.
 TOGGLE_STOP = "_bench_toggle_stop()"
 
 #: Detach greed for good (as the toggle does on its detached cells).

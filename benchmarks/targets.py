@@ -81,6 +81,11 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         "us",
         None,
     ),
+    "trivial_guard_added_us": (
+        "The same, the memory guard on vs off on alternate cells of the same greed kernels",
+        "us",
+        None,
+    ),
     "trivial_handler_added_us": (
         "Added time in the kernel's execute handler per trivial cell (median difference)",
         "us",

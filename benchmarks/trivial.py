@@ -92,9 +92,10 @@ def trivial(
     times its own execute handler (handler called to reply sent).
 
     Then, in the greed kernels of each batch, as many cells again with greed attached
-    on every other cell and detached on the others (:data:`~benchmarks.probes.TOGGLE`): the same
-    processes, so neither the spread between processes nor the drift of the machine
-    weighs on that difference. *greed_args*: extra command-line
+    on every other cell and detached on the others (:func:`toggled_cells`), and as many
+    with only the memory guard on and off (``results["guard"]``): the same processes,
+    so neither the spread between processes nor the drift of the machine weighs on
+    those differences. *greed_args*: extra command-line
     arguments of the greed kernels (``--GreedKernel.optimize_interval=0`` and
     ``--GreedKernel.cleanup_interval=0`` time ordinary cells without the periodic work).
     """
@@ -102,6 +103,7 @@ def trivial(
     handler: dict[str, list[float]] = {}
     toggled = 2 * (cells // 2)  # cells of the attached / detached phase, per greed kernel
     toggles: list[dict[str, t.Any]] = []
+    guard_toggles: list[dict[str, t.Any]] = []
     t0 = time.monotonic()
     for first in range(0, processes, batch):
         numbers = range(first, min(processes, first + batch))
@@ -112,29 +114,8 @@ def trivial(
                 times = k.must_run(probes.HANDLER_TIMES).stdout.strip().split(",")
                 handler[k.label] = [float(v) for v in times[:cells]]
             greed = [k for k in kernels if k.spec == GREED.spec]
-            for k in greed:  # greed attached on every other cell, in the same processes
-                k.must_run(probes.TOGGLE.replace("CELLS", str(toggled)))
-            for i in range(toggled):
-                code = TRIVIAL_CODES[(i // 2) % 2]  # each code on attached and detached cells
-                for k in rotated(greed, i // 2):
-                    run = k.run(code)
-                    toggles.append(
-                        {
-                            "process": k.label,
-                            "i": i + 1,
-                            "code": code,
-                            "attached": i % 2 == 0,
-                            "latency_ms": run.latency_s * 1000.0,
-                        }
-                    )
-            for k in greed:
-                lines = k.must_run(probes.TOGGLE_STOP).stdout.strip().split(";")
-                mine = [r for r in toggles if r["process"] == k.label]
-                for r, line in zip(mine, lines, strict=True):
-                    attached, wall, cpu = line.split(",")
-                    if (attached == "1") != r["attached"]:
-                        raise RuntimeError(f"{k.label}: the toggle lost its step at cell {r['i']}")
-                    r["handler_us"], r["cpu_us"] = float(wall), float(cpu)
+            toggles += toggled_cells(greed, "greed", toggled)
+            guard_toggles += toggled_cells(greed, "guard", toggled)
         progress(
             f"  trivial: {numbers.stop}/{processes} processes of each kernel, "
             f"{time.monotonic() - t0:.0f} s"
@@ -203,8 +184,41 @@ def trivial(
         code: paired_added_us(handler_rows, code) for code in TRIVIAL_CODES
     }
     results["attached"] = attached_results(toggles)
+    results["guard"] = attached_results(guard_toggles)
     results["latency_ratio_median"] = ratio(gr["median_ms"], p3["median_ms"])
     return rows, results
+
+
+def toggled_cells(greed: list[Kernel], switch: str, cells: int) -> list[dict[str, t.Any]]:
+    """*cells* trivial cells on each of the *greed* kernels, interleaved, with *switch*
+    (:data:`~benchmarks.probes.SWITCHES`) on for every other cell and off for the
+    others, in the same processes; a row per cell, ``attached`` saying whether it was
+    on, with the latency and the execute handler's wall and CPU time."""
+    rows: list[dict[str, t.Any]] = []
+    for k in greed:
+        k.must_run(probes.toggle(switch, cells))
+    for i in range(cells):
+        code = TRIVIAL_CODES[(i // 2) % 2]  # each code on cells with the switch on and off
+        for k in rotated(greed, i // 2):
+            run = k.run(code)
+            rows.append(
+                {
+                    "process": k.label,
+                    "i": i + 1,
+                    "code": code,
+                    "attached": i % 2 == 0,
+                    "latency_ms": run.latency_s * 1000.0,
+                }
+            )
+    for k in greed:
+        lines = k.must_run(probes.TOGGLE_STOP).stdout.strip().split(";")
+        mine = [r for r in rows if r["process"] == k.label]
+        for r, line in zip(mine, lines, strict=True):
+            on, wall, cpu = line.split(",")
+            if (on == "1") != r["attached"]:
+                raise RuntimeError(f"{k.label}: the {switch} toggle lost its step at cell {r['i']}")
+            r["handler_us"], r["cpu_us"] = float(wall), float(cpu)
+    return rows
 
 
 #: The second python3 kernel of each pair in :func:`trivial_control`.

@@ -56,6 +56,7 @@ class Greed:
         "_guard",
         "_headline",
         "_oom",
+        "_record",
         "_waiting",
         "_wake_pending",
         "events",
@@ -127,6 +128,7 @@ class Greed:
         self.triggers = Triggers(context, self.housekeeping, self.busy, schedule, **parts)
         self.guarding = Guarding(context, record, **parts)
         self._guard = self.guarding.guard  # a plain object: the hot path arms it
+        self._record = record  # ... and writes the cell's number into it
         if previous is not None:  # said under the first cell
             self.guarding.previous = previous
             self.housekeeping.notices.append(previous.message)
@@ -201,10 +203,13 @@ class Greed:
         status are sent (AFTER_REPLY_DELAY later), or when the next cell starts.
 
         The hot path: after an ordinary cell (nothing due, nothing failed, no request
-        waiting) it disarms the guard and reads one flag; the cell's names are scanned
-        later (hooks.stamp)."""
+        waiting) it disarms the guard, writes the cell's number into this kernel's record
+        (the guard's thread, which writes the rest, may not read again before a kill) and
+        reads one flag; the cell's names are scanned later (hooks.stamp)."""
         self.executing = False
         self._guard.disarm()
+        if self._record is not None:
+            self._record.update(cell=self.hooks.number)
         if self._attention or self.schedule is None:
             self._attend()
 

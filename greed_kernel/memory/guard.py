@@ -3,10 +3,11 @@ limit, so that the kernel is not killed.
 
 How it works:
 
-* A daemon thread sleeps on a lock until a cell starts (:meth:`MemoryGuard.arm`) and
-  goes back to sleep when it ends (:meth:`MemoryGuard.disarm`); a short cell costs the
-  main thread two lock releases.
-* While a cell runs, the thread reads the kernel's non-reclaimable memory (RssAnon +
+* A daemon thread watches while cells run: :meth:`MemoryGuard.arm` and
+  :meth:`MemoryGuard.disarm` write one attribute each. The thread goes on reading for
+  ``LINGER`` seconds after a cell, so that back-to-back cells never wake it, then
+  sleeps on a lock, which the next ``arm`` releases.
+* While it watches, the thread reads the kernel's non-reclaimable memory (RssAnon +
   RssShmem of the kernel and its children, ``MemoryProbe.unreclaimable``: one
   ``pread`` of ``/proc/self/statm``). It reads again before memory could cover the
   distance to the threshold at ``GROWTH_RATE`` (counting the wait for the GIL): every
@@ -33,11 +34,11 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import math
 import operator
 import os
 import sys
 import threading
+import time
 import types
 import typing as t
 from collections.abc import Callable
@@ -56,6 +57,9 @@ FASTEST_POLL = 0.001
 SLOWEST_POLL = 0.1
 #: Least growth, in bytes, that counts as "still growing" after a stop.
 MIN_STEP = 8 << 20
+#: Seconds the thread goes on reading after a cell ends, so that at machine pace the
+#: next cell finds it awake (no wake-up per cell); then it sleeps until a cell starts.
+LINGER = 1.0
 
 
 class MemoryLimitError(MemoryError):
@@ -116,43 +120,41 @@ class MemoryGuard:
         #: the stops asked for, newest last (a bounded list)
         self.stops: list[Stop] = []
         self.stopped = 0  # stops asked for in this process
-        self._poke = threading.Lock()  # released: something changed (see _wait)
+        self._poke = threading.Lock()  # released: wake the thread (see _sleep)
         self._poke.acquire()
         self._armed = 0  # token of the armed cell, 0 when disarmed
         self._token = 0
+        self._sleeping = False  # the thread waits for a cell to start (see _sleep)
         self._closed = False
         self._thread: threading.Thread | None = None
 
     # -- the main thread -------------------------------------------------------------
     def arm(self) -> None:
-        """A cell starts (called on the main thread; costs a lock release)."""
+        """A cell starts (called on the main thread): an attribute write, and a lock
+        release only when the thread sleeps (no cell for LINGER seconds)."""
         if self.threshold <= 0.0 or self._closed:
             return
         self._token += 1
         self._armed = self._token
         if self._thread is None:
             self._start()
-        try:  # noqa: SIM105 (the hot path: contextlib.suppress costs a microsecond)
-            self._poke.release()
-        except RuntimeError:  # a wake is pending already
-            pass
+        elif self._sleeping:
+            self._wake()
 
     def disarm(self) -> None:
-        """The cell has ended (the main thread)."""
-        if self._armed:
-            self._armed = 0
-            try:  # noqa: SIM105 (as in arm)
-                self._poke.release()
-            except RuntimeError:
-                pass
+        """The cell has ended (the main thread): an attribute write."""
+        self._armed = 0
 
     def close(self) -> None:
         """Stop the thread (the kernel shuts down)."""
         self._closed = True
         self._armed = 0
-        try:  # noqa: SIM105
+        self._wake()
+
+    def _wake(self) -> None:
+        try:  # noqa: SIM105 (the hot path: contextlib.suppress costs a microsecond)
             self._poke.release()
-        except RuntimeError:
+        except RuntimeError:  # a wake is pending already
             pass
 
     def _start(self) -> None:
@@ -161,29 +163,23 @@ class MemoryGuard:
         thread.start()
 
     # -- the guard's thread ----------------------------------------------------------
-    def _wait(self, seconds: float) -> None:
-        """Sleep *seconds* (math.inf: until woken), or until arm/disarm/close."""
-        if seconds == math.inf:
+    def _sleep(self) -> None:
+        """Sleep until a cell starts (or close). The flag goes up before the last look
+        at ``_armed``: an arm() either sees it and wakes us, or is seen here."""
+        self._sleeping = True
+        if not self._armed and not self._closed:
             self._poke.acquire()
-        else:
-            self._poke.acquire(True, seconds)
+        self._sleeping = False
 
     def _run(self) -> None:
-        reported = 0  # the last cell whose end was reported to on_sample
         while not self._closed:
-            token = self._armed
-            if token:
-                try:
-                    self._watch(token)
-                except Exception:
-                    log.exception("greed: the memory guard failed; it watches again next cell")
-                    while self._armed == token and not self._closed:
-                        self._wait(math.inf)
-                continue
-            if self._token != reported:  # a cell ended (perhaps before this thread woke)
-                reported = self._token
-                self._sample(self.read(), self.limit(), False)
-            self._wait(math.inf)
+            try:
+                self._watch()
+            except Exception:
+                log.exception("greed: the memory guard failed; it watches again next cell")
+                while self._armed and not self._closed:  # not this cell again
+                    self._poke.acquire(True, SLOWEST_POLL)
+                self._sleep()
 
     def _sample(self, used: int, limit: int, stopping: bool) -> None:
         if self.on_sample is not None:
@@ -192,34 +188,45 @@ class MemoryGuard:
             except Exception:
                 log.exception("greed: recording a memory sample failed")
 
-    def _watch(self, token: int) -> None:
-        """Read and compare until the cell *token* ends."""
-        start = -1
-        fired_at = -1
+    def _watch(self) -> None:
+        """Read and compare, cell after cell, until no cell has run for LINGER seconds."""
+        token = -1  # the cell being watched (0: none)
+        start = fired_at = -1
         stopping = False
-        while self._armed == token and not self._closed:
+        active = time.monotonic()
+        while not self._closed:
+            armed = self._armed
+            if armed != token:  # a cell started or ended since the last reading
+                token, start, fired_at, stopping = armed, -1, -1, False
             used, limit = self.read(), self.limit()
-            if start < 0:
-                start = used
             threshold = int(limit * self.threshold) if limit > 0 else 0
-            step = max(MIN_STEP, (limit - threshold) // 4)
-            if (
-                threshold > 0
-                and used >= threshold
-                and used >= start + step
-                and used >= fired_at + step
-                and self._fire(token, used, limit)
-            ):
-                fired_at = used
-                stopping = True
-            elif stopping and fired_at >= 0 and used < fired_at - step:
-                stopping = False  # it stopped, and let go of the memory
+            if armed:
+                active = time.monotonic()
+                if start < 0:
+                    start = used
+                step = max(MIN_STEP, (limit - threshold) // 4)
+                if (
+                    threshold > 0
+                    and used >= threshold
+                    and used >= start + step
+                    and used >= fired_at + step
+                    and self._fire(armed, used, limit)
+                ):
+                    fired_at = used
+                    stopping = True
+                elif stopping and fired_at >= 0 and used < fired_at - step:
+                    stopping = False  # it stopped, and let go of the memory
             self._sample(used, limit, stopping)
+            if not armed and time.monotonic() - active > LINGER:
+                self._sleep()
+                active = time.monotonic()
+                continue
             # the next reading: before memory could reach the threshold, counting the
-            # wait for the GIL (up to a switch interval when the main thread runs bytecode)
+            # wait for the GIL (up to a switch interval when the main thread runs
+            # bytecode); between cells too, since the next one may start at any moment
             gap = threshold - used if used < threshold else 0
             wait = gap / GROWTH_RATE - sys.getswitchinterval()
-            self._wait(min(max(wait, FASTEST_POLL), SLOWEST_POLL))
+            self._poke.acquire(True, min(max(wait, FASTEST_POLL), SLOWEST_POLL))
 
     def _fire(self, token: int, used: int, limit: int) -> bool:
         """Raise MemoryLimitError in the main thread if it runs the user's code. The

@@ -146,6 +146,37 @@ def test_threshold_zero_is_off() -> None:
     assert guard.stops == [] and not level.read_at_all.is_set()
 
 
+def test_after_a_quiet_spell_it_sleeps_until_the_next_cell_wakes_it(monkeypatch) -> None:
+    """No cell for LINGER seconds: the thread stops reading and sleeps; the next arm()
+    wakes it, and it reads (and would stop that cell) at once."""
+    from greed_kernel.memory import guard as guard_module
+
+    monkeypatch.setattr(guard_module, "LINGER", 0.0)
+    level = Level(100 * MiB)
+    guard = make(level)
+    slept = threading.Event()
+    sleep = guard._sleep
+
+    def watched_sleep() -> None:
+        slept.set()
+        sleep()
+
+    guard._sleep = watched_sleep  # type: ignore[method-assign]
+    guard.arm()
+    guard.disarm()
+    try:
+        assert slept.wait(10), "the thread never went to sleep"
+        level.read_at_all.clear()
+        level.value = 2 * LIMIT
+        guard.arm()
+        assert level.read_at_all.wait(10), "arm() did not wake the sleeping thread"
+        with pytest.raises(MemoryLimitError):
+            grow(level, MiB, 3 * LIMIT)
+    finally:
+        guard.disarm()
+        guard.close()
+
+
 def runner(body: t.Callable[[], None]) -> None:
     """Stands for IPython's run_code: the module code it runs is the user's cell."""
     exec(compile("body()", "<cell>", "exec"), {"body": body})
