@@ -7,8 +7,8 @@
 
 Writes, under --out (default docs/benchmarks): soak.csv, trivial.csv,
 instructions.csv and syscalls.csv (where valgrind and strace are installed),
-housekeeping.csv, startup.csv,
-paging.csv, budget.csv (the series), summary.json (every result, the headline
+housekeeping.csv, pause.csv,
+startup.csv, paging.csv, budget.csv (the series), summary.json (every result, the headline
 ratios with their targets, the machine and versions), summary.md (the headline
 table) and soak_rss.png, soak_latency.png, budget_rss.png. Prints the headline
 table.
@@ -23,7 +23,7 @@ import time
 import typing as t
 from pathlib import Path
 
-from . import budget, housekeeping, instructions, machine, paging, soak, startup, trivial
+from . import budget, housekeeping, instructions, machine, paging, pause, soak, startup, trivial
 from .details import details
 from .headline import headline
 from .kernels import GREED, PYTHON3, Variant
@@ -31,7 +31,16 @@ from .plots import plot_budget, plot_soak
 from .sandbox import Sandbox
 from .summary import markdown, table, write_csv, write_json
 
-SUITES = ("soak", "trivial", "instructions", "housekeeping", "startup", "paging", "budget")
+SUITES = (
+    "soak",
+    "trivial",
+    "instructions",
+    "housekeeping",
+    "pause",
+    "startup",
+    "paging",
+    "budget",
+)
 #: The soak compresses hours of notebook into minutes; see --paced-window.
 DEFAULT_PACED_WINDOW = 3.0
 
@@ -242,6 +251,16 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 sandbox, namespace_sizes, object_counts, reps, first_reps=min(reps, 3)
             )
             write_csv(out / "housekeeping.csv", rows)
+        if "pause" in only:
+            pause_cells, pause_objects = (60, 20_000) if quick else (300, 500_000)
+            print(
+                f"pause: {pause_cells} back-to-back cells across periodic work, "
+                f"{pause_objects:,} objects besides torch's"
+            )
+            rows, results["pause"] = pause.pause(
+                sandbox, pause_cells, pause_objects, rounds=1 if quick else 2
+            )
+            write_csv(out / "pause.csv", rows)
         if "startup" in only:
             print(f"start-up: {reps} starts of each kernel")
             rows, results["startup"] = startup.startup(sandbox, reps)

@@ -181,8 +181,8 @@ def details(results: dict[str, t.Any]) -> str:
             f"next: {hk['reps']} runs after):"
         )
         out.append(
-            "  (gc_freeze is off by default now: every cleanup and optimisation does a full "
-            "gc.collect(2), first and next runs alike)"
+            "  (asked for on the comm, as %greed cleanup is: a full gc.collect(2), first and "
+            "next runs alike; the periodic ones collect the young generations, see pause)"
         )
         out.append("  sweep      size       gc objects  cleanup first/next  optimise first/next")
         for sweep in ("namespace", "objects"):
@@ -192,6 +192,29 @@ def details(results: dict[str, t.Any]) -> str:
                     f"{e['cleanup_first_ms']:>8.1f} / {e['cleanup_next_ms']:<8.1f}  "
                     f"{e['optimize_first_ms']:>8.1f} / {e['optimize_next_ms']:.1f}"
                 )
+    ps = results.get("pause")
+    if ps:
+        out.append(
+            f"Pause: {ps['rounds']} x {ps['cells']} back-to-back `x = 1` cells per kernel, torch "
+            f"and {ps['objects']:,} objects (gc objects: python3 {ps['python3_gc_objects']:,}, "
+            f"greed {ps['greed_gc_objects']:,}); delay = latency - the block's median"
+        )
+        for label in ("python3", "greed"):
+            k = ps[label]
+            out.append(
+                f"  {label:<8} median {k['median_ms']:.2f} ms; cells after greed's periodic work: "
+                + ", ".join(f"{v:+.1f}" for v in k["after_work_delay_ms"])
+                + f" ms (worst {k['after_work_delay_max_ms']:+.1f}); worst cell "
+                f"{k['max_delay_ms']:+.1f} ms"
+            )
+        periodic = [r for r in ps["greed_reports"] if r["trigger"] == "periodic"]
+        if periodic:
+            out.append(
+                "  greed's periodic work (kind, ms, gc generation): "
+                + ", ".join(
+                    f"{r['kind']} {r['duration_ms']:.1f} ({r['gc_generation']})" for r in periodic
+                )
+            )
     pg = results.get("paging")
     if pg:
         m = pg["median"]

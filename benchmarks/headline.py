@@ -134,6 +134,10 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
             values["optimize_ms"] = e["optimize_first_ms"]
             values["optimize_next_ms"] = e["optimize_next_ms"]
             notes["objects"] = f"{e['size']:,} objects created"
+    ps = results.get("pause")
+    if ps:
+        values["pause_delay_ms"] = ps["greed"]["after_work_delay_max_ms"]
+        values["pause_delay_python3_ms"] = ps["python3"]["after_work_delay_max_ms"]
     pg = results.get("paging")
     if pg:
         values["paging_write_ratio"] = pg["write_ratio"]

@@ -42,6 +42,7 @@ class Settings(Configurable):
 
     preserve = List(default_value=["model"])
     recent_window = Float(300.0)
+    recent_cells = Integer(20)
     temporary_patterns = List(default_value=["_temp_*", "_out_*"])
     evict_min_bytes = Integer(1 << 20)
     cleanup_interval = Integer(0)

@@ -65,7 +65,16 @@ class GreedKernel(IPythonKernel):
     recent_window = Float(
         300.0,
         help="Seconds during which a name touched by a cell (directly or through "
-        "the user's own functions) is kept no matter what.",
+        "the user's own functions) is kept no matter what (see also recent_cells).",
+    ).tag(config=True)
+
+    recent_cells = Integer(
+        20,
+        help="A name is recent (kept no matter what) while it was touched within "
+        "recent_window seconds and within the last N executions: at a human pace the "
+        "seconds decide, at machine pace (nbclient, papermill, a fast stretch of cells) "
+        "the count does. With evict='delete' only the seconds count, since a wrong "
+        "guess would lose the value. 0: the seconds alone.",
     ).tag(config=True)
 
     temporary_patterns = List(
@@ -131,7 +140,9 @@ class GreedKernel(IPythonKernel):
     output_cache_keep = Integer(
         3,
         help="A cleanup releases output-cache entries (Out[N], _N, _, __, ___) older "
-        "than the last N executions, unless touched within recent_window.",
+        "than the last N executions, unless touched within recent_window. An entry whose "
+        "value is at least evict_min_bytes goes sooner: after the Nth cell since its own, "
+        "unless a cell since names it (_N, Out) or _, __, ___ still hold it.",
     ).tag(config=True)
 
     evict = CaselessStrEnum(
@@ -205,6 +216,7 @@ class GreedKernel(IPythonKernel):
         "memory_limit",
         "pressure_cooldown",
         "output_cache_keep",
+        "recent_cells",
         "evict_min_bytes",
         "paging_max_bytes",
     )

@@ -325,6 +325,19 @@ PROGRAMS: dict[str, tuple[bool, list[str]]] = {
             "del n\nprint(gc.collect() > 0, r() is None)",
         ],
     ),
+    "a_library_call_that_collects_frees_cycles": (
+        False,
+        [
+            # a function of a module the cell imports, not the cell, calls gc.collect():
+            # the cycle made in earlier cells (old by then) is freed as in python3
+            f"class Ring:\n    pass\nring = Ring()\nring.me = ring\nring.v = np.random.rand({N})\n"
+            "r = weakref.ref(ring)",
+            "cs(ring.v)",
+            "import types\nlib = types.ModuleType('lib')\n"
+            "exec('import gc\\ndef tidy():\\n    return gc.collect()', lib.__dict__)",
+            "del ring\nprint(lib.tidy() > 0, r() is None)",
+        ],
+    ),
     "deep_object_graph_with_high_recursion_limit": (
         False,
         [

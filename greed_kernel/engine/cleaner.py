@@ -133,6 +133,28 @@ def _namespaces(shell: t.Any) -> list[dict[str, t.Any]]:
     return spaces
 
 
+def release_output(shell: t.Any, n: int) -> bool:
+    """Release one output-cache entry: ``Out[n]`` and ``_n`` (in both namespaces).
+    Left alone (nothing changes, the periodic cleanup sees to it later) where the
+    displayhook's ``_``/``__``/``___`` or the last execution result hold its value.
+    Whether it was released."""
+    oh = shell.user_ns.get("_oh")
+    if not isinstance(oh, dict) or n not in oh:
+        return False
+    obj = oh[n]
+    hook = shell.displayhook
+    if any(getattr(hook, name, None) is obj for name in _HISTORY_NAMES):
+        return False
+    result = getattr(shell, "last_execution_result", None)
+    if result is not None and getattr(result, "result", None) is obj:
+        return False
+    del oh[n]
+    for ns in (shell.user_ns, shell.user_ns_hidden):
+        if ns.get(f"_{n}") is obj:
+            del ns[f"_{n}"]
+    return True
+
+
 def _forget_in_displayhook(shell: t.Any, doomed: Callable[[t.Any], bool]) -> None:
     """Replace ``_``/``__``/``___`` and the last result where they hold a doomed object."""
     hook = shell.displayhook

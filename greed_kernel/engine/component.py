@@ -27,6 +27,7 @@ class Settings(t.Protocol):
 
     preserve: list[str]
     recent_window: float
+    recent_cells: int
     temporary_patterns: list[str]
     evict_min_bytes: int
     cleanup_interval: int

@@ -13,11 +13,24 @@ import logging
 import typing as t
 from collections.abc import Callable
 
-__all__ = ["AVAILABLE", "Events"]
+__all__ = ["AVAILABLE", "CellEnd", "Events"]
 
 
-def cell_failed(failure: t.Any) -> None:
-    """A user cell raised (CellHooks, when the cell ended): *failure* is a hooks.CellEnd."""
+class CellEnd(t.NamedTuple):
+    """A user cell that failed: how it failed, and its traceback as shown."""
+
+    error: BaseException
+    #: the traceback as shown (ipykernel keeps it only until the next cell)
+    shown_traceback: list[str]
+
+
+def cell_failed(failure: CellEnd) -> None:
+    """A user cell raised (CellHooks, when the cell ended)."""
+
+
+def cell_output(number: int) -> None:
+    """User cell *number*'s result, not a plain number, went to the output cache
+    (CellHooks, when the cell ended)."""
 
 
 def work_due() -> None:
@@ -39,7 +52,7 @@ def publish(method: str, params: dict[str, t.Any]) -> None:
 
 
 AVAILABLE: dict[str, Callable[..., None]] = {
-    f.__name__: f for f in (cell_failed, work_due, cell_started, notice, publish)
+    f.__name__: f for f in (cell_failed, cell_output, work_due, cell_started, notice, publish)
 }
 
 

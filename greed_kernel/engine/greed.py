@@ -21,11 +21,12 @@ from ..memory.probe import MemoryProbe
 from ..memory.torchstate import is_out_of_memory
 from .component import Clock, Schedule
 from .context import Context
-from .events import Events
+from .events import CellEnd, Events
 from .guarding import Guarding
-from .hooks import CellEnd, CellHooks
+from .hooks import CellHooks
 from .housekeeping import Housekeeping, Publish
 from .policy import Marks, Policy
+from .releases import Releases
 from .service import Service
 from .stats import Stats
 from .store import PagedValues
@@ -68,6 +69,7 @@ class Greed:
         "marks",
         "parent",
         "probe",
+        "releases",
         "schedule",
         "service",
         "shell",
@@ -126,6 +128,8 @@ class Greed:
         self.views = Views(context, **parts)
         self.housekeeping = Housekeeping(context, self.views, **parts)
         self.triggers = Triggers(context, self.housekeeping, self.busy, schedule, **parts)
+        self.releases = Releases(context, **parts)
+        events.register("cell_output", self.releases.output)
         self.guarding = Guarding(context, record, **parts)
         self._guard = self.guarding.guard  # a plain object: the hot path arms it
         self._record = record  # ... and writes the cell's number into it
@@ -154,7 +158,7 @@ class Greed:
         self.hooks.unregister()
 
     def policy(self) -> Policy:
-        return self.marks.policy(self.parent, self.shell.user_ns_hidden)
+        return self.marks.policy(self.parent, self.shell.user_ns_hidden, self.hooks.number)
 
     def busy(self) -> bool:
         """A cell is running or awaiting: nothing may touch the namespace now."""
@@ -180,6 +184,7 @@ class Greed:
         # the rest waits for cell_done, since the reply must report the error: only
         # whether it was out of memory is kept (the error pins the frames to free)
         self.service.traceback = failure.shown_traceback
+        self.releases.error(self.hooks.number)
         if is_out_of_memory(failure.error):
             self._oom = self._attention = True
             self._headline = self.guarding.headline(failure.error)
@@ -237,6 +242,8 @@ class Greed:
         self._due = False
         self.hooks.tell_at_next_cell(False)  # a notice from the work asks again
         self.hooks.stamp()
+        if self.releases.run(self.hooks.number):
+            self.housekeeping.full_owed = True  # the error's frames, if they are old
         self.triggers.after_reply()
 
     def after_reply(self) -> None:

@@ -4,8 +4,8 @@
 tree IPython compiles during a user cell. This is the hot path: while the cell runs
 it only keeps the trees (a list append). When the cell ends it counts and times it
 (:class:`~greed_kernel.engine.stats.CellCounts`) and triggers an engine event only when
-the cell failed (``cell_failed``, with a :class:`CellEnd`) or work fell due
-(``work_due``; see events.py).
+the cell failed (``cell_failed``, with a :class:`CellEnd`), put a result in the output
+cache (``cell_output``) or work fell due (``work_due``; see events.py).
 :meth:`CellHooks.stamp`, which the engine calls after a reply once some cells are
 waiting (or before anything reads the stamps), scans the trees
 (:mod:`greed_kernel.analysis.scope`) and stamps the names each cell touched with the cell's own
@@ -29,7 +29,7 @@ from ..analysis.scope import scan_tree
 from ..analysis.syntax import scan_tokens
 from ..analysis.tracker import Tracker
 from .component import Clock
-from .events import Events
+from .events import CellEnd, Events
 from .stats import CellCounts
 
 #: Cells whose names wait to be scanned before the engine has them scanned after a
@@ -53,12 +53,8 @@ SCANNED_SOURCE_CHARS = 10_000
 _TRANSFORMERS = ("ast_transformers", "input_transformers_post")
 
 
-class CellEnd(t.NamedTuple):
-    """A user cell that failed: how it failed, and its traceback as shown."""
-
-    error: BaseException
-    #: the traceback as shown (ipykernel keeps it only until the next cell)
-    shown_traceback: list[str]
+#: Types of cell results too small ever to be released early (cell_output is not said).
+_SMALL_RESULTS = frozenset({type(None), bool, int, float, complex})
 
 
 class Known:
@@ -309,13 +305,17 @@ class CellHooks:
             counts.executions = executions = counts.executions + 1
             counts.seconds = total = counts.seconds + (now - started)
             counts.last_end = now
+            counts.source = source
             error = result.error_in_exec
             if error is not None:
                 shown = list(getattr(self.shell, "_last_traceback", None) or [])
                 self.events.trigger("cell_failed", CellEnd(error, shown))
+            elif type(result.result) not in _SMALL_RESULTS:
+                self.events.trigger("cell_output", number)
             if (
                 due
                 or executions >= counts.due_executions
+                or number >= counts.release_at
                 or total >= counts.due_seconds
                 or counts.idle_to_arm
                 or (counts.freeze_check is not None and counts.freeze_check())

@@ -2,7 +2,11 @@
 
 - :meth:`Housekeeping.cleanup`: temporaries, old outputs, the stored error, stale
   values (paged out in place by default), then garbage collection and malloc_trim;
-- :meth:`Housekeeping.optimize`: stale gradients, a full collection, the CUDA cache;
+- :meth:`Housekeeping.optimize`: stale gradients, garbage collection, the CUDA cache;
+- :meth:`Housekeeping.collect`: which collection: the whole heap where the kernel is
+  idle, memory is short or the user asked, or where the last one was short; else the
+  young generations, and the whole heap is owed to the next quiet moment
+  (:meth:`Housekeeping.collect_full`, which the triggers run);
 - :meth:`Housekeeping.recover_from_oom`: both at once after an out-of-memory error,
   with one line under the cell saying what was reclaimed;
 - :meth:`Housekeeping.refuse`: the line and event when the memory budget cannot be held.
@@ -14,6 +18,7 @@ event (``execution:cleanup``, ``execution:optimize``, ``memory:oom``, ``memory:p
 from __future__ import annotations
 
 import gc
+import math
 import sys
 import time
 import typing as t
@@ -37,6 +42,12 @@ if t.TYPE_CHECKING:
 PRESERVED_RULES = frozenset({"marked", "preserved", "recent"})
 #: internal_rule() values of names that count as the user's (listed modules do).
 USER_RULES = (None, "module")
+#: Triggers whose collection walks the whole heap, however long it takes: the kernel is
+#: idle, memory is short, or the user asked (and waits for it).
+FULL_TRIGGERS = frozenset({"idle", "memory", "oom", "manual"})
+#: Any other cleanup or optimisation walks the whole heap only while the last full
+#: collection took less than this (seconds): a cell sent meanwhile waits for it.
+FULL_COLLECTION_PAUSE = 0.010
 
 
 class Housekeeping(Component):
@@ -54,6 +65,11 @@ class Housekeeping(Component):
         self.events = context.events
         self.snapshot = views.snapshot
         self._modules_seen = 0
+        #: seconds the last full collection took (unknown: infinite)
+        self.full_collection_s = math.inf
+        #: a young collection ran where a full one was due: the next quiet moment runs it
+        self.full_owed = False
+        self.full_collections = 0  # in this process, by collect_full
         #: lines for the user, said under the next cell (the work ran after a reply)
         self.notices: list[str] = []
 
@@ -96,8 +112,7 @@ class Housekeeping(Component):
                 self.log.exception("greed: paging failed; stale values stay in memory")
         if full:
             gc.unfreeze()  # after the error's release, so its frames are collected too
-        collected = gc.collect(2)
-        self.freeze_heap()
+        generation, collected = self.collect(trigger)
         trimmed = malloc_trim()
         self.tracker.forget_missing()
         report = self._report(
@@ -113,6 +128,7 @@ class Housekeeping(Component):
             paged=paged,
             pagedBytes=paged_bytes,
             gcCollected=collected,
+            gcGeneration=generation,
             mallocTrim=trimmed,
             preserved=preserved,
             **budget_fields,
@@ -138,7 +154,7 @@ class Housekeeping(Component):
         for name, value in list(self.shell.user_ns.items()):
             if is_history_name(name):  # kept by rule 3, never listed: skip them cheaply
                 continue
-            size = _sizer(value) if evicting else None
+            size = _sizer(value, policy.evict_min_bytes) if evicting else None
             verdict, rule, _ = policy.classify(name, value, last.get(name), now, size)
             if verdict is Verdict.CLEAN:
                 temporaries.append(name)
@@ -159,8 +175,7 @@ class Housekeeping(Component):
         start = time.perf_counter()
         rss_before, cuda_before = self.probe.rss(), torchstate.cuda_reserved()
         grads = torchstate.clear_stale_grads(list(self.shell.user_ns.values()))
-        collected = gc.collect(2) if collect else 0
-        self.freeze_heap()
+        generation, collected = self.collect(trigger) if collect else (None, 0)
         devices = torchstate.empty_cuda_cache()
         return self._report(
             "optimize",
@@ -170,8 +185,29 @@ class Housekeeping(Component):
             cuda_before,
             gradsCleared=grads,
             gcCollected=collected,
+            gcGeneration=generation,
             cudaEmptied=devices,
         )
+
+    def collect(self, trigger: str) -> tuple[int, int]:
+        """The cleanup's garbage collection: (generation, objects collected). The whole
+        heap for FULL_TRIGGERS and while a full collection takes less than
+        FULL_COLLECTION_PAUSE; else generations 0 and 1 (objects made since the last
+        few collections: microseconds), and the whole heap is owed (``full_owed``)."""
+        if trigger in FULL_TRIGGERS or self.full_collection_s < FULL_COLLECTION_PAUSE:
+            return 2, self.collect_full()
+        self.full_owed = True
+        return 1, gc.collect(1)
+
+    def collect_full(self) -> int:
+        """A collection of the whole heap, timed; then the heap freeze (gc_freeze)."""
+        start = time.perf_counter()
+        collected = gc.collect(2)
+        self.full_collection_s = time.perf_counter() - start
+        self.full_owed = False
+        self.full_collections += 1
+        self.freeze_heap()
+        return collected
 
     def freeze_heap(self) -> None:
         """With GreedKernel.gc_freeze (off by default): move the objects that survived
@@ -295,5 +331,7 @@ class Housekeeping(Component):
             self.log.exception("greed: publishing %s failed", method)
 
 
-def _sizer(value: t.Any) -> Callable[[], int]:
-    return lambda: measure(value).nbytes
+def _sizer(value: t.Any, enough: int) -> Callable[[], int]:
+    """The size as far as the verdict needs it: a big container's walk stops at
+    *enough* (the cleanup's cost stays independent of what the values hold)."""
+    return lambda: measure(value, enough=enough).nbytes

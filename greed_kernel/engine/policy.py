@@ -4,7 +4,8 @@ A pure component: it reads no namespace and changes nothing. Rules apply in
 this order, the first that matches decides:
 
 1. marked with ``%greed preserve``, or matching ``GreedKernel.preserve``: keep
-2. touched within ``recent_window`` seconds: keep
+2. recent: touched within ``recent_window`` seconds and within the last
+   ``recent_cells`` executions (with ``evict="delete"`` the seconds alone): keep
 3. dunder names, modules (and names in ``sys.modules``), IPython/Jupyter internals: keep
 4. functions, classes and other code: keep
 5. matching ``temporary_patterns``: clean
@@ -111,6 +112,8 @@ class Policy:
         preserve: Iterable[str] = (),
         temporary_patterns: Iterable[str] = ("_temp_*", "_out_*"),
         recent_window: float = 300.0,
+        recent_cells: int = 0,
+        execution: int = 0,
         evict_min_bytes: int = 1 << 20,
         marked: Container[str] = frozenset(),
         unmarked: Container[str] = frozenset(),
@@ -122,6 +125,11 @@ class Policy:
         self._temp_exact, self._temp_re = compile_globs(self.temporary_patterns)
         self._injected_re = compile_globs(INJECTED_PATTERNS)[1]
         self.recent_window = recent_window
+        #: 0: the seconds alone decide; else a name touched more executions ago than
+        #: this, counted from *execution* (the cell running, or the last one), is not
+        #: recent however few seconds ago that was
+        self.recent_cells = recent_cells
+        self.execution = execution
         self.evict_min_bytes = evict_min_bytes
         self.marked = marked  # live views: %greed preserve / unpreserve change them
         self.unmarked = unmarked
@@ -154,7 +162,12 @@ class Policy:
         return None
 
     def is_recent(self, access: Access | None, now: float) -> bool:
-        return access is not None and now - access.time <= self.recent_window
+        """Rule 2: touched within recent_window seconds and recent_cells executions."""
+        return (
+            access is not None
+            and now - access.time <= self.recent_window
+            and (not self.recent_cells or self.execution - access.execution < self.recent_cells)
+        )
 
     def classify(
         self,
@@ -221,9 +234,10 @@ class Policy:
         if rule == "preserved":
             return f"kept: matches {_first_match(name, self.preserve)!r} in GreedKernel.preserve"
         if rule == "recent" and access is not None:
+            cells = f" and the last {self.recent_cells} cells" if self.recent_cells else ""
             return (
                 f"kept: touched {_ago(now - access.time)} ago (cell {access.execution}), "
-                f"within the {self.recent_window:g} s recent window"
+                f"within the {self.recent_window:g} s recent window{cells}"
             )
         if rule in _INTERNAL_REASONS:
             return _INTERNAL_REASONS[rule]
@@ -236,6 +250,11 @@ class Policy:
             if access is None
             else f"last touched {_ago(now - access.time)} ago (cell {access.execution})"
         )
+        if access is not None and now - access.time <= self.recent_window:
+            when += (
+                f", {self.execution - access.execution} cells ago (recent: within the "
+                f"last {self.recent_cells} cells)"
+            )
         limit = human_bytes(self.evict_min_bytes)
         if rule == "small":
             shown = "size unknown" if nbytes is None else human_bytes(nbytes)
@@ -274,12 +293,16 @@ class Marks:
             self.marked.discard(name)
             self.unmarked.add(name)
 
-    def policy(self, settings: t.Any, hidden: Container[str]) -> Policy:
-        """The rules as *settings* (GreedKernel's traits) and the marks say now."""
+    def policy(self, settings: t.Any, hidden: Container[str], execution: int = 0) -> Policy:
+        """The rules as *settings* (GreedKernel's traits) and the marks say now;
+        *execution*: the number of the cell running, or of the last one. With
+        ``evict="delete"`` (a wrong guess loses the value) only the seconds count."""
         return Policy(
             preserve=settings.preserve,
             temporary_patterns=settings.temporary_patterns,
             recent_window=settings.recent_window,
+            recent_cells=0 if settings.evict == "delete" else settings.recent_cells,
+            execution=execution,
             evict_min_bytes=settings.evict_min_bytes,
             marked=self.marked,
             unmarked=self.unmarked,

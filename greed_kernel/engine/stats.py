@@ -50,9 +50,11 @@ class CellCounts:
     :class:`~greed_kernel.engine.hooks.CellHooks` counts and times each user cell here and
     compares the result with the marks :class:`~greed_kernel.engine.triggers.Triggers` sets
     (when the periodic work, the next look at the memory pressure, the idle timer and
-    the heap freeze are due). One plain object with slots, written in every cell: in a
-    kernel, the memory a cell's hooks touch is cold after the messages between two
-    cells, and each further object read costs a cache miss or more."""
+    the heap freeze are due) and with the one
+    :class:`~greed_kernel.engine.releases.Releases` sets (an old output or the stored
+    error to release). One plain object with slots, written in every cell: in a kernel,
+    the memory a cell's hooks touch is cold after the messages between two cells, and
+    each further object read costs a cache miss or more."""
 
     __slots__ = (
         "due_executions",
@@ -61,21 +63,27 @@ class CellCounts:
         "freeze_check",
         "idle_to_arm",
         "last_end",
+        "release_at",
         "seconds",
+        "source",
     )
 
     def __init__(self, now: float) -> None:
         self.executions = 0  # user cells that ended
         self.seconds = 0.0  # their run time, in all
         self.last_end = now  # the clock's time when the last one ended
+        self.source = ""  # its source as typed
         #: work is due once executions reach this (a periodic trigger) ...
         self.due_executions: float = 0
         #: ... or seconds reach this (the next look at the memory pressure) ...
         self.due_seconds = 0.0
         #: ... or after any cell: an idle timeout is set and no timer is armed ...
         self.idle_to_arm = False
-        #: ... or when this says so (gc_freeze is on: the cell imported modules)
+        #: ... or when this says so (gc_freeze is on: the cell imported modules) ...
         self.freeze_check: t.Callable[[], bool] | None = None
+        #: ... or once the cell numbered this ends: an old output or the stored error is
+        #: to be released (engine.releases)
+        self.release_at: float = math.inf
 
 
 class Stats:

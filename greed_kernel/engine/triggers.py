@@ -26,6 +26,9 @@ from .housekeeping import Housekeeping
 
 #: Shortest wait before looking again when the idle timer fired too early.
 IDLE_RECHECK = 0.05
+#: Seconds with no cell running or ending after which an owed full collection runs
+#: (housekeeping collected only the young generations; see Housekeeping.collect).
+QUIET_SECONDS = 2.0
 #: Fewest seconds of cell run time between two looks at the memory pressure.
 PROBE_EVERY_CELL_SECONDS = 0.002
 #: Most seconds of cell run time between two looks, however far the threshold is.
@@ -69,6 +72,7 @@ class Triggers(Component):
         self.schedule = schedule
         self._counted = 0  # execution count the periodic triggers last looked at
         self._idle_timer: t.Any = None
+        self._quiet_timer: t.Any = None
         self._idle_done_at = -1  # execution count of the last idle cleanup
         self._pressure_at: tuple[int, float] | None = None  # (execution, pressure) last trigger
         #: the cells' counts, and when work is next due (the marks set here)
@@ -137,6 +141,7 @@ class Triggers(Component):
             if cleaned or self.counts.seconds >= self.counts.due_seconds:
                 self.check_pressure()
             self.arm_idle_timer()
+            self.arm_quiet_timer()
         finally:
             self._plan()
 
@@ -194,6 +199,31 @@ class Triggers(Component):
         if timeout and self.schedule is not None and self._idle_timer is None:
             self._idle_timer = self.schedule(timeout, self.on_idle)
         self.counts.idle_to_arm = False
+
+    def arm_quiet_timer(self) -> None:
+        """A full collection is owed: run it at the next quiet moment (on_quiet)."""
+        if self.hk.full_owed and self.schedule is not None and self._quiet_timer is None:
+            self._quiet_timer = self.schedule(QUIET_SECONDS, self.on_quiet)
+
+    @guarded
+    def on_quiet(self) -> None:
+        """The owed full collection, once no cell has run or ended for QUIET_SECONDS:
+        back-to-back cells put it off, so that no cell waits for it."""
+        self._quiet_timer = None
+        if not self.hk.full_owed:
+            return
+        quiet = self.clock() - self.stats.last_end
+        if self.busy() or quiet < QUIET_SECONDS:
+            if self.schedule is not None:
+                wait = max(QUIET_SECONDS - quiet, IDLE_RECHECK)
+                self._quiet_timer = self.schedule(wait, self.on_quiet)
+            return
+        collected = self.hk.collect_full()
+        self.log.info(
+            "greed: full collection at a quiet moment: %d objects in %.1f ms",
+            collected,
+            self.hk.full_collection_s * 1000.0,
+        )
 
     @guarded
     def on_idle(self) -> None:

@@ -22,6 +22,7 @@ alive (ids and pointers are reused after they are freed).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from .introspect import getsizeof, in_mro, type_name
@@ -94,7 +95,7 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def measure(value: object, *, seen: set[int] | None = None) -> Size:
+def measure(value: object, *, seen: set[int] | None = None, enough: int | None = None) -> Size:
     """Return the memory held by `value` and the device it lives on.
 
     - torch tensors: their storage, counted once per storage; sparse tensors
@@ -110,7 +111,9 @@ def measure(value: object, *, seen: set[int] | None = None) -> Size:
     - anything else: `sys.getsizeof`, or 0 if that fails.
 
     Pass the same `seen` set to several calls to count shared objects and
-    storages once across them. Never raises (except BaseExceptions such as
+    storages once across them. *enough*: a container's walk stops once its own
+    bytes reach this (the size is then at least *enough*: what a threshold test
+    needs, at the cost of one step for a big list). Never raises (except BaseExceptions such as
     KeyboardInterrupt, which are not ours to swallow).
     """
     if seen is None:
@@ -129,6 +132,8 @@ def measure(value: object, *, seen: set[int] | None = None) -> Size:
         seen.add(key)
         return Size(getsizeof(value), None)
     walk = _Walk(seen, libs)  # type: ignore[arg-type]
+    if enough is not None:
+        walk.enough = enough
     try:
         nbytes = walk.dispatch(value, kind, base, 0)
     except Exception:  # defensive: every handler already guards itself
@@ -185,7 +190,7 @@ def _buffers(value: object, seen: set[int] | None) -> list[tuple[int, int, objec
 class _Walk:
     """State of one top-level measure() call."""
 
-    __slots__ = ("budget", "buffers", "devices", "libs", "seen", "top_device", "torch")
+    __slots__ = ("budget", "buffers", "devices", "enough", "libs", "seen", "top_device", "torch")
 
     def __init__(self, seen: set[int], libs: Libs) -> None:
         self.seen = seen
@@ -193,6 +198,7 @@ class _Walk:
         #: owner or None) (see owned_buffers).
         self.buffers: list[tuple[int, int, object]] | None = None
         self.budget = MAX_ITEMS
+        self.enough = math.inf  # a container's walk stops once its bytes reach this
         self.devices: set[str] = set()
         self.top_device: str | None = None
         self.libs = libs
@@ -252,7 +258,8 @@ class _Walk:
                 total = int(base.__sizeof__(value))
             except Exception:
                 total = 0
-        if depth >= MAX_DEPTH or self.budget <= 0:
+        enough = self.enough
+        if depth >= MAX_DEPTH or self.budget <= 0 or total >= enough:
             return total
         depth += 1
         measure = self.measure
@@ -264,12 +271,16 @@ class _Walk:
                         break
                     self.budget -= 1  # one entry, key and value, is one item
                     total += measure(k, depth) + measure(v, depth)
+                    if total >= enough:
+                        break
             else:
                 for item in base.__iter__(value):  # type: ignore[attr-defined]
                     if self.budget <= 0:
                         break
                     self.budget -= 1
                     total += measure(item, depth)
+                    if total >= enough:
+                        break
         except Exception:  # e.g. mutated during iteration by another thread
             log.debug("stopped walking a %s", type_name(value), exc_info=True)
         return total

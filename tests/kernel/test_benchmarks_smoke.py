@@ -34,6 +34,7 @@ CSV_COLUMNS = {
     },
     "trivial.csv": {"kernel", "process", "i", "code", "latency_ms"},
     "housekeeping.csv": {"sweep", "size", "op", "phase", "rep", "duration_ms", "tracked_objects"},
+    "pause.csv": {"kernel", "round", "cell", "latency_ms", "delay_ms"},
     "startup.csv": {"kernel", "rep", "seconds"},
     "paging.csv": {"rep", "raw_write_s", "page_out_s", "paged_sum_warm_s", "raw_read_warm_s"},
     "budget.csv": {"session", "kernel", "cell", "rss_anon_bytes", "rss_file_bytes", "anon_ratio"},
@@ -73,6 +74,9 @@ HEADLINE = {
     "cleanup_next_ms",
     "optimize_ms",
     "optimize_next_ms",
+    "pause_delay_ms",
+    "pause_delay_python3_ms",
+    "trivial_guard_added_us",
 }
 CHECKS = {
     "identical_result",
@@ -157,10 +161,13 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
         "trivial",
         "instructions",
         "housekeeping",
+        "pause",
         "startup",
         "paging",
         "budget",
     }
+    pause = summary["results"]["pause"]
+    assert pause["greed"]["after_work_delay_ms"], pause  # cell 51 came after work
     # greed attached and detached (its public switch) on alternate cells, each timed
     attached = summary["results"]["trivial"]["attached"]
     assert attached["cells"] > 0 and set(attached["handler_added_us_by_code"]) == {"x = 1", "x + 1"}

@@ -283,7 +283,6 @@ def test_recent_outputs_are_kept(k: KernelHarness) -> None:
 def test_error_frame_locals_are_freed(k: KernelHarness) -> None:
     result = k.execute(RAISING_CELL)
     assert result.status == "error" and result.error["ename"] == "ValueError", result
-    ok(k, "pass")
     # sys.last_traceback pins the frame, and its tensor
     assert k.eval("err_ref() is not None") == "True"
     ok(k, "%greed cleanup")
@@ -294,6 +293,17 @@ def test_error_frame_locals_are_freed(k: KernelHarness) -> None:
     assert debug.status == "ok", debug
     assert debug.error is None, debug
     assert "No traceback" in debug.stderr, debug
+
+
+def test_the_stored_error_goes_after_the_next_cell(k: KernelHarness) -> None:
+    """Release as you go: no periodic cleanup needed. The cell after the next sees no
+    stored error (the release runs after the next cell's reply, or before the cell
+    after it, whichever comes first)."""
+    assert k.execute(RAISING_CELL).status == "error"
+    assert k.eval("hasattr(sys, 'last_traceback')") == "True"
+    ok(k, "x_after_the_error = 1")
+    seen = k.execute("print(hasattr(sys, 'last_traceback'))")
+    assert seen.stdout.strip() == "False", seen
 
 
 def test_error_frame_freed_when_an_optimisation_ran_in_between(k: KernelHarness) -> None:

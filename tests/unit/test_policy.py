@@ -60,6 +60,41 @@ def test_rule2_recent_window():
     assert decide(p, "thing", access=Access(NOW - 301, 1)).verdict is Verdict.STALE
 
 
+def test_rule2_recent_cells_at_machine_pace():
+    """Touched 10 s ago but 25 cells ago: not recent when recent_cells is 20; the
+    seconds and the count must both hold."""
+    p = policy(recent_window=300, recent_cells=20, execution=66)
+    assert decide(p, "thing", access=Access(NOW - 10, 47)).rule == "recent"  # 19 cells ago
+    d = decide(p, "thing", access=Access(NOW - 10, 46))  # 20 cells ago
+    assert d.verdict is Verdict.STALE
+    assert "20 cells ago" in d.reason and "last 20 cells" in d.reason
+    assert decide(p, "thing", access=Access(NOW - 301, 65)).verdict is Verdict.STALE
+    assert "and the last 20 cells" in decide(p, "thing", access=Access(NOW - 1, 65)).reason
+    # 0: the seconds alone
+    p = policy(recent_window=300, recent_cells=0, execution=10_000)
+    assert decide(p, "thing", access=Access(NOW - 10, 1)).rule == "recent"
+
+
+@pytest.mark.parametrize(("evict", "cells"), [("page", 20), ("off", 20), ("delete", 0)])
+def test_rule2_with_evict_delete_only_the_seconds_count(evict, cells):
+    """A deleted value is lost: with evict='delete' nothing touched within the window
+    is stale, however many cells ran since."""
+    from greed_kernel.engine.policy import Marks
+
+    settings = types.SimpleNamespace(
+        preserve=[],
+        temporary_patterns=[],
+        recent_window=300.0,
+        recent_cells=20,
+        evict=evict,
+        evict_min_bytes=1,
+    )
+    p = Marks().policy(settings, frozenset(), execution=500)
+    assert p.recent_cells == cells
+    recent = decide(p, "thing", access=Access(NOW - 10, 100)).rule == "recent"
+    assert recent is (evict == "delete")
+
+
 @pytest.mark.parametrize(
     ("name", "value", "rule"),
     [

@@ -214,6 +214,20 @@ def test_huge_list_visits_at_most_the_bound() -> None:
     assert 0 < _Counted.calls <= MAX_ITEMS
 
 
+def test_enough_stops_the_walk_once_a_container_reaches_it() -> None:
+    """What a threshold test needs (the cleanup's 'is it at least evict_min_bytes'):
+    a list of a million items is over 1 MiB by its own array of pointers, and no item
+    is visited."""
+    big = [_Counted() for _ in range(1_000_000)]
+    _Counted.calls = 0
+    size = measure(big, enough=1 << 20).nbytes
+    assert size >= 1 << 20 and _Counted.calls == 0
+    small = [_Counted() for _ in range(100)]  # 16 bytes each: the walk goes on to the end
+    _Counted.calls = 0
+    assert measure(small, enough=1 << 20).nbytes == measure(small).nbytes
+    assert _Counted.calls == 200
+
+
 def test_dict_keys_are_measured() -> None:
     key = "k" * 5000
     assert measure({key: 1}).nbytes >= 5000
