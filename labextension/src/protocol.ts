@@ -164,6 +164,8 @@ export interface ICleanupReport {
   pagedOmitted?: number;
   pagedBytes: Bytes;
   gcCollected: number;
+  /** The oldest generation collected: 2 is the whole heap, 1 the young generations (the whole heap then waits for a quiet moment); null when the optimisation left it to the cleanup that ran with it. */
+  gcGeneration?: number | null;
   mallocTrim: boolean;
   preserved: NameList;
   preservedOmitted?: number;
@@ -187,6 +189,8 @@ export interface IOptimizeReport {
   cudaAfter: ICudaReserved[];
   gradsCleared: number;
   gcCollected: number;
+  /** The oldest generation collected: 2 is the whole heap, 1 the young generations (the whole heap then waits for a quiet moment); null when the optimisation left it to the cleanup that ran with it. */
+  gcGeneration?: number | null;
   /** Devices whose CUDA cache was emptied. */
   cudaEmptied: number[];
 }
