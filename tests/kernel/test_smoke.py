@@ -55,7 +55,10 @@ def test_cleanup_frees_outputs_temporaries_and_the_error(new_kernel) -> None:
             assert k.execute(str(n)).status == "ok"
         alive = "{name: ref() is not None for name, ref in refs.items()}"
         before = k.eval(alive)
-        assert before == "{'output': True, 'temp': True, 'kept': True, 'error': True}"
+        # (the stored error goes as you go, after the next cell: its frame may be freed
+        # already by a young collection, or wait for a full one)
+        assert before.startswith("{'output': True, 'temp': True, 'kept': True, 'error': "), before
+        assert k.eval("hasattr(__import__('sys'), 'last_value')") == "False"
 
         cleanup = k.execute("%greed cleanup")
         assert cleanup.status == "ok", cleanup
