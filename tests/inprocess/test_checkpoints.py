@@ -1,0 +1,163 @@
+"""The checkpoint writer and reader (session/checkpoints.py) on a real directory:
+incremental writes, aliases, the disk bound, kills at any moment, private files."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import stat
+import time
+import typing as t
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from greed_kernel.session.blobs import BlobDir, Refused
+from greed_kernel.session.checkpoints import Checkpoints
+from greed_kernel.session.manifests import latest
+
+torch = pytest.importorskip("torch")
+MiB = 1 << 20
+
+
+def store(root: Path, key: str = "k", create: bool = True) -> BlobDir:
+    return BlobDir(str(root), key, create=create)
+
+
+def write(
+    ck: Checkpoints, values: dict[str, t.Any], touched: set[str] | None, cell: int = 1
+) -> None:
+    for _ in ck.steps(values, touched, cell, imports={}, history={}, sources={}):
+        pass
+
+
+def load(ck: Checkpoints) -> dict[str, t.Any]:
+    manifest = ck.list()[-1]
+    resumed = ck.load(manifest, {"__name__": "__main__"})
+    assert not resumed.failed
+    return resumed.values
+
+
+def test_a_cell_that_changed_nothing_writes_nothing(tmp_path: Path) -> None:
+    ck = Checkpoints(store(tmp_path), 1 << 40)
+    values = {"w": torch.randn(MiB), "lossi": [0.5] * 1000, "a": np.ones(200_000)}
+    write(ck, values, None)
+    assert ck.written > 5 * MiB
+    write(ck, values, set(), cell=2)
+    assert ck.written == 0
+    write(ck, values, {"lossi"}, cell=3)  # read, not changed: the same bytes
+    assert ck.written == 0
+    values["lossi"].append(0.25)
+    write(ck, values, {"lossi"}, cell=4)
+    assert 0 < ck.written < 64 << 10  # the list's stream, not the buffers
+    values["w"].data += 1  # through .data: the version counter does not move
+    write(ck, values, {"w"}, cell=5)
+    assert ck.written >= 4 * MiB
+    assert torch.equal(load(ck)["w"], values["w"])
+
+
+def test_aliases_come_back_as_aliases(tmp_path: Path) -> None:
+    ck = Checkpoints(store(tmp_path), 1 << 40)
+    model = torch.nn.Linear(300, 300)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    base = np.arange(100_000.0)
+    values = {"model": model, "opt": opt, "base": base, "view": base[10:], "same": base}
+    write(ck, values, None)
+    write(ck, {**values, "w": model.weight}, {"w"}, cell=2)  # a new name meets a kept group
+    got = load(ck)
+    assert got["opt"].param_groups[0]["params"][0] is got["model"].weight is got["w"]
+    assert got["same"] is got["base"] and np.shares_memory(got["view"], got["base"])
+
+
+def test_the_disk_bound_keeps_the_latest_and_names_what_did_not_fit(tmp_path: Path) -> None:
+    ck = Checkpoints(store(tmp_path), 6 * MiB)
+    for cell in range(1, 5):
+        write(ck, {"t": torch.full((MiB,), float(cell))}, None, cell)  # 4 MiB each
+        ck._groups = {}  # as a new kernel would
+    kept = ck.list()
+    assert [m.body["cell"] for m in kept] == [4]
+    assert sum(f.stat().st_size for f in (tmp_path / "k" / "blobs").iterdir()) <= 6 * MiB
+    write(ck, {"t": torch.zeros(2 * MiB), "small": 1}, None, 5)  # 8 MiB does not fit
+    last = ck.list()[-1]
+    assert last.body["left_out"] == [{"name": "t", "bytes": pytest.approx(8 * MiB, rel=0.01)}]
+    assert load(ck) == {"small": 1}
+
+
+def test_what_cannot_be_pickled_is_named(tmp_path: Path) -> None:
+    ck = Checkpoints(store(tmp_path), 1 << 40)
+    x = torch.ones(3, requires_grad=True)
+    with open(tmp_path / "f", "w") as f:
+        values = {"gen": (i for i in range(3)), "y": x * 2, "f": f, "ok": 1}
+        for _ in ck.steps(values, None, 7, imports={}, history={"gen": 3}, sources={3: "g"}):
+            pass
+    body = ck.last.body  # type: ignore[union-attr]
+    reasons = {u["name"]: u["reason"] for u in body["unstorable"]}
+    assert set(reasons) == {"gen", "y", "f"}
+    assert "not a leaf" in reasons["y"] and "open file" in reasons["f"]
+    assert body["replay"] == {"3": "g"}
+    assert load(ck) == {"ok": 1}
+
+
+def test_files_are_private(tmp_path: Path) -> None:
+    ck = Checkpoints(store(tmp_path / "root"), 1 << 40)
+    write(ck, {"t": torch.ones(MiB)}, None)
+    for path in [tmp_path / "root", *(tmp_path / "root").rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o700 if path.is_dir() else 0o600), path
+
+
+@pytest.mark.parametrize("how", ["group", "owner"])
+def test_a_directory_others_control_is_refused(tmp_path: Path, how: str) -> None:
+    ck = Checkpoints(store(tmp_path), 1 << 40)
+    write(ck, {"x": 1}, None)
+    ck.store.close()
+    if how == "group":
+        (tmp_path / "k" / "blobs").chmod(0o770)
+    elif os.getuid() != 0:
+        pytest.skip("giving a directory to another user needs root")
+    else:
+        os.chown(tmp_path / "k", 65534, 65534)
+    with pytest.raises(Refused, match=r"group or others may write it|not by this user"):
+        store(tmp_path, create=False)
+
+
+def _checkpoint_forever(root: Path, ready: int) -> None:
+    ck = Checkpoints(store(root), 1 << 40)
+    os.write(ready, b"x")
+    state = 0
+    while True:
+        state += 1
+        values = {f"t{i}": torch.full((64 << 10,), float(state)) for i in range(4)}
+        values["n"] = state
+        write(ck, values, None, state)
+
+
+def test_a_kill_at_any_moment_leaves_a_complete_checkpoint(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    for attempt in range(20):
+        read, ready = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child checkpoints until killed
+            try:
+                _checkpoint_forever(tmp_path, ready)
+            finally:
+                os._exit(1)
+        os.read(read, 1)
+        os.close(read)
+        os.close(ready)
+        time.sleep(rng.random() * 0.2)  # a random moment of its work, not a wait for it
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        ck = Checkpoints(store(tmp_path), 1 << 40)  # as the next kernel opens it
+        manifest = latest(ck.store)
+        if manifest is None:
+            continue  # killed before the first was whole
+        got = ck.load(manifest, {"__name__": "__main__"})
+        assert not got.failed, attempt
+        n = got.values["n"]
+        assert all(
+            torch.equal(got.values[f"t{i}"], torch.full((64 << 10,), float(n))) for i in range(4)
+        )
+        ck.store.close()
