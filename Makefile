@@ -145,6 +145,7 @@ bench: install
 	$(PY) -m benchmarks.busywork --out docs/benchmarks
 	$(PY) -m benchmarks.section --out docs/benchmarks
 	$(PY) -m benchmarks.swap --out docs/benchmarks
+	$(PY) -m benchmarks.checkpoint --out docs/benchmarks
 
 # Rebuild the extension into greed_kernel/labextension (commit the result). CI never runs
 # this: its `make labext-check` rebuilds and fails when the committed build differs.

@@ -202,6 +202,39 @@ class GreedKernel(IPythonKernel):
         "runs (oom_recovery). 0 disables the guard.",
     ).tag(config=True)
 
+    # -- checkpoints -----------------------------------------------------------------
+    checkpoint = CaselessStrEnum(
+        ["auto", "manual", "off"],
+        default_value="auto",
+        help="Session checkpoints, so that variables outlive the kernel: 'auto' brings "
+        "this notebook's checkpoint up to date after cells that changed something, once "
+        "no cell has ended for half a second (in slices; a cell that starts stops it); "
+        "'manual' writes one only on %greed checkpoint; 'off' neither writes nor mentions "
+        "them. A new kernel says it found one under its first cell; %greed resume binds "
+        "its names. What cannot be pickled (generators, open files, threads) is listed.",
+    ).tag(config=True)
+
+    checkpoint_dir = Unicode(
+        "",
+        help="Directory of the checkpoints ('~' is expanded), one 0700 subdirectory per "
+        "notebook. Refused when another user owns it or group or others may write it. "
+        "Default: greed/sessions under the Jupyter data directory.",
+    ).tag(config=True)
+
+    checkpoint_max_bytes = Integer(
+        0,
+        help="Most bytes of disk a notebook's checkpoints use: older checkpoints go "
+        "first, the latest is always kept, and what does not fit even alone is left out "
+        "and named. 0: 20 GiB, at most half the free disk at checkpoint_dir.",
+    ).tag(config=True)
+
+    session_name = Unicode(
+        "",
+        help="Which notebook this kernel belongs to, for its checkpoints and the record "
+        "of how its previous kernel died, when JPY_SESSION_NAME (set by jupyter-server to "
+        "the notebook's path) is not set. Default: the kernel id of the connection file.",
+    ).tag(config=True)
+
     @validate("memory_threshold", "memory_low_watermark", "guard_threshold")
     def _check_threshold(self, proposal: t.Any) -> float:
         value = proposal["value"]
@@ -219,6 +252,7 @@ class GreedKernel(IPythonKernel):
         "recent_cells",
         "evict_min_bytes",
         "paging_max_bytes",
+        "checkpoint_max_bytes",
     )
     def _check_non_negative_int(self, proposal: t.Any) -> int:
         value = proposal["value"]
@@ -240,7 +274,8 @@ class GreedKernel(IPythonKernel):
         from .frontends.channel import Channel
         from .frontends.magics import GreedMagics
 
-        record, previous = self._kernel_record()
+        identity = self._identity()
+        record, previous = self._kernel_record(identity)
         self.greed = Greed(
             self.shell,
             parent=self,
@@ -249,6 +284,7 @@ class GreedKernel(IPythonKernel):
             publish=lambda method, params: self.greed_channel.notify(method, params),
             record=record,
             previous=previous,
+            identity=identity,
         )
         self.greed_channel = Channel(
             service=self.greed.service,
@@ -259,21 +295,25 @@ class GreedKernel(IPythonKernel):
         self.greed_channel.register(self.comm_manager)
         self.shell.register_magics(GreedMagics(self.shell, self.greed.service))
 
-    def _kernel_record(self) -> tuple[t.Any, t.Any]:
+    def _identity(self) -> str | None:
+        """Which notebook this kernel belongs to (session/identity.py), or None."""
+        from .session.identity import notebook_identity
+
+        connection_file = getattr(self.parent, "connection_file", "") or ""
+        return notebook_identity(os.environ, self.session_name, connection_file)
+
+    def _kernel_record(self, identity: str | None) -> tuple[t.Any, t.Any]:
         """This kernel's record in the Jupyter runtime directory, and how the previous
         kernel of the same notebook died, if it did (session/); (None, None) for a
         kernel that cannot tell which notebook it belongs to."""
+        if identity is None:
+            return None, None
         try:
             from jupyter_core.paths import jupyter_runtime_dir
 
-            from .session.identity import notebook_identity
             from .session.previous import previous, prune
             from .session.record import KernelRecord
 
-            connection_file = getattr(self.parent, "connection_file", "") or ""
-            identity = notebook_identity(os.environ, "", connection_file)
-            if identity is None:
-                return None, None
             runtime, now = jupyter_runtime_dir(), time.time()
             died = previous(runtime, identity, now=now)
             prune(runtime, now=now)

@@ -1,5 +1,5 @@
 """Differential harness: the same cells on the stock ``python3`` kernel and on
-``greed`` evicting after every cell, outputs compared.
+``greed`` evicting and checkpointing after every cell, outputs compared.
 
 Greed runs with a cleanup and an optimisation after every cell, nothing
 counting as recent and every value large enough to evict
@@ -107,11 +107,15 @@ class Differential:
             raise
 
     def run_cell(self, code: str, timeout: float = 120) -> tuple[CellOutcome, CellOutcome]:
+        """The cell on both kernels; on greed, then a checkpoint of the namespace (a
+        silent request: not a cell of the program), which must change nothing."""
         ids = self.python3.submit(code), self.greed.submit(code)
-        return (
+        outcomes = (
             outcome(self.python3.collect(ids[0], timeout), greed=False),
             outcome(self.greed.collect(ids[1], timeout), greed=True),
         )
+        self.greed.execute("%greed checkpoint", silent=True, store_history=False, timeout=timeout)
+        return outcomes
 
     def run(self, cells: list[str]) -> list[str]:
         """Run a program on both kernels; the differences, described (empty: identical)."""

@@ -103,7 +103,9 @@ class Errors(logging.Handler):
 class InProcess:
     """A real InteractiveShell with Greed connected as the kernel connects it."""
 
-    def __init__(self, paging_dir: Path | str, **overrides: t.Any) -> None:
+    def __init__(
+        self, paging_dir: Path | str, identity: str | None = None, **overrides: t.Any
+    ) -> None:
         overrides.setdefault("idle_timeout", 0.0)
         # every cell's memory is looked at, however short it ran and however far the
         # threshold is (see MEMORY_GROWTH_RATE): tests that count looks say otherwise
@@ -130,6 +132,7 @@ class InProcess:
             clock=self.clock,
             schedule=self.clock.schedule,
             publish=lambda method, params: self.events.append((method, params)),
+            identity=identity,
         )
         self.service = self.greed.service
         self.greed.register()

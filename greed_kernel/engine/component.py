@@ -44,6 +44,9 @@ class Settings(t.Protocol):
     guard_threshold: float
     paging_max_bytes: int
     paging_dir: str
+    checkpoint: str
+    checkpoint_dir: str
+    checkpoint_max_bytes: int
 
 
 class Component(LoggingConfigurable):

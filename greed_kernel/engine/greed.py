@@ -19,6 +19,7 @@ from collections.abc import Callable
 from ..analysis.tracker import Tracker
 from ..memory.probe import MemoryProbe
 from ..memory.torchstate import is_out_of_memory
+from .checkpointing import Checkpointing
 from .component import Clock, Schedule
 from .context import Context
 from .events import CellEnd, Events
@@ -60,6 +61,7 @@ class Greed:
         "_record",
         "_waiting",
         "_wake_pending",
+        "checkpointing",
         "events",
         "executing",
         "guarding",
@@ -91,6 +93,7 @@ class Greed:
         publish: Publish | None = None,
         record: KernelRecord | None = None,
         previous: PreviousKernel | None = None,
+        identity: str | None = None,
     ) -> None:
         self.shell = shell
         self.parent = parent
@@ -133,13 +136,18 @@ class Greed:
         self.guarding = Guarding(context, record, **parts)
         self._guard = self.guarding.guard  # a plain object: the hot path arms it
         self._record = record  # ... and writes the cell's number into it
-        if previous is not None:  # said under the first cell
+        self.checkpointing = Checkpointing(context, identity, self.busy, schedule, **parts)
+        if previous is not None:
             self.guarding.previous = previous
-            self.housekeeping.notices.append(previous.message)
+        notice = self.checkpointing.start_notice(previous and previous.message)
+        if notice:  # said under the first cell
+            self.housekeeping.notices.append(notice)
             self.hooks.tell_at_next_cell()
         events.register("publish", self.guarding.published)
         #: what the comm channel and the magics may ask
-        self.service = Service(context, self.views, self.housekeeping, self.triggers, self.guarding)
+        self.service = Service(
+            context, self.views, self.housekeeping, self.triggers, self.guarding, self.checkpointing
+        )
         self.executing = False  # an execute request is in progress (set by the kernel)
         #: cell_done has something to do: a cell failed, work fell due, requests wait
         self._attention = False
@@ -245,6 +253,8 @@ class Greed:
         if self.releases.run(self.hooks.number):
             self.housekeeping.full_owed = True  # the error's frames, if they are old
         self.triggers.after_reply()
+        if self.stats.counts.checkpoint_to_arm:
+            self.checkpointing.after_cell()
 
     def after_reply(self) -> None:
         """The work that fell due, then the requests that waited for the cell. When a
@@ -277,4 +287,5 @@ class Greed:
         self.unregister()
         self.guarding.close()
         self.triggers.close()
+        self.checkpointing.close()
         self.store.close()

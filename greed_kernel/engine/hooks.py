@@ -318,6 +318,7 @@ class CellHooks:
                 or number >= counts.release_at
                 or total >= counts.due_seconds
                 or counts.idle_to_arm
+                or counts.checkpoint_to_arm
                 or (counts.freeze_check is not None and counts.freeze_check())
             ):
                 self.events.trigger("work_due")

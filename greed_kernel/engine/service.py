@@ -14,6 +14,7 @@ from __future__ import annotations
 import typing as t
 from collections.abc import Iterable
 
+from .checkpointing import Checkpointing
 from .context import Context
 from .guarding import Guarding
 from .housekeeping import Housekeeping
@@ -31,6 +32,7 @@ class Service:
         housekeeping: Housekeeping,
         triggers: Triggers,
         guarding: Guarding,
+        checkpointing: Checkpointing,
     ) -> None:
         self.parent = context.parent
         self.hooks = context.hooks
@@ -38,6 +40,7 @@ class Service:
         self.housekeeping = housekeeping
         self.triggers = triggers
         self.guarding = guarding
+        self.checkpointing = checkpointing
         self.statistics = context.stats
         self.marks = context.marks
         self.store = context.store
@@ -61,7 +64,11 @@ class Service:
         return self.views.why(name)
 
     def status(self) -> dict[str, t.Any]:
-        return {**self.views.status(self.triggers.next_due), **self.guarding.status()}
+        return {
+            **self.views.status(self.triggers.next_due),
+            **self.guarding.status(),
+            **self.checkpointing.status(),
+        }
 
     def memory(self) -> dict[str, t.Any]:
         """The memory over time: samples, markers, the limit and the thresholds."""
@@ -96,6 +103,36 @@ class Service:
     def restore(self, names: Iterable[str]) -> int:
         """Read the paged-out memory of *names* back into RAM; the bytes read."""
         return self.store.page_in(names)
+
+    # -- checkpoints (session/) ---------------------------------------------------------
+    def checkpoint(self) -> dict[str, t.Any] | None:
+        """Write a checkpoint now; its summary once it is durable (None: no notebook)."""
+        self.hooks.stamp(running=True)
+        manifest = self.checkpointing.checkpoint()
+        return None if manifest is None else manifest.summary()
+
+    def checkpoints(self) -> list[dict[str, t.Any]]:
+        """This notebook's checkpoints, oldest first."""
+        return [m.summary() for m in self.checkpointing.checkpoints()]
+
+    def resume(self, id: str | None = None) -> dict[str, t.Any]:
+        """Bind the names of checkpoint *id* (None: the latest). Raises LookupError."""
+        return self.checkpointing.resume(id)
+
+    def forget(self) -> int:
+        """Delete this notebook's checkpoints; the bytes freed."""
+        return self.checkpointing.forget()
+
+    def resumable(self) -> dict[str, t.Any] | None:
+        """The latest checkpoint (id, time, cell, bytes), or None (the comm's hello)."""
+        try:
+            latest = self.checkpointing.latest()
+        except Exception:
+            return None
+        if latest is None:
+            return None
+        s = latest.summary()
+        return {k: s[k] for k in ("id", "time", "cell", "bytes")}
 
     def shown_traceback(self) -> list[str]:
         return self.traceback

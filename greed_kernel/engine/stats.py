@@ -57,6 +57,7 @@ class CellCounts:
     each further object read costs a cache miss or more."""
 
     __slots__ = (
+        "checkpoint_to_arm",
         "due_executions",
         "due_seconds",
         "executions",
@@ -79,6 +80,8 @@ class CellCounts:
         self.due_seconds = 0.0
         #: ... or after any cell: an idle timeout is set and no timer is armed ...
         self.idle_to_arm = False
+        #: ... or after any cell: checkpoints are automatic and no timer is armed ...
+        self.checkpoint_to_arm = False
         #: ... or when this says so (gc_freeze is on: the cell imported modules) ...
         self.freeze_check: t.Callable[[], bool] | None = None
         #: ... or once the cell numbered this ends: an old output or the stored error is

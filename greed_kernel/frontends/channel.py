@@ -79,6 +79,10 @@ class Channel:
             "restore": self._restore,
             "history": self._history,
             "memory": self._memory,
+            "checkpoint": self._checkpoint,
+            "checkpoints": self._checkpoints,
+            "resume": self._resume,
+            "forget": self._forget,
         }
 
     def register(self, comm_manager: t.Any) -> None:
@@ -134,6 +138,7 @@ class Channel:
             "stats": self.service.stats(),
             "config": self.service.settings(),
             "previousKernel": self.service.previous_kernel(),
+            "resumable": self.service.resumable(),
         }
         if self._send(comm, notification("hello", params)):
             with self._lock:
@@ -262,6 +267,35 @@ class Channel:
     def _memory(self, params: Params) -> dict[str, t.Any]:
         _no_params(params)
         return self.service.memory()
+
+    def _checkpoint(self, params: Params) -> dict[str, t.Any]:
+        _no_params(params)
+        summary = self.service.checkpoint()
+        if summary is None:
+            raise RpcError(OPERATION_FAILED, "this kernel does not know which notebook it is")
+        return summary
+
+    def _checkpoints(self, params: Params) -> dict[str, t.Any]:
+        _no_params(params)
+        return {"checkpoints": self.service.checkpoints()}
+
+    def _resume(self, params: Params) -> dict[str, t.Any]:
+        unknown = set(params) - {"id"}
+        if unknown:
+            raise RpcError(INVALID_PARAMS, f"unknown parameter {rules.quote(min(unknown))}")
+        wanted = params.get("id")
+        if wanted is not None and not isinstance(wanted, str):
+            raise RpcError(INVALID_PARAMS, "'id' must be a string")
+        try:
+            done = self.service.resume(wanted)
+        except LookupError as e:
+            raise RpcError(OPERATION_FAILED, str(e.args[0])) from None
+        shown, omitted = capped(done["bound"])
+        return {**done, "bound": shown, "omitted": omitted}
+
+    def _forget(self, params: Params) -> dict[str, t.Any]:
+        _no_params(params)
+        return {"bytes": self.service.forget()}
 
 
 def _no_params(params: Params) -> None:

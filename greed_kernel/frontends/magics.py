@@ -146,6 +146,16 @@ class GreedMagics(Magics):
         argument("--all", action="store_true"),
         usage="%(prog)s NAME... | --all",
     )
+    @subcommand("checkpoint", "write this notebook's checkpoint now; returns once it is durable")
+    @subcommand("checkpoints", "this notebook's checkpoints: time, cell, size, what was not stored")
+    @subcommand(
+        "resume",
+        "bind the names of the latest checkpoint (or ID); --replay also re-runs the cells "
+        "that made what could not be stored",
+        argument("id", nargs="?", metavar="ID"),
+        argument("--replay", action="store_true"),
+    )
+    @subcommand("forget", "delete this notebook's checkpoints")
     @subcommand("stats", "the statistics sent to frontends")
     @subcommand("status", "version, configuration, counters and the last reports")
     @subcommand("help", "this help")
@@ -291,6 +301,35 @@ class GreedMagics(Magics):
         nbytes = self.service.restore(names)
         print(f"Greed: read {human_bytes(nbytes)} of {', '.join(names)} back into RAM.")
 
+    def _checkpoint(self, args: argparse.Namespace) -> None:
+        summary = self.service.checkpoint()
+        if summary is None:
+            raise UsageError("this kernel does not know which notebook it belongs to")
+        print(render.checkpoint_line(summary))
+
+    def _checkpoints(self, args: argparse.Namespace) -> None:
+        rows = [render.checkpoint_row(s) for s in self.service.checkpoints()]
+        if not rows:
+            print("Greed: this notebook has no checkpoint yet.")
+            return
+        headers = ["id", "time", "cell", "size", "not stored"]
+        display(render.table(headers, rows, title="Greed: checkpoints"), raw=True)
+
+    def _resume(self, args: argparse.Namespace) -> None:
+        try:
+            done = self.service.resume(args.id)
+        except LookupError as e:
+            raise UsageError(str(e.args[0])) from None
+        print(render.resumed(done, replay=args.replay))
+        if args.replay:
+            for cell, source in sorted(done["replay"].items(), key=lambda kv: int(kv[0])):
+                print(f"Greed: replaying cell {cell}")
+                self.shell.run_cell(source, store_history=False)
+
+    def _forget(self, args: argparse.Namespace) -> None:
+        freed = self.service.forget()
+        print(f"Greed: deleted this notebook's checkpoints ({human_bytes(freed)}).")
+
     def _stats(self, args: argparse.Namespace) -> None:
         rows = [render.stat(key, value) for key, value in self.service.stats().items()]
         display(render.table(["stat", "value"], rows, title="Greed stats"), raw=True)
@@ -307,6 +346,7 @@ class GreedMagics(Magics):
             ["paged out now", human_bytes(status["pagedBytes"])],
             ["paging directory", status["pagingDirectory"] or "(chosen at the first page-out)"],
             ["memory guard", render.guard(status)],
+            ["checkpoint", render.checkpoint_status(status)],
         ]
         if status["previousKernel"]:
             rows.insert(1, ["previous kernel", status["previousKernel"]])

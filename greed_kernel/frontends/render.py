@@ -4,6 +4,7 @@ HTML rendering, and the one-line texts of stats, reports and budget refusals."""
 from __future__ import annotations
 
 import html
+import time
 import typing as t
 
 from ..memory.sizes import human_bytes
@@ -117,3 +118,60 @@ NOTES = {
     "pagingPaused": "paging paused",
     "pagingFailure": "last paging failure",
 }
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+def _clock(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+
+
+def checkpoint_line(s: dict[str, t.Any]) -> str:
+    """``%greed checkpoint``'s answer."""
+    text = (
+        f"Greed: checkpoint {s['id']} holds cell {s['cell']}: {s['names']} names, "
+        f"{human_bytes(s['bytes'])}."
+    )
+    if s["unstorable"]:
+        text += f" Not stored (cannot be pickled): {', '.join(s['unstorable'])}."
+    if s["leftOut"]:
+        text += f" Left out (checkpoint_max_bytes): {', '.join(s['leftOut'])}."
+    return text
+
+
+def checkpoint_row(s: dict[str, t.Any]) -> list[t.Any]:
+    missing = [*s["unstorable"], *(f"{n} (too big)" for n in s["leftOut"])]
+    return [s["id"], _clock(s["time"]), s["cell"], human_bytes(s["bytes"]), ", ".join(missing)]
+
+
+def resumed(done: dict[str, t.Any], replay: bool) -> str:
+    """``%greed resume``'s answer."""
+    c = done["checkpoint"]
+    lines = [
+        f"Greed: resumed checkpoint {c['id']} (cell {c['cell']}, {_clock(c['time'])}): "
+        f"{len(done['bound'])} names bound in {done['seconds']:.2f} s."
+    ]
+    if done["failed"]:
+        lines.append(
+            "Not restored: "
+            + "; ".join(f"{n} ({why})" for n, why in sorted(done["failed"].items()))
+        )
+    for u in done["unstorable"]:
+        cell = f", last written by cell {u['cell']}" if u.get("cell") else ""
+        lines.append(f"Not stored: {u['name']} ({u['reason']}{cell})")
+    if done["unstorable"] and not replay:
+        lines.append("%greed resume --replay re-runs those cells (they may have side effects).")
+    lines += [f"Left out: {u['name']} (over checkpoint_max_bytes)" for u in done["leftOut"]]
+    lines += [f"Note: {note}" for note in done["notes"]]
+    return "\n".join(lines)
+
+
+def checkpoint_status(status: dict[str, t.Any]) -> str:
+    """The ``checkpoint`` row of ``%greed status``."""
+    text = str(status["checkpoint"])
+    latest = status["checkpointLatest"]
+    if latest is not None:
+        text += f"; latest {latest['id']}: cell {latest['cell']}, {human_bytes(latest['bytes'])}"
+        text += f", {_clock(latest['time'])}"
+    if status["checkpointProblem"]:
+        text += f"; failing, retried with backoff: {status['checkpointProblem']}"
+    return text

@@ -269,6 +269,23 @@ export interface IMemoryTimeline {
   guardStops: number;
 }
 
+/** One checkpoint of this notebook. */
+export interface ICheckpoint {
+  id: string;
+  /** Unix time it was written. */
+  time: number;
+  /** The cell whose state it holds. */
+  cell: number;
+  /** Its size on disk (blobs shared with other checkpoints included). */
+  bytes: number;
+  /** Names it binds (modules included). */
+  names: number;
+  /** Names that could not be pickled. */
+  unstorable: string[];
+  /** Names left out for checkpoint_max_bytes. */
+  leftOut: string[];
+}
+
 /** The previous kernel of this notebook, which ended without a clean shutdown. */
 export interface IPreviousKernel {
   /** The line said under the first cell. */
@@ -315,6 +332,48 @@ export interface IHistoryResult {
   reports: Report[];
 }
 
+export interface ICheckpointsResult {
+  checkpoints: ICheckpoint[];
+}
+
+export interface IResumeParams {
+  id?: string;
+}
+
+export interface IResumeResult {
+  checkpoint: ICheckpoint;
+  bound: NameList;
+  /** Names left out of `bound` beyond the first 200. */
+  omitted: number;
+  /** Names that were stored but could not be restored (a corrupted blob, a failed import), with why. */
+  failed: {
+    [key: string]: string;
+  };
+  /** Names that could not be stored: why, and the cell that last touched them. */
+  unstorable: Array<{
+    name: string;
+    reason: string;
+    cell: number | null;
+  }>;
+  /** Names left out for checkpoint_max_bytes, with their group's bytes. */
+  leftOut: Array<{
+    name: string;
+    bytes: number;
+  }>;
+  notes: string[];
+  /** The sources of the cells that last touched the unstorable names, by cell number. */
+  replay: {
+    [key: string]: string;
+  };
+  /** From the request to every name bound. */
+  seconds: number;
+}
+
+export interface IForgetResult {
+  /** Bytes freed. */
+  bytes: number;
+}
+
 export interface IHelloParams {
   /** greed_kernel's version. */
   version: string;
@@ -322,6 +381,16 @@ export interface IHelloParams {
   config: IConfig;
   /** The previous kernel of this notebook, if it died (null otherwise). */
   previousKernel: IPreviousKernel | null;
+  /** This notebook's latest checkpoint, which `resume` would bind (null: none). */
+  resumable: {
+    id: string;
+    /** Unix time it was written. */
+    time: number;
+    /** The cell whose state it holds. */
+    cell: number;
+    /** Its size on disk. */
+    bytes: number;
+  } | null;
 }
 
 export interface IExecutionCleanupParams {
@@ -365,6 +434,14 @@ export interface IGreedMethods {
   history: { params: NoParams; result: IHistoryResult };
   /** The kernel's memory over time (`%greed status` draws none of it; the JupyterLab panel plots it): a bounded ring of samples of non-reclaimable and paged-out memory, taken while cells run, after cells and at this request, with the limit, the guard's and the budget's thresholds, and markers for cleanups, budget cleanups and guard stops. */
   memory: { params: NoParams; result: IMemoryTimeline };
+  /** Write this notebook's checkpoint now, whole; answered once it is durable. */
+  checkpoint: { params: NoParams; result: ICheckpoint };
+  /** This notebook's checkpoints, oldest first. */
+  checkpoints: { params: NoParams; result: ICheckpointsResult };
+  /** Bind the names of the latest checkpoint, or of the one with this `id`, into the namespace. Nothing is re-run (the magic's `--replay` does that, on request). */
+  resume: { params: IResumeParams; result: IResumeResult };
+  /** Delete this notebook's checkpoints. */
+  forget: { params: NoParams; result: IForgetResult };
 }
 
 /** Each event's params. */
@@ -394,7 +471,11 @@ export const GREED_METHODS: readonly GreedMethod[] = [
   'vars',
   'restore',
   'history',
-  'memory'
+  'memory',
+  'checkpoint',
+  'checkpoints',
+  'resume',
+  'forget'
 ];
 
 /** Every event, in the schema's order. */

@@ -128,6 +128,12 @@ PREVIOUS = {
 }
 
 
+CHECKPOINT = {
+    "id": "2", "time": 1.8e9, "cell": 7, "bytes": 4096, "names": 1, "unstorable": [],
+    "leftOut": [],
+}  # fmt: skip
+
+
 class FakeService:
     """The engine's service to the channel, with a cell that can be running."""
 
@@ -197,6 +203,30 @@ class FakeService:
 
     def previous_kernel(self) -> dict[str, t.Any] | None:
         return copy.deepcopy(PREVIOUS)
+
+    def resumable(self) -> dict[str, t.Any] | None:
+        return {"id": "2", "time": 1.8e9, "cell": 7, "bytes": 4096}
+
+    def checkpoint(self) -> dict[str, t.Any] | None:
+        self._call("checkpoint")
+        return dict(CHECKPOINT)
+
+    def checkpoints(self) -> list[dict[str, t.Any]]:
+        self._call("checkpoints")
+        return [dict(CHECKPOINT)]
+
+    def resume(self, id: str | None = None) -> dict[str, t.Any]:
+        self._call("resume", id)
+        if id == "9":
+            raise LookupError("no checkpoint '9'")
+        return {
+            "checkpoint": dict(CHECKPOINT), "bound": ["a"], "failed": {}, "unstorable": [],
+            "leftOut": [], "notes": [], "replay": {}, "seconds": 0.1,
+        }  # fmt: skip
+
+    def forget(self) -> int:
+        self._call("forget")
+        return 4096
 
     def when_no_cell(self, fn: Callable[[], None]) -> None:
         if self.cell_running:

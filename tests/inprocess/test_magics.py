@@ -26,17 +26,23 @@ MiB = 1 << 20
 SERVICE_METHODS = {
     "stats", "vars", "why", "status", "history", "cleanup", "optimize",
     "preserve", "unpreserve", "paged", "restore", "shown_traceback", "settings",
-    "memory", "previous_kernel",
+    "memory", "previous_kernel", "checkpoint", "checkpoints", "resume", "forget",
+    "resumable",
 }  # fmt: skip
 SUBCOMMANDS = (
     "vars", "why NAME", "preserve NAME...", "unpreserve NAME...", "cleanup [--full]",
-    "optimize", "paged", "restore NAME... | --all", "stats", "status", "help",
+    "optimize", "paged", "restore NAME... | --all", "checkpoint", "checkpoints",
+    "resume [--replay] [ID]", "forget", "stats", "status", "help",
 )  # fmt: skip
 
 CLEANUP = {
     "deleted": ["a", "b"], "evicted": ["c"], "paged": ["frames"], "pagedBytes": 32 * MiB,
     "outputsReleased": 2, "errorReleased": True, "rssBefore": 300 * MiB,
     "rssAfter": 200 * MiB, "durationMs": 12.34,
+}  # fmt: skip
+CHECKPOINT = {
+    "id": "3", "time": 1.8e9, "cell": 57, "bytes": 12 * MiB, "names": 4,
+    "unstorable": ["gen"], "leftOut": [],
 }  # fmt: skip
 VARIABLE = {
     "name": "model", "type": "Module", "size": 3 * MiB, "device": "cuda:0",
@@ -65,6 +71,8 @@ class FakeService:
             "pagingDirectory": None, "pagingNotice": "", "pagingPaused": "thread 'w' runs",
             "pagingFailure": None, "budgetRefusal": None, "guardThreshold": 0.95,
             "guardThresholdBytes": 1459 * MiB, "guardStops": 1, "previousKernel": None,
+            "checkpoint": "auto", "checkpointLatest": None, "checkpointProblem": None,
+            "checkpointMs": None,
         }  # fmt: skip
         self.reports = [
             {"kind": "cleanup", "trigger": "memory", "executionCount": 9, "durationMs": 5.0,
@@ -129,6 +137,30 @@ class FakeService:
 
     def settings(self) -> dict[str, t.Any]:
         return {"cleanup_interval": 100}
+
+    def checkpoint(self) -> dict[str, t.Any] | None:
+        self.calls.append(("checkpoint",))
+        return dict(CHECKPOINT)
+
+    def checkpoints(self) -> list[dict[str, t.Any]]:
+        return [dict(CHECKPOINT)]
+
+    def resume(self, id: str | None = None) -> dict[str, t.Any]:
+        self.calls.append(("resume", id))
+        if id == "9":
+            raise LookupError("no checkpoint '9'; this notebook has 3")
+        return {
+            "checkpoint": dict(CHECKPOINT), "bound": ["model", "np"], "failed": {},
+            "unstorable": [{"name": "gen", "reason": "TypeError: cannot pickle", "cell": 4}],
+            "leftOut": [], "notes": [], "replay": {"4": "gen = iter([])"}, "seconds": 0.5,
+        }  # fmt: skip
+
+    def forget(self) -> int:
+        self.calls.append(("forget",))
+        return 3 * MiB
+
+    def resumable(self) -> dict[str, t.Any] | None:
+        return None
 
 
 @dataclass

@@ -1,0 +1,97 @@
+"""When checkpoints run (engine/checkpointing.py), on a real shell with a manual clock:
+after a quiet moment, dropped when a cell starts, retried after a failure, and resumed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from greed_kernel.engine import checkpointing
+from tests.inprocess import InProcess
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> InProcess:
+    with InProcess(
+        tmp_path / "paging", identity="nb.ipynb", checkpoint_dir=str(tmp_path / "ck")
+    ) as s:
+        yield s
+
+
+def cells_held(s: InProcess) -> list[int]:
+    return [m["cell"] for m in s.service.checkpoints()]
+
+
+def test_a_checkpoint_runs_once_the_cells_are_quiet(session: InProcess) -> None:
+    session.run("x = [1, 2, 3]")
+    session.run("y = x")
+    assert cells_held(session) == []  # not while cells come
+    session.clock.advance(checkpointing.QUIET_SECONDS)
+    assert cells_held(session) == [2]
+    session.run("1 + 1")  # nothing changed: nothing new
+    session.clock.advance(checkpointing.QUIET_SECONDS)
+    assert cells_held(session) == [2]
+    session.run("x.append(4)")
+    session.clock.advance(checkpointing.QUIET_SECONDS)
+    assert cells_held(session) == [2, 4]
+    assert not session.errors.records
+
+
+def test_a_cell_that_starts_drops_the_checkpoint(
+    session: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpointing, "SLICE_SECONDS", 0.0)  # one step per slice ...
+    monkeypatch.setattr(checkpointing, "SLICE_PAUSE", 1.0)  # ... a second apart
+    session.run("a = list(range(10))\nb = {'k': 1}\nc = 3")
+    session.clock.advance(checkpointing.QUIET_SECONDS)  # the first slice only
+    assert session.greed.checkpointing._steps is not None
+    session.run("c = 4")
+    session.clock.advance(1.0)
+    assert cells_held(session) == []
+    session.clock.advance(checkpointing.QUIET_SECONDS + 100.0)
+    assert cells_held(session) == [2]
+    got = session.service.resume(None)
+    assert got["bound"] == ["a", "b", "c"] and session.ns["c"] == 4
+
+
+def test_a_failing_directory_never_changes_a_cell(session: InProcess, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    session.settings.checkpoint_dir = str(tmp_path / "file")
+    ran = session.run("x = 1")
+    session.clock.advance(checkpointing.QUIET_SECONDS)
+    assert ran.success and session.ns["x"] == 1
+    status = session.service.status()
+    assert "File exists" in status["checkpointProblem"]
+    session.run("x = 2")
+    session.clock.advance(checkpointing.QUIET_SECONDS)  # backing off: not tried again yet
+    session.settings.checkpoint_dir = str(tmp_path / "ck")
+    session.greed.checkpointing._checkpoints = None
+    session.clock.advance(checkpointing.RETRY_SECONDS)
+    assert cells_held(session) == [2]
+    assert session.service.status()["checkpointProblem"] is None
+
+
+def test_resume_binds_names_imports_and_stamps_them(session: InProcess) -> None:
+    session.run(
+        "import json as j\nvalue = {'a': [1, 2]}\ndef f():\n    return value['a']\ncode = 3"
+    )
+    session.service.checkpoint()
+    session.shell.user_ns.pop("value")
+    session.shell.user_ns.pop("j")
+    session.shell.user_ns.pop("f")
+    session.shell.user_ns.pop("code")
+    got = session.service.resume(None)
+    assert got["bound"] == ["code", "f", "j", "value"]
+    assert session.ns["f"]() == [1, 2] and session.ns["j"].__name__ == "json"
+    assert session.ns["f"].__globals__ is session.ns
+    assert session.greed.tracker.last["value"].execution == session.greed.hooks.number
+
+
+def test_off_writes_nothing(tmp_path: Path) -> None:
+    with InProcess(
+        tmp_path / "p", identity="nb", checkpoint="off", checkpoint_dir=str(tmp_path / "ck")
+    ) as s:
+        s.run("x = 1")
+        s.clock.advance(10 * checkpointing.QUIET_SECONDS)
+        assert not (tmp_path / "ck").exists()
