@@ -119,8 +119,11 @@ class InProcess:
         c = Config()
         c.HistoryManager.hist_file = ":memory:"
         self.shell = InteractiveShell.instance(config=c)
-        self.shell.reset(new_session=False)
-        self.shell.execution_count = 1  # the shell may be another test's: cells count from 1
+        # the shell may be another test's: cells count from 1, in a history session of
+        # their own (the same numbers again in one session make IPython print "ERROR!
+        # Session/line number was not unique" into whichever cell writes them out)
+        self.shell.reset(new_session=True)
+        self.shell.execution_count = 1
         self.log = logging.getLogger(f"greed-inprocess-{Path(paging_dir).name}")
         self.log.propagate = False
         self.errors = Errors()

@@ -161,3 +161,27 @@ def test_a_kill_at_any_moment_leaves_a_complete_checkpoint(tmp_path: Path) -> No
             torch.equal(got.values[f"t{i}"], torch.full((64 << 10,), float(n))) for i in range(4)
         )
         ck.store.close()
+
+
+def test_a_gpu_tensor_without_its_gpu_comes_back_on_the_cpu_with_a_note() -> None:
+    from greed_kernel.session.pickling import Reader
+
+    notes: list[str] = []
+    reader = Reader(b"", lambda index, nbytes: None, {}, notes)
+    storage = torch.ones(4).untyped_storage()
+    back = reader._on_device(torch, storage, "cuda:7")
+    if torch.cuda.is_available() and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    assert back is storage and notes == [
+        "a tensor stored on cuda:7 was resumed on the CPU (no cuda:7 here)"
+    ]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU half needs a GPU")
+def test_a_gpu_tensor_comes_back_on_its_gpu(tmp_path: Path) -> None:
+    ck = Checkpoints(store(tmp_path), 1 << 40)
+    x = torch.arange(100_000.0, device="cuda")
+    write(ck, {"x": x, "view": x[5:]}, None)
+    got = load(ck)
+    assert got["x"].device == x.device and torch.equal(got["x"], x)
+    assert got["view"].untyped_storage().data_ptr() == got["x"].untyped_storage().data_ptr()

@@ -182,6 +182,7 @@ def shell() -> Iterator[InteractiveShell]:
     c.HistoryManager.hist_file = ":memory:"
     sh = InteractiveShell.instance(config=c)
     sh.find_line_magic("tb")  # IPython loads %tb lazily: loaded before the snapshot
+    sh.history_manager.reset(new_session=True)  # lines no earlier test of this shell wrote
     line_magics = dict(sh.magics_manager.magics["line"])
     try:
         yield sh
