@@ -117,14 +117,10 @@ class Checkpoints:
                 data, writer = dumps(value)
                 pickled[name] = _Pickled(data, writer.buffers, writer.shared)
             except Exception as error:
-                reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
-                unstorable[name] = (
-                    id(value),
-                    {"name": name, "reason": reason, "cell": history.get(name)},
-                )
+                unstorable[name] = (id(value), _unstorable(name, error, history))
             yield
         self._unstorable = unstorable
-        groups = self._join(values, pickled, old)
+        groups = self._join(values, pickled, old, dirty)
         yield
         written: list[_Group] = []
         for names, keep in groups:
@@ -134,7 +130,12 @@ class Checkpoints:
             if len(names) == 1:
                 one = pickled[names[0]]
             else:
-                data, writer = dumps({n: values[n] for n in names})
+                try:
+                    data, writer = dumps({n: values[n] for n in names})
+                except Exception as error:  # each pickled alone: a hostile object
+                    for n in names:
+                        unstorable[n] = (id(values[n]), _unstorable(n, error, history))
+                    continue
                 one = _Pickled(data, writer.buffers, writer.shared)
                 yield
             entry = {"names": names, "buffers": []}
@@ -172,6 +173,7 @@ class Checkpoints:
         values: dict[str, t.Any],
         pickled: dict[str, _Pickled],
         old: dict[str, _Group],
+        dirty: set[str],
     ) -> list[tuple[list[str], _Group | None]]:
         """The groups: names whose streams share keys, with the untouched groups they
         meet. (names, the old group to keep as it is, or None to pickle them anew)."""
@@ -184,7 +186,11 @@ class Checkpoints:
             return n
 
         owner: dict[t.Any, str] = {}
-        clean = {id(g): g for n, g in old.items() if n in values and n not in pickled}
+        clean = {
+            id(g): g
+            for g in old.values()
+            if not any(n in dirty or n not in values for n in g.names)
+        }
         sources = [(n, p.keys) for n, p in pickled.items()]
         sources += [(g.names[0], g.keys) for g in clean.values()]
         for g in clean.values():
@@ -311,6 +317,11 @@ class Checkpoints:
         self._groups = {}
         self.last = None
         return freed
+
+
+def _unstorable(name: str, error: BaseException, history: dict[str, int]) -> dict[str, t.Any]:
+    reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+    return {"name": name, "reason": reason, "cell": history.get(name)}
 
 
 def _hash(data: memoryview) -> t.Generator[None, None, str]:

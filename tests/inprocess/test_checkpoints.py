@@ -71,6 +71,18 @@ def test_aliases_come_back_as_aliases(tmp_path: Path) -> None:
     assert got["same"] is got["base"] and np.shares_memory(got["view"], got["base"])
 
 
+def test_a_name_of_a_group_that_becomes_unstorable_leaves_the_group(tmp_path: Path) -> None:
+    ck = Checkpoints(store(tmp_path), 1 << 40)
+    shared = [1, 2]
+    values = {"a": {"k": shared}, "b": shared}
+    write(ck, values, None)
+    values["b"] = torch.ones(2, requires_grad=True) * 2  # not a leaf: cannot be stored
+    write(ck, values, {"b"}, cell=2)
+    body = ck.list()[-1].body
+    assert [u["name"] for u in body["unstorable"]] == ["b"]
+    assert load(ck) == {"a": {"k": [1, 2]}}
+
+
 def test_the_disk_bound_keeps_the_latest_and_names_what_did_not_fit(tmp_path: Path) -> None:
     ck = Checkpoints(store(tmp_path), 6 * MiB)
     for cell in range(1, 5):
