@@ -192,10 +192,9 @@ class Checkpointing(Component):
         values, imports = self._namespace()
         touched = self._touched()
         history = {n: a.execution for n, a in self.tracker.last.items()}
-        sources = self._sources
         number = self.hooks.number
         yield from checkpoints.steps(
-            values, touched, number, imports=imports, history=history, sources=sources()
+            values, touched, number, imports=imports, history=history, sources=self._sources()
         )
         self._covered = self._steps_at
         self._touched_at = number
