@@ -3,8 +3,9 @@ them old, without waiting for the periodic cleanup.
 
 * ``Out[n]`` (and ``_n``) holding a value of at least ``evict_min_bytes`` is released
   once ``output_cache_keep`` cells have ended since cell n, unless a later cell
-  touched ``_n`` or ``Out`` (the tracker's stamps), or ``_``/``__``/``___`` or the last result still
-  hold it (``cleaner.release_output``).
+  touched ``_n`` or ``Out`` (the tracker's stamps). Where ``_``/``__``/``___`` or the
+  last result still hold it (cells since displayed nothing), it is looked at again
+  ``output_cache_keep`` cells later (``cleaner.release_output``).
 * The stored error (``sys.last_*``, IPython's traceback) is released once a later cell
   has ended without ``%tb``, ``%debug`` or pdb in its source; a collection of the young
   generations then frees its frames, which IPython holds in reference cycles, where
@@ -40,15 +41,16 @@ class Releases(Component):
         self.shell = context.shell
         self.counts = context.stats.counts
         self.tracker = context.tracker
-        #: numbers of the cells whose result went to the output cache, oldest first
-        self.pending: collections.deque[int] = collections.deque()
+        #: (cell whose end makes it due, cell whose result went to the output cache),
+        #: soonest first
+        self.pending: collections.deque[tuple[int, int]] = collections.deque()
         self.error_cell = 0  # the cell whose error is stored (0: none known)
         self.outputs_released = 0  # in this process
         self.errors_released = 0
 
     def output(self, number: int) -> None:
         """Cell *number* put a result in the output cache (the hooks' cell_output)."""
-        self.pending.append(number)
+        self.pending.append((number + self.options.output_cache_keep, number))
         self._mark()
 
     def error(self, number: int) -> None:
@@ -59,7 +61,7 @@ class Releases(Component):
     def _mark(self) -> None:
         due = math.inf
         if self.pending:
-            due = self.pending[0] + self.options.output_cache_keep
+            due = self.pending[0][0]
         if self.error_cell:
             due = min(due, self.error_cell + 1)
         self.counts.release_at = due
@@ -72,10 +74,15 @@ class Releases(Component):
         released = False
         try:
             keep, pending = self.options.output_cache_keep, self.pending
-            while pending and pending[0] + keep <= number:
-                n = pending.popleft()
+            held = []
+            while pending and pending[0][0] <= number:
+                _, n = pending.popleft()
                 if self._large(n) and not self._named_since(n):
-                    self.outputs_released += cleaner.release_output(self.shell, n)
+                    if cleaner.release_output(self.shell, n):
+                        self.outputs_released += 1
+                    else:  # _, __, ___ hold it: they move on once cells display results
+                        held.append((number + max(keep, 1), n))
+            pending.extend(held)  # due after everything pending: the order holds
             if self.error_cell and number > self.error_cell:
                 source = self.counts.source  # the last user cell's (number's)
                 if not any(word in source for word in _DEBUGGING):

@@ -57,6 +57,19 @@ def test_an_output_still_held_by_underscore_stays(p: InProcess) -> None:
     assert 1 in p.ns["Out"] and p.ns["_"] is p.ns["Out"][1]
 
 
+def test_an_output_held_by_underscore_goes_once_later_results_move_it_on(p: InProcess) -> None:
+    p.run(BIG)  # 1
+    p.run("x = 1")  # 2: _ is still Out[1] when it falls due after cell 4
+    p.run("x = 2")  # 3
+    p.run("'a'")  # 4: __ is Out[1]
+    assert 1 in p.ns["Out"] and p.ns["__"] is p.ns["Out"][1]
+    for n in range(5, 8):  # 6 moves ___ on; 7 is three cells after 4: it is due again
+        p.run(f"'{n}'")
+    assert outputs(p) == [4, 5, 6, 7]
+    assert p.greed.releases.outputs_released == 1
+    assert (p.ns["_"], p.ns["__"], p.ns["___"]) == ("7", "6", "5")
+
+
 FAILING = """\
 class Held:
     pass
