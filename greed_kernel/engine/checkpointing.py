@@ -3,7 +3,7 @@
 * **When.** With ``checkpoint="auto"``, a user cell that ends arms one timer (the
   hooks see the ``checkpoint_to_arm`` mark; further cells cost nothing). Once no cell
   has ended for :data:`QUIET_SECONDS`, the checkpoint runs on the main thread, in slices
-  of about :data:`SLICE_SECONDS` with the event loop free in between. A cell that
+  of a few ms with the event loop free in between (slices.py). A cell that
   starts meanwhile drops it (what it wrote stays, content addressed), and the timer
   is armed again: no cell waits for a checkpoint, and a checkpoint holds the state
   between two cells. ``%greed checkpoint`` writes one at once, whole.
@@ -34,13 +34,10 @@ from ..session.identity import identity_key
 from ..session.manifests import Manifest
 from .component import Component, Schedule, guarded
 from .context import Context
+from .slices import Slices
 
 #: Seconds with no cell ending before an automatic checkpoint starts.
 QUIET_SECONDS = 0.5
-#: Seconds of checkpoint work between two turns of the event loop.
-SLICE_SECONDS = 0.005
-#: Seconds between two slices (the event loop's turn comes in between anyway).
-SLICE_PAUSE = 0.0
 #: The first and the longest wait before trying again after a failure.
 RETRY_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
@@ -71,7 +68,9 @@ class Checkpointing(Component):
         self.problem: str | None = None  # why the last checkpoint failed, if it did
         self.last_ms: float | None = None
         self._checkpoints: Checkpoints | None = None
-        self._steps: Iterator[None] | None = None
+        self.slices = Slices(
+            schedule, busy, lambda: context.stats.execution_count, self.log, on_cell="drop"
+        )
         self._steps_at = -1  # execution count when the running checkpoint started
         self._timer: t.Any = None
         self._covered = -1  # execution count the last checkpoint holds
@@ -87,6 +86,7 @@ class Checkpointing(Component):
         self.counts.checkpoint_to_arm = self.automatic and self._timer is None
 
     def close(self) -> None:
+        self.slices.cancel()
         if hasattr(self.parent, "unobserve"):
             self.parent.unobserve(self._mode_changed, names=["checkpoint"])
         if self._checkpoints is not None:
@@ -144,37 +144,19 @@ class Checkpointing(Component):
             self.counts.checkpoint_to_arm = True  # nothing ran since: wait for a cell
             return
         self._start()
-        self._slice()
 
     def _start(self) -> None:
         self.hooks.stamp()
         self._steps_at = self.stats.execution_count
-        self._steps = self._write()
+        self.slices.start(
+            self._write(), done=self._done, failed=self._failed, dropped=self._dropped
+        )
 
-    @guarded
-    def _slice(self) -> None:
-        steps = self._steps
-        if steps is None:
-            return
-        if self.busy() or self.stats.execution_count != self._steps_at:
-            self._steps = None  # a cell came: try again after it
-            self.after_cell()
-            return
-        end = time.perf_counter() + SLICE_SECONDS  # work done, not the injected clock
-        try:
-            while True:
-                next(steps)
-                if time.perf_counter() >= end:
-                    break
-        except StopIteration:
-            self._steps = None
-            self.counts.checkpoint_to_arm = True
-            return
-        except Exception as error:
-            self._steps = None
-            self._failed(error)
-            return
-        self.schedule(SLICE_PAUSE, self._slice)  # type: ignore[misc]
+    def _done(self) -> None:
+        self.counts.checkpoint_to_arm = True
+
+    def _dropped(self) -> None:
+        self.after_cell()  # a cell came: try again after it
 
     def _failed(self, error: BaseException) -> None:
         self._retry = min(max(self._retry * 2, RETRY_SECONDS), RETRY_MAX_SECONDS)
@@ -225,11 +207,11 @@ class Checkpointing(Component):
 
     def checkpoint(self) -> Manifest | None:
         """Write a checkpoint now, whole; return when it is durable (None: no identity)."""
-        self._steps = None
-        self._start()
-        for _ in self._steps or ():
+        self.slices.cancel()
+        self.hooks.stamp()
+        self._steps_at = self.stats.execution_count
+        for _ in self._write():
             pass
-        self._steps = None
         self.counts.checkpoint_to_arm = self.automatic
         return None if self._checkpoints is None else self._checkpoints.last
 

@@ -29,6 +29,7 @@ from .housekeeping import Housekeeping, Publish
 from .policy import Marks, Policy
 from .releases import Releases
 from .service import Service
+from .slices import Slices
 from .stats import Stats
 from .store import PagedValues
 from .triggers import Triggers
@@ -129,7 +130,11 @@ class Greed:
             when_no_cell=self.when_no_cell,
         )
         self.views = Views(context, **parts)
-        self.housekeeping = Housekeeping(context, self.views, **parts)
+        stats = self.stats
+        sliced = Slices(
+            schedule, self.busy, lambda: stats.execution_count, self.log, on_cell="wait"
+        )
+        self.housekeeping = Housekeeping(context, self.views, sliced, **parts)
         self.triggers = Triggers(context, self.housekeeping, self.busy, schedule, **parts)
         self.releases = Releases(context, **parts)
         events.register("cell_output", self.releases.output)
@@ -288,4 +293,5 @@ class Greed:
         self.guarding.close()
         self.triggers.close()
         self.checkpointing.close()
+        self.housekeeping.slices.cancel()
         self.store.close()

@@ -22,7 +22,7 @@ import math
 import sys
 import time
 import typing as t
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from ..memory import torchstate
 from ..memory.probe import malloc_trim
@@ -31,6 +31,7 @@ from . import budget, cleaner
 from .component import Component, guarded
 from .context import Context
 from .policy import Policy, Verdict, is_history_name
+from .slices import Slices, Stopwatch
 from .stats import capped, json_clean
 
 #: ``publish(method, params)``: an event to every open comm.
@@ -53,8 +54,12 @@ FULL_COLLECTION_PAUSE = 0.010
 class Housekeeping(Component):
     """Runs cleanups and optimisations on the user's shell; records and publishes them."""
 
-    def __init__(self, context: Context, views: Views, **kwargs: t.Any) -> None:
+    def __init__(
+        self, context: Context, views: Views, slices: Slices | None = None, **kwargs: t.Any
+    ) -> None:
         super().__init__(**kwargs)
+        #: runs the periodic cleanup in slices (without one: whole, at once)
+        self.slices = slices or Slices(None, lambda: False, lambda: 0, self.log, on_cell="wait")
         self.shell = context.shell
         self.tracker = context.tracker
         self.store = context.store
@@ -76,11 +81,29 @@ class Housekeeping(Component):
     # -- cleanup -----------------------------------------------------------------------
     @guarded
     def cleanup(self, trigger: str, full: bool = False) -> dict[str, t.Any] | None:
-        """Temporaries, old outputs, the stored error, stale values; then gc and trim.
+        """Temporaries, old outputs, the stored error, stale values; then gc and trim,
+        whole, now. A cleanup in slices still running is finished first.
 
         *full* also collects the frozen heap (``%greed cleanup --full``).
         """
-        start = time.perf_counter()
+        self.slices.finish()
+        steps = self._cleanup(trigger, full)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as end:
+                return t.cast("dict[str, t.Any]", end.value)
+
+    @guarded
+    def cleanup_in_slices(self, trigger: str) -> None:
+        """The same cleanup, on the event loop a slice at a time (the periodic one): a
+        cell sent meanwhile waits for one page-out of at most REGION_BYTES, not for
+        all of them. A cell that runs in between may touch a stale name: it is then
+        left in memory. The report goes out when the last slice ends."""
+        self.slices.start(self._cleanup(trigger, False, sliced=True))
+
+    def _cleanup(self, trigger: str, full: bool, sliced: bool = False) -> Iterator[bool | None]:
+        watch, execution = Stopwatch(), self.stats.execution_count
         self.hooks.stamp()
         rss_before, cuda_before = self.probe.rss(), torchstate.cuda_reserved()
         now = self.clock()
@@ -102,7 +125,14 @@ class Housekeeping(Component):
             evicted = cleaner.delete_names(self.shell, stale)
         elif s.evict == "page":
             try:
-                paged, paged_bytes = self.store.page_stale(stale)
+                untouched = self._untouched(stale) if sliced else None
+                if sliced and stale:  # each page-out (up to 16 MiB) gets a slice of its own
+                    yield from watch.paused(alone=True)
+                for names, nbytes in self.store.page_stale(stale, last, untouched):
+                    paged.extend(n for n in names if n not in paged)
+                    paged_bytes += nbytes
+                    if sliced:
+                        yield from watch.paused(alone=True)
                 if trigger == "memory":
                     budget_fields = self.store.hold_budget(
                         paged, policy, last, self.hooks.number, self.probe.pressure
@@ -113,14 +143,17 @@ class Housekeeping(Component):
         if full:
             gc.unfreeze()  # after the error's release, so its frames are collected too
         generation, collected = self.collect(trigger)
+        if sliced:
+            yield from watch.paused(alone=True)  # the trim can take 10 ms on a big heap
         trimmed = malloc_trim()
         self.tracker.forget_missing()
         report = self._report(
             "cleanup",
             trigger,
-            start,
+            watch.seconds(),
             rss_before,
             cuda_before,
+            execution=execution,
             deleted=deleted,
             evicted=evicted,
             outputsReleased=len(released),
@@ -142,6 +175,20 @@ class Housekeeping(Component):
             report["durationMs"],
         )
         return report
+
+    def _untouched(self, names: list[str]) -> Callable[[str], bool]:
+        """For a cleanup in slices: whether a stale name is still as it was judged (no
+        cell since touched it). Stamps what ran since first, and keeps no value alive."""
+        last, stamps = self.tracker.last, {n: self.tracker.last.get(n) for n in names}
+        seen = [self.stats.execution_count]
+
+        def untouched(name: str) -> bool:
+            if self.stats.execution_count != seen[0]:
+                seen[0] = self.stats.execution_count
+                self.hooks.stamp()
+            return last.get(name) == stamps[name]
+
+        return untouched
 
     def _sort_names(
         self, policy: Policy, now: float, evicting: bool
@@ -180,7 +227,7 @@ class Housekeeping(Component):
         return self._report(
             "optimize",
             trigger,
-            start,
+            time.perf_counter() - start,
             rss_before,
             cuda_before,
             gradsCleared=grads,
@@ -234,18 +281,21 @@ class Housekeeping(Component):
         self,
         kind: str,
         trigger: str,
-        start: float,
+        seconds: float,
         rss_before: int,
         cuda_before: list[dict[str, int]],
+        execution: int | None = None,
         **fields: t.Any,
     ) -> dict[str, t.Any]:
+        """The report, recorded and published; *execution*: the cells that had ended
+        when the work began (a cleanup in slices ends later)."""
         rss_after = self.probe.rss()
         report: dict[str, t.Any] = {
             "kind": kind,
             "trigger": trigger,
-            "executionCount": self.stats.execution_count,
+            "executionCount": self.stats.execution_count if execution is None else execution,
             "time": time.time(),
-            "durationMs": (time.perf_counter() - start) * 1000.0,
+            "durationMs": seconds * 1000.0,
             "rssBefore": rss_before,
             "rssAfter": rss_after,
             "freedBytes": max(0, rss_before - rss_after),

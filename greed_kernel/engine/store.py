@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import bisect
 import typing as t
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from ..analysis.tracker import Access
-from ..memory.paging import Pager
+from ..memory.paging import Pager, whole_pages
 from ..memory.sizes import cpu_buffers, human_bytes, owned_buffers
 from ..memory.threads import Judgement
 from . import budget
@@ -32,6 +32,10 @@ class PagedValues(Component):
         self.pager = Pager(s.paging_dir, s.paging_max_bytes, log=self.log)
         #: name -> (id of its value, bytes paged) as of the cleanup that paged it
         self._paged: dict[str, tuple[int, int]] = {}
+        #: stale names whose value held no buffer to page, with (id, length, last access)
+        #: then: the walk of a big container of plain objects (up to MAX_ITEMS, some ms)
+        #: is not repeated at every cleanup while none of these changed
+        self._bufferless: dict[str, tuple[int, int, Access | None]] = {}
         self.paused = ""  # why the last cleanup did not page, when it could not
 
     # -- paging ----------------------------------------------------------------------
@@ -50,32 +54,72 @@ class PagedValues(Component):
         self.pager.max_bytes = self.options.paging_max_bytes
         return judgement
 
-    def page_stale(self, stale: list[str]) -> tuple[list[str], int]:
-        """Page out the CPU memory of the stale values, in place: names and bytes."""
-        judgement = self.may_page() if stale else None
-        if judgement is None:
-            return [], 0
-        ns, seen = self.ns, set()
-        found = {name: owned_buffers(ns[name], seen=seen) for name in stale if name in ns}
-        result = self.pager.page_out([b for bufs in found.values() for b in bufs], judgement)
-        if result.skipped:
-            self.log.debug("greed: left in RAM: %s", result.skipped)
-        if not result.regions:
-            return [], 0
-        starts = [lo for lo, _ in result.regions]
-        paged: list[str] = []
-        for name, bufs in found.items():
-            nbytes = sum(_overlap(result.regions, starts, ptr, n) for ptr, n, _ in bufs)
-            if nbytes:
-                paged.append(name)
-                self._paged[name] = (id(ns[name]), nbytes)
-        self.log.info(
-            "greed: paged out %s of %s in %.0f ms",
-            human_bytes(result.bytes),
-            ", ".join(paged),
-            result.seconds * 1000,
-        )
-        return paged, result.bytes
+    def page_stale(
+        self,
+        stale: list[str],
+        last: Mapping[str, Access],
+        untouched: Callable[[str], bool] | None = None,
+    ) -> Iterator[tuple[list[str], int]]:
+        """Page out the CPU memory of the stale values, in place, a step at a time:
+        each step pages at most the pager's region of bytes, and yields the names it
+        paged memory of and the bytes.
+
+        *untouched*: asked before each step, whether a name is still as it was judged;
+        where not (a cell touched it between two steps), what is left of it stays in
+        RAM. Threads are judged again before each step, since cells may have run.
+        *last*: the tracker's stamps."""
+        ns, ids, bufferless = self.ns, {}, self._bufferless
+        for name in [n for n in bufferless if n not in ns]:
+            del bufferless[name]
+
+        def chunks() -> Iterator[tuple[str, tuple[int, int, object]]]:
+            seen: set[int] = set()
+            for name in stale:
+                if name not in ns:
+                    continue
+                value = ns[name]
+                ids[name], shape = id(value), (id(value), _length(value), last.get(name))
+                if bufferless.get(name) == shape:
+                    continue
+                buffers = owned_buffers(value, seen=seen)
+                if not buffers:
+                    bufferless[name] = shape
+                for chunk in _pages(buffers, limit):
+                    yield name, chunk
+
+        def still(name: str) -> bool:
+            return name in ns and id(ns[name]) == ids[name] and untouched(name)  # type: ignore[misc]
+
+        limit, totals = self.pager.region_bytes, dict.fromkeys(stale, 0)
+        for step in _grouped(chunks(), limit):
+            if untouched is not None:
+                step = [(name, chunk) for name, chunk in step if still(name)]
+            judgement = self.may_page() if step else None
+            if judgement is None:
+                if step:
+                    return  # paging is paused: everything left stays in RAM
+                continue
+            result = self.pager.page_out([chunk for _, chunk in step], judgement)
+            if result.skipped:
+                self.log.debug("greed: left in RAM: %s", result.skipped)
+            regions = sorted(result.regions)
+            starts = [lo for lo, _ in regions]
+            names: list[str] = []
+            for name, (ptr, n, _) in step:
+                nbytes = _overlap(regions, starts, ptr, n)
+                if nbytes:
+                    totals[name] += nbytes
+                    self._paged[name] = (ids[name], totals[name])
+                    if name not in names:
+                        names.append(name)
+            if names:
+                self.log.info(
+                    "greed: paged out %s of %s in %.0f ms",
+                    human_bytes(result.bytes),
+                    ", ".join(names),
+                    result.seconds * 1000,
+                )
+            yield names, result.bytes
 
     def hold_budget(
         self,
@@ -154,6 +198,37 @@ class PagedValues(Component):
     def close(self) -> None:
         """Remove the paging directory we made, if any (kernel shutdown or restart)."""
         self.pager.close()
+
+
+def _length(value: t.Any) -> int:
+    """len() of a built-in container (no user code runs), else -1."""
+    return len(value) if type(value) in (list, dict, tuple, set) else -1
+
+
+def _pages(buffers: list[tuple[int, int, object]], limit: int) -> Iterator[tuple[int, int, object]]:
+    """The buffers' whole pages, cut every *limit* bytes from each one's first whole
+    page, as the pager cuts them: a region paged before is paged again whole."""
+    for ptr, nbytes, owner in buffers:
+        pages = whole_pages(ptr, nbytes)
+        if pages is not None:
+            for lo in range(pages[0], pages[1], limit):
+                yield lo, min(limit, pages[1] - lo), owner
+
+
+def _grouped(
+    chunks: Iterator[tuple[str, tuple[int, int, object]]], limit: int
+) -> Iterator[list[tuple[str, tuple[int, int, object]]]]:
+    """Consecutive chunks in groups of at most *limit* bytes (a step's work)."""
+    group: list[tuple[str, tuple[int, int, object]]] = []
+    size = 0
+    for name, chunk in chunks:
+        if group and size + chunk[1] > limit:
+            yield group
+            group, size = [], 0
+        group.append((name, chunk))
+        size += chunk[1]
+    if group:
+        yield group
 
 
 def _overlap(regions: list[tuple[int, int]], starts: list[int], ptr: int, nbytes: int) -> int:

@@ -135,7 +135,7 @@ class Triggers(Component):
                 hk.freeze_heap()  # the cell imported modules: they live as long as the kernel
             cleaned = _crossed(s.cleanup_interval, before, n)
             if cleaned:
-                hk.cleanup("periodic")
+                hk.cleanup_in_slices("periodic")  # its collection comes in a later slice
             if _crossed(s.optimize_interval, before, n):
                 hk.optimize("periodic", collect=not cleaned)
             if cleaned or self.counts.seconds >= self.counts.due_seconds:

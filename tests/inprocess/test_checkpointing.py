@@ -38,14 +38,12 @@ def test_a_checkpoint_runs_once_the_cells_are_quiet(session: InProcess) -> None:
     assert not session.errors.records
 
 
-def test_a_cell_that_starts_drops_the_checkpoint(
-    session: InProcess, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(checkpointing, "SLICE_SECONDS", 0.0)  # one step per slice ...
-    monkeypatch.setattr(checkpointing, "SLICE_PAUSE", 1.0)  # ... a second apart
+def test_a_cell_that_starts_drops_the_checkpoint(session: InProcess) -> None:
+    slices = session.greed.checkpointing.slices
+    slices.seconds, slices.pause = 0.0, 1.0  # one step per slice, a second apart
     session.run("a = list(range(10))\nb = {'k': 1}\nc = 3")
     session.clock.advance(checkpointing.QUIET_SECONDS)  # the first slice only
-    assert session.greed.checkpointing._steps is not None
+    assert slices.running
     session.run("c = 4")
     session.clock.advance(1.0)
     assert cells_held(session) == []
