@@ -3,7 +3,8 @@
 The kernels are alive together and take turns cell by cell, the order rotated every
 cell. After each cell, each kernel's memory is read from /proc/PID/status (with its
 children): RssAnon, RssFile and RssShmem apart, and VmRSS, their sum. At the end,
-the training result and the preserved state are compared with the first variant's,
+each kernel's settled memory is read once it is idle (SETTLE_SECONDS after the last
+cell), the training result and the preserved state are compared with the first variant's,
 and greed's own counters are read through its comm.
 """
 
@@ -24,6 +25,9 @@ from .workload import (
     generate,
     setup_code,
 )
+
+#: Seconds after the last cell before the settled memory is read: the kernels are idle.
+SETTLE_SECONDS = 1.0
 
 
 def soak(
@@ -86,6 +90,9 @@ def soak(
                     )
                 )
         loop_s = time.monotonic() - t0
+        # settled: once the work after the last reply (greed's slices) is done
+        time.sleep(SETTLE_SECONDS)
+        settled = {k.label: k.memory() for k in kernels}
         for k in kernels:
             r = results["kernels"][k.label]
             r["result"] = k.evaluate(**RESULT_EXPRESSIONS)
@@ -113,7 +120,7 @@ def soak(
     ref = variants[0].label
     for label, r in results["kernels"].items():
         mine = [row for row in rows if row["kernel"] == label]
-        r.update(series_stats(mine, base[label]))
+        r.update(series_stats(mine, base[label], settled[label]))
         r["identical_to_" + ref] = r["result"] == results["kernels"][ref]["result"]
         ref_lat = [row["latency_ms"] for row in rows if row["kernel"] == ref]
         lat = [row["latency_ms"] for row in mine]
@@ -143,9 +150,12 @@ MEMORY_SERIES = (
 )
 
 
-def series_stats(rows: list[dict[str, t.Any]], base: dict[str, int]) -> dict[str, t.Any]:
+def series_stats(
+    rows: list[dict[str, t.Any]], base: dict[str, int], settled: dict[str, int] | None = None
+) -> dict[str, t.Any]:
     """Memory (start, end, peak, growth of each series) and latency statistics of one
-    kernel's soak rows; *base* is its memory after the setup cell."""
+    kernel's soak rows; *base* is its memory after the setup cell, *settled* after the
+    last cell once the kernel is idle (the end; else the last row's)."""
     lat = [r["latency_ms"] for r in rows]
     by_kind: dict[str, list[float]] = {}
     for r in rows:
@@ -154,17 +164,19 @@ def series_stats(rows: list[dict[str, t.Any]], base: dict[str, int]) -> dict[str
     memory: dict[str, t.Any] = {}
     for prefix, column, kind in MEMORY_SERIES:
         series = [r[column] for r in rows]
+        end = series[-1] if settled is None else settled[kind]
         memory[f"{prefix}_start"] = base[kind]
-        memory[f"{prefix}_end"] = series[-1]
-        memory[f"{prefix}_peak"] = max([base[kind], *series])
-        memory[f"{prefix}_growth"] = series[-1] - base[kind]
+        memory[f"{prefix}_end"] = end
+        memory[f"{prefix}_peak"] = max([base[kind], *series, end])
+        memory[f"{prefix}_growth"] = end - base[kind]
     # "anonymous": RssAnon + RssShmem, what a memory budget counts
     anonymous = [r["rss_anon_bytes"] + r["rss_shmem_bytes"] for r in rows]
     start = base["anon"] + base["shmem"]
+    end = anonymous[-1] if settled is None else settled["anon"] + settled["shmem"]
     memory["anonymous_start"] = start
-    memory["anonymous_end"] = anonymous[-1]
-    memory["anonymous_peak"] = max([start, *anonymous])
-    memory["anonymous_growth"] = anonymous[-1] - start
+    memory["anonymous_end"] = end
+    memory["anonymous_peak"] = max([start, *anonymous, end])
+    memory["anonymous_growth"] = end - start
     return {
         **memory,
         "latency_median_ms": median(lat),
