@@ -10,7 +10,8 @@ a cell ran in between is the work's choice:
 * ``drop`` (a checkpoint): it is abandoned; ``dropped`` is called, to start it again
   after the cell;
 * ``wait`` (a cleanup's page-outs): it goes on after the cell, once its reply is on its
-  way; the steps look again at what the cell may have changed.
+  way; the steps look again at what the cell may have changed. Cells sent back to back
+  do not starve it: it waits for one reply, then takes a slice between two cells.
 
 Without a scheduler (tests, the kernel's shutdown), :meth:`Slices.finish` runs what is
 left at once.
@@ -56,6 +57,7 @@ class Slices:
         self.pause = pause  # seconds between two slices (the loop turns anyway)
         self._steps: Iterator[bool | None] | None = None
         self._at = -1  # the execution count the last slice saw
+        self._deferred = False  # the next slice waited once for a cell's reply
         self._done: Callable[[], None] | None = None
         self._failed: Callable[[BaseException], None] | None = None
         self._dropped: Callable[[], None] | None = None
@@ -78,6 +80,7 @@ class Slices:
         without a scheduler). A work still running is finished first."""
         self.finish()
         self._steps, self._at, self.work_seconds = steps, self.executions(), 0.0
+        self._deferred = False
         self._done, self._failed, self._dropped = done, failed, dropped
         if self.schedule is None:
             self.finish()
@@ -98,21 +101,30 @@ class Slices:
     def _slice(self) -> None:
         if self._steps is None:
             return
-        if self.busy() or self.executions() != self._at:
+        if self.busy():
             if self.on_cell == "drop":
-                dropped = self._dropped
-                self.cancel()
-                if dropped is not None:
-                    self._call(dropped)
-                return
-            if self.busy():
+                self._drop()
+            else:
                 self._later(BUSY_RECHECK)
-            else:  # a cell ended since: its reply first
-                self._at = self.executions()
-                self._later(AFTER_CELL_DELAY)
             return
+        if self.executions() != self._at:
+            if self.on_cell == "drop":
+                self._drop()
+                return
+            if not self._deferred:  # a cell ended since: its reply first, once
+                self._deferred = True
+                self._later(AFTER_CELL_DELAY)
+                return
+            self._at = self.executions()  # cells back to back: a slice between two
+        self._deferred = False
         if self._run(time.perf_counter() + self.seconds):
             self._later(self.pause)
+
+    def _drop(self) -> None:
+        dropped = self._dropped
+        self.cancel()
+        if dropped is not None:
+            self._call(dropped)
 
     def _run(self, until: float | None) -> bool:
         """Steps until *until* (perf_counter; None: to the end). Whether work is left."""

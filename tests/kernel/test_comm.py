@@ -391,7 +391,8 @@ def test_150_cells_give_one_cleanup_at_execution_100(new_kernel: t.Any) -> None:
             assert reply["status"] == "ok"
         assert len(cleanups) == 1, [c["report"]["trigger"] for c in cleanups]
         event = cleanups[0]
-        assert event["stats"]["executionCount"] == 100
+        # it runs in slices: cells sent back to back may end before its last one
+        assert 100 <= event["stats"]["executionCount"] < 150
         assert event["report"]["trigger"] == "periodic"
         assert event["report"]["executionCount"] == 100
         check_stats(event["stats"])

@@ -94,3 +94,13 @@ def test_finish_runs_the_rest_now_and_failures_are_handed_on() -> None:
     s.start(broken(), failed=failures.append)
     loop.turn()
     assert [str(e) for e in failures] == ["disk full"] and not s.running
+
+
+def test_cells_back_to_back_do_not_starve_the_work() -> None:
+    loop, done = Loop(), []
+    s = loop.slices("wait")
+    s.start(work(done))
+    for _ in range(6):  # a cell ends before every turn: a step every other cell
+        loop.executions += 1
+        loop.turn()
+    assert done == [0, 1, 2] and not s.running
