@@ -142,6 +142,7 @@ bench: install
 	$(PY) -m benchmarks $(BENCH_ARGS)
 	$(PY) -m benchmarks.tracking
 	$(PY) -m benchmarks.hotpath
+	$(PY) -m benchmarks.bytecodes
 	$(PY) -m benchmarks.busywork --out docs/benchmarks
 	$(PY) -m benchmarks.section --out docs/benchmarks
 	$(PY) -m benchmarks.swap --out docs/benchmarks

@@ -7,7 +7,7 @@
 
 Writes, under --out (default docs/benchmarks): soak.csv, trivial.csv,
 instructions.csv and syscalls.csv (where valgrind and strace are installed),
-housekeeping.csv, pause.csv,
+housekeeping.csv, pause.csv, checkpointing.csv,
 startup.csv, paging.csv, budget.csv (the series), summary.json (every result, the headline
 ratios with their targets, the machine and versions), summary.md (the headline
 table) and soak_rss.png, soak_latency.png, budget_rss.png. Prints the headline
@@ -23,7 +23,18 @@ import time
 import typing as t
 from pathlib import Path
 
-from . import budget, housekeeping, instructions, machine, paging, pause, soak, startup, trivial
+from . import (
+    budget,
+    checkpointing,
+    housekeeping,
+    instructions,
+    machine,
+    paging,
+    pause,
+    soak,
+    startup,
+    trivial,
+)
 from .details import details
 from .headline import headline
 from .kernels import GREED, PYTHON3, Variant
@@ -37,6 +48,7 @@ SUITES = (
     "instructions",
     "housekeeping",
     "pause",
+    "checkpointing",
     "startup",
     "paging",
     "budget",
@@ -261,6 +273,13 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                 sandbox, pause_cells, pause_objects, rounds=1 if quick else 2
             )
             write_csv(out / "pause.csv", rows)
+        if "checkpointing" in only:
+            ck_cells = 10 if quick else 150
+            print(f"checkpointing: {ck_cells} cells at a person's pace, checkpoints on and off")
+            rows, results["checkpointing"] = checkpointing.checkpointing(
+                sandbox, ck_cells, think=0.6 if quick else 0.8, seed=args.seed
+            )
+            write_csv(out / "checkpointing.csv", rows)
         if "startup" in only:
             print(f"start-up: {reps} starts of each kernel")
             rows, results["startup"] = startup.startup(sandbox, reps)

@@ -138,6 +138,12 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
     if ps:
         values["pause_delay_ms"] = ps["greed"]["after_work_delay_max_ms"]
         values["pause_delay_python3_ms"] = ps["python3"]["after_work_delay_max_ms"]
+    ck = results.get("checkpointing")
+    if ck:
+        values["checkpoint_overhead_percent"] = ck["overhead"] * 100.0
+        values["checkpoint_paired_ratio"] = ck["paired_ratio_median"]
+        checks["checkpoint_identical"] = ck["identical"]
+        notes["checkpointing"] = f"{ck['cells']} cells, {ck['checkpoints_listed']} checkpoints"
     pg = results.get("paging")
     if pg:
         values["paging_write_ratio"] = pg["write_ratio"]

@@ -130,6 +130,17 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         20.0,
     ),
     "pause_delay_python3_ms": ("The same cells on python3 (a control)", "ms", None),
+    "checkpoint_overhead_percent": (
+        "Automatic checkpoints at a person's pace (0.8 s between cells): total cell time, "
+        "greed checkpoint=auto over checkpoint=off, minus 1",
+        "%",
+        2.5,
+    ),
+    "checkpoint_paired_ratio": (
+        "The same, median ratio of the same cells, auto / off",
+        "x",
+        None,
+    ),
     "cleanup_ms": (
         "Cleanup asked for (%greed cleanup: the whole heap) at ~500k new objects, first run",
         "ms",
@@ -165,6 +176,7 @@ CHECKS = {
     "expected_statuses": "Every soak cell replied as expected (ok / error) in every kernel",
     "paging_identical": "Paged tensors read back bit-identical",
     "budget_identical": "Budget session: every block's checksum equals python3's",
+    "checkpoint_identical": "Checkpointing suite: final training state equal on all three kernels",
     "budget_python3_killed": "Budget session, watchdog at the limit: python3 killed",
     "budget_greed_intact": "Budget session, watchdog at the limit: greed finished, blocks intact",
 }

@@ -35,6 +35,7 @@ CSV_COLUMNS = {
     "trivial.csv": {"kernel", "process", "i", "code", "latency_ms"},
     "housekeeping.csv": {"sweep", "size", "op", "phase", "rep", "duration_ms", "tracked_objects"},
     "pause.csv": {"kernel", "round", "cell", "latency_ms", "delay_ms"},
+    "checkpointing.csv": {"kernel", "cell", "kind", "status", "latency_ms"},
     "startup.csv": {"kernel", "rep", "seconds"},
     "paging.csv": {"rep", "raw_write_s", "page_out_s", "paged_sum_warm_s", "raw_read_warm_s"},
     "budget.csv": {"session", "kernel", "cell", "rss_anon_bytes", "rss_file_bytes", "anon_ratio"},
@@ -76,6 +77,8 @@ HEADLINE = {
     "optimize_next_ms",
     "pause_delay_ms",
     "pause_delay_python3_ms",
+    "checkpoint_overhead_percent",
+    "checkpoint_paired_ratio",
     "trivial_guard_added_us",
 }
 CHECKS = {
@@ -88,6 +91,7 @@ CHECKS = {
     "budget_identical",
     "budget_python3_killed",
     "budget_greed_intact",
+    "checkpoint_identical",
 }
 KERNELS = {"python3", "greed", "greed-paced", "greed-budget"}
 # the instructions suite needs valgrind; without it the run notes that it was skipped
@@ -162,11 +166,14 @@ def test_summary_keys(quick_run: tuple[Path, str]) -> None:
         "instructions",
         "housekeeping",
         "pause",
+        "checkpointing",
         "startup",
         "paging",
         "budget",
     }
     pause = summary["results"]["pause"]
+    # a checkpoint after every quiet cell (the setup's too), none when they are off
+    assert summary["results"]["checkpointing"]["checkpoints_listed"] >= 5
     assert pause["greed"]["after_work_delay_ms"], pause  # cell 51 came after work
     # greed attached and detached (its public switch) on alternate cells, each timed
     attached = summary["results"]["trivial"]["attached"]
