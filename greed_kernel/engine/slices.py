@@ -61,7 +61,6 @@ class Slices:
         self._done: Callable[[], None] | None = None
         self._failed: Callable[[BaseException], None] | None = None
         self._dropped: Callable[[], None] | None = None
-        self.work_seconds = 0.0  # spent in the running work's steps so far
 
     @property
     def running(self) -> bool:
@@ -79,7 +78,7 @@ class Slices:
         or before a cell's code), the rest on later turns of the loop (all at once
         without a scheduler). A work still running is finished first."""
         self.finish()
-        self._steps, self._at, self.work_seconds = steps, self.executions(), 0.0
+        self._steps, self._at = steps, self.executions()
         self._deferred = False
         self._done, self._failed, self._dropped = done, failed, dropped
         if self.schedule is None:
@@ -130,19 +129,16 @@ class Slices:
         """Steps until *until* (perf_counter; None: to the end). Whether work is left."""
         steps = self._steps
         assert steps is not None
-        start = time.perf_counter()
         error: Exception | None = None
         try:
             while True:
                 alone = next(steps)
                 if until is not None and (alone or time.perf_counter() >= until):
-                    self.work_seconds += time.perf_counter() - start
                     return True
         except StopIteration:
             pass
         except Exception as e:
             error = e
-        self.work_seconds += time.perf_counter() - start
         self._steps = None
         done, failed = self._done, self._failed
         if error is None:
