@@ -55,6 +55,7 @@ class Greed:
     __slots__ = (
         "_attention",
         "_counted",
+        "_dropped_by_cells",
         "_due",
         "_guard",
         "_headline",
@@ -142,6 +143,7 @@ class Greed:
         self._guard = self.guarding.guard  # a plain object: the hot path arms it
         self._record = record  # ... and writes the cell's number into it
         self.checkpointing = Checkpointing(context, identity, self.busy, schedule, **parts)
+        self._dropped_by_cells = self.checkpointing.slices  # the hot path tells it of cells
         if previous is not None:
             self.guarding.previous = previous
         notice = self.checkpointing.start_notice(previous and previous.message)
@@ -214,6 +216,8 @@ class Greed:
         """An execute request starts: the guard watches memory until cell_done."""
         self.executing = True
         self._guard.arm()
+        if self._dropped_by_cells.work is not None:  # a checkpoint in slices
+            self._dropped_by_cells.cell_starts()
 
     def cell_done(self) -> None:
         """The execute request's reply is built: what must be under this cell (the

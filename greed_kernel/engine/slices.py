@@ -7,10 +7,11 @@ the next step is long, and gets a slice of its own). Between two slices the even
 loop turns, and an execute request that came in runs first. What happens to the work when
 a cell ran in between is the work's choice:
 
-* ``drop`` (a checkpoint): it is abandoned; ``dropped`` is called, to start it again
-  after the cell;
+* ``drop`` (a checkpoint): it is abandoned when the cell starts (:meth:`cell_starts`),
+  before the cell's code runs; ``dropped`` is called, to start it again after the cell;
 * ``wait`` (a cleanup's page-outs): it goes on after the cell, once its reply is on its
-  way; the steps look again at what the cell may have changed. Cells sent back to back
+  way; the steps look again at what the cell may have changed, and hold no value
+  in between. Cells sent back to back
   do not starve it: it waits for one reply, then takes a slice between two cells.
 
 Without a scheduler (tests, the kernel's shutdown), :meth:`Slices.finish` runs what is
@@ -55,7 +56,8 @@ class Slices:
         self.on_cell = on_cell
         self.seconds = seconds  # of work per slice
         self.pause = pause  # seconds between two slices (the loop turns anyway)
-        self._steps: Iterator[bool | None] | None = None
+        #: the generator of the work left; None: none (the hot path reads it)
+        self.work: Iterator[bool | None] | None = None
         self._at = -1  # the execution count the last slice saw
         self._deferred = False  # the next slice waited once for a cell's reply
         self._done: Callable[[], None] | None = None
@@ -64,7 +66,7 @@ class Slices:
 
     @property
     def running(self) -> bool:
-        return self._steps is not None
+        return self.work is not None
 
     def start(
         self,
@@ -78,7 +80,7 @@ class Slices:
         or before a cell's code), the rest on later turns of the loop (all at once
         without a scheduler). A work still running is finished first."""
         self.finish()
-        self._steps, self._at = steps, self.executions()
+        self.work, self._at = steps, self.executions()
         self._deferred = False
         self._done, self._failed, self._dropped = done, failed, dropped
         if self.schedule is None:
@@ -88,17 +90,24 @@ class Slices:
 
     def finish(self) -> None:
         """Run what is left of the work now, whole (a cleanup that cannot wait)."""
-        while self._steps is not None:
+        while self.work is not None:
             self._run(None)
+
+    def cell_starts(self) -> None:
+        """An execute request starts: a work that drops on a cell is dropped now, before
+        the cell's code runs. Such a work holds values (a checkpoint's): a value the
+        cell deletes must die at its ``del``, as on python3."""
+        if self.work is not None and self.on_cell == "drop":
+            self._drop()
 
     def cancel(self) -> None:
         """Drop the work without its ending (the kernel shuts down)."""
-        steps, self._steps = self._steps, None
+        steps, self.work = self.work, None
         if steps is not None:
             steps.close()
 
     def _slice(self) -> None:
-        if self._steps is None:
+        if self.work is None:
             return
         if self.busy():
             if self.on_cell == "drop":
@@ -127,7 +136,7 @@ class Slices:
 
     def _run(self, until: float | None) -> bool:
         """Steps until *until* (perf_counter; None: to the end). Whether work is left."""
-        steps = self._steps
+        steps = self.work
         assert steps is not None
         error: Exception | None = None
         try:
@@ -139,7 +148,7 @@ class Slices:
             pass
         except Exception as e:
             error = e
-        self._steps = None
+        self.work = None
         done, failed = self._done, self._failed
         if error is None:
             if done is not None:

@@ -64,62 +64,48 @@ class PagedValues(Component):
         each step pages at most the pager's region of bytes, and yields the names it
         paged memory of and the bytes.
 
-        *untouched*: asked before each step, whether a name is still as it was judged;
-        where not (a cell touched it between two steps), what is left of it stays in
-        RAM. Threads are judged again before each step, since cells may have run.
-        *last*: the tracker's stamps."""
-        ns, ids, bufferless = self.ns, {}, self._bufferless
+        Between two steps nothing here holds a value (cells run there, and a value a
+        cell deletes dies in that cell, as on python3): each step looks its names up
+        again. *untouched*: asked at each step, whether a name is still as it was
+        judged; where not (a cell touched it between two steps), what is left of it
+        stays in RAM. *last*: the tracker's stamps."""
+        ns, bufferless = self.ns, self._bufferless
         for name in [n for n in bufferless if n not in ns]:
             del bufferless[name]
+        cursor = _Cursor(stale)
+        while (step := self._page_step(cursor, last, untouched)) is not None:
+            yield step
 
-        def chunks() -> Iterator[tuple[str, tuple[int, int, object]]]:
-            seen: set[int] = set()
-            for name in stale:
-                if name not in ns:
-                    continue
-                value = ns[name]
-                ids[name], shape = id(value), (id(value), _length(value), last.get(name))
-                if bufferless.get(name) == shape:
-                    continue
-                buffers = owned_buffers(value, seen=seen)
-                if not buffers:
-                    bufferless[name] = shape
-                for chunk in _pages(buffers, limit):
-                    yield name, chunk
-
-        def still(name: str) -> bool:
-            return name in ns and id(ns[name]) == ids[name] and untouched(name)  # type: ignore[misc]
-
-        limit, totals = self.pager.region_bytes, dict.fromkeys(stale, 0)
-        for step in _grouped(chunks(), limit):
-            if untouched is not None:
-                step = [(name, chunk) for name, chunk in step if still(name)]
-            judgement = self.may_page() if step else None
-            if judgement is None:
-                if step:
-                    return  # paging is paused: everything left stays in RAM
-                continue
-            result = self.pager.page_out([chunk for _, chunk in step], judgement)
-            if result.skipped:
-                self.log.debug("greed: left in RAM: %s", result.skipped)
-            regions = sorted(result.regions)
-            starts = [lo for lo, _ in regions]
-            names: list[str] = []
-            for name, (ptr, n, _) in step:
-                nbytes = _overlap(regions, starts, ptr, n)
-                if nbytes:
-                    totals[name] += nbytes
-                    self._paged[name] = (ids[name], totals[name])
-                    if name not in names:
-                        names.append(name)
-            if names:
-                self.log.info(
-                    "greed: paged out %s of %s in %.0f ms",
-                    human_bytes(result.bytes),
-                    ", ".join(names),
-                    result.seconds * 1000,
-                )
-            yield names, result.bytes
+    def _page_step(
+        self, cursor: _Cursor, last: Mapping[str, Access], untouched: Callable[[str], bool] | None
+    ) -> tuple[list[str], int] | None:
+        """One step of :meth:`page_stale`; None when there is nothing left to page."""
+        limit = self.pager.region_bytes
+        step = cursor.take(self.ns, last, self._bufferless, untouched, limit)
+        judgement = self.may_page() if step else None
+        if judgement is None:
+            return None  # done, or paging is paused: everything left stays in RAM
+        result = self.pager.page_out([chunk for _, chunk in step], judgement)
+        if result.skipped:
+            self.log.debug("greed: left in RAM: %s", result.skipped)
+        regions = sorted(result.regions)
+        starts = [lo for lo, _ in regions]
+        names: list[str] = []
+        for name, (ptr, n, _) in step:
+            nbytes = _overlap(regions, starts, ptr, n)
+            if nbytes:
+                total = cursor.paged[name] = cursor.paged.get(name, 0) + nbytes
+                self._paged[name] = (cursor.ids[name], total)
+                if name not in names:
+                    names.append(name)
+        if names:
+            self.log.info(
+                "greed: paged out %s of %s in %.0f ms",
+                human_bytes(result.bytes),
+                ", ".join(names),
+                result.seconds * 1000,
+            )
+        return names, result.bytes
 
     def hold_budget(
         self,
@@ -215,20 +201,72 @@ def _pages(buffers: list[tuple[int, int, object]], limit: int) -> Iterator[tuple
                 yield lo, min(limit, pages[1] - lo), owner
 
 
-def _grouped(
-    chunks: Iterator[tuple[str, tuple[int, int, object]]], limit: int
-) -> Iterator[list[tuple[str, tuple[int, int, object]]]]:
-    """Consecutive chunks in groups of at most *limit* bytes (a step's work)."""
-    group: list[tuple[str, tuple[int, int, object]]] = []
-    size = 0
-    for name, chunk in chunks:
-        if group and size + chunk[1] > limit:
-            yield group
-            group, size = [], 0
-        group.append((name, chunk))
-        size += chunk[1]
-    if group:
-        yield group
+class _Cursor:
+    """Where :meth:`PagedValues.page_stale` is: plain numbers and names, never a value.
+
+    ``done`` holds the first addresses of the page runs already taken, so that a
+    name whose buffers span several steps is walked again for the rest; ``seen``, the
+    objects the walks of the names before the current one went through (a buffer two
+    names share is paged once)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.at = 0  # index of the current name
+        self.walked = -1  # index of the last name walked with ``seen``
+        self.seen: set[int] = set()
+        self.done: set[int] = set()
+        self.ids: dict[str, int] = {}  # name -> id of its value when first walked
+        self.paged: dict[str, int] = {}  # name -> bytes paged so far
+
+    def take(
+        self,
+        ns: Mapping[str, t.Any],
+        last: Mapping[str, Access],
+        bufferless: dict[str, tuple[int, int, Access | None]],
+        untouched: Callable[[str], bool] | None,
+        limit: int,
+    ) -> list[tuple[str, tuple[int, int, object]]]:
+        """The next step's chunks: at most *limit* bytes (one chunk at least)."""
+        step: list[tuple[str, tuple[int, int, object]]] = []
+        size = 0
+        while self.at < len(self.names):
+            name = self.names[self.at]
+            chunks = self._chunks(name, ns, last, bufferless, untouched, limit)
+            for chunk in chunks:
+                if step and size + chunk[1] > limit:
+                    return step
+                step.append((name, chunk))
+                size += chunk[1]
+                self.done.add(chunk[0])
+            self.at += 1
+        return step
+
+    def _chunks(
+        self,
+        name: str,
+        ns: Mapping[str, t.Any],
+        last: Mapping[str, Access],
+        bufferless: dict[str, tuple[int, int, Access | None]],
+        untouched: Callable[[str], bool] | None,
+        limit: int,
+    ) -> list[tuple[int, int, object]]:
+        if name not in ns or (untouched is not None and not untouched(name)):
+            return []
+        value = ns[name]
+        if self.walked != self.at:  # the first walk of this name
+            self.walked = self.at
+            self.ids[name] = id(value)
+            shape = (id(value), _length(value), last.get(name))
+            if bufferless.get(name) == shape:
+                return []
+            buffers = owned_buffers(value, seen=self.seen)
+            if not buffers:
+                bufferless[name] = shape
+        elif id(value) != self.ids[name]:
+            return []  # bound to another value since
+        else:
+            buffers = owned_buffers(value)
+        return [c for c in _pages(buffers, limit) if c[0] not in self.done]
 
 
 def _overlap(regions: list[tuple[int, int]], starts: list[int], ptr: int, nbytes: int) -> int:

@@ -183,10 +183,19 @@ def _plot_memory(page: Any, server: tb.LabServer, expect: Any) -> None:
     expect(panel.locator(".jp-greed-panel-error")).to_have_count(0)
 
     # The picture for the docs: the panel's top, down to the plot's legend.
-    panel.evaluate("node => { node.scrollTop = 0; }")
-    box = panel.bounding_box()
-    section = panel.locator(".jp-greed-memory").bounding_box()
-    assert box and section, "the panel or its plot is not shown"
+    # (both boxes read at once, once the plot is there: the panel draws itself again as
+    # answers come, and a section read between two drawings is no longer on the page)
+    box, section = page.wait_for_function(
+        """node => {
+            node.scrollTop = 0;
+            const section = node.querySelector(".jp-greed-memory");
+            const rect = e => { const r = e.getBoundingClientRect();
+                return {x: r.x, y: r.y, width: r.width, height: r.height}; };
+            return section && section.isConnected && [rect(node), rect(section)];
+        }""",
+        arg=panel.element_handle(),
+        timeout=tbe.UI_S * 1000,
+    ).json_value()
     page.screenshot(
         path=str(tb.screenshot_path(SCREENSHOT)),
         clip={

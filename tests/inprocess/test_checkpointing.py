@@ -53,6 +53,23 @@ def test_a_cell_that_starts_drops_the_checkpoint(session: InProcess) -> None:
     assert got["bound"] == ["a", "b", "c"] and session.ns["c"] == 4
 
 
+def test_a_value_a_cell_deletes_during_a_checkpoint_dies_in_that_cell(
+    session: InProcess,
+) -> None:
+    """The checkpoint in slices holds the values it writes: it is dropped before the
+    cell's code runs, so a finalizer runs at the ``del``, as on python3."""
+    slices = session.greed.checkpointing.slices
+    slices.seconds, slices.pause = 0.0, 1.0
+    session.run(
+        "import weakref\nclass Box: pass\nbox = Box()\nfreed = []\n"
+        "fin = weakref.finalize(box, freed.append, 1)\nother = [1]"
+    )
+    session.clock.advance(checkpointing.QUIET_SECONDS)
+    assert slices.running
+    session.run("del box\nseen = (list(freed), fin.alive)")
+    assert session.ns["seen"] == ([1], False)
+
+
 def test_a_failing_directory_never_changes_a_cell(session: InProcess, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     session.settings.checkpoint_dir = str(tmp_path / "file")
