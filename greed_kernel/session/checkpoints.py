@@ -74,6 +74,7 @@ class Checkpoints:
         self.max_bytes = max_bytes
         self._groups: dict[str, _Group] = {}  # name -> its group, as last committed
         self._unstorable: dict[str, tuple[int, dict[str, t.Any]]] = {}  # name -> (id, entry)
+        self._graphless: set[str] = set()  # names stored without their autograd graph
         self.written = 0  # bytes written by the last checkpoint
         self.last: Manifest | None = None
         manifests, problems = load_manifests(store)
@@ -106,6 +107,7 @@ class Checkpoints:
             if any(n in dirty or n not in values for n in group.names):
                 dirty.update(n for n in group.names if n in values)
         pickled: dict[str, _Pickled] = {}
+        graphless = {n for n in self._graphless if n in values and n not in dirty}
         unstorable: dict[str, tuple[int, dict[str, t.Any]]] = {}
         for name in sorted(dirty):
             value = values[name]
@@ -116,10 +118,12 @@ class Checkpoints:
             try:
                 data, writer = dumps(value)
                 pickled[name] = _Pickled(data, writer.buffers, writer.shared)
+                if writer.graphless:
+                    graphless.add(name)
             except Exception as error:
                 unstorable[name] = (id(value), _unstorable(name, error, history))
             yield
-        self._unstorable = unstorable
+        self._unstorable, self._graphless = unstorable, graphless
         groups = self._join(values, pickled, old, dirty)
         yield
         written: list[_Group] = []
@@ -149,6 +153,7 @@ class Checkpoints:
             "rng": rng,
             "imports": imports,
             "unstorable": [entry for _, entry in unstorable.values()],
+            "graphless": sorted(graphless - set(unstorable)),
             "left_out": left_out,
             "history": {n: history[n] for n in values if n in history},
             "replay": {
@@ -288,6 +293,12 @@ class Checkpoints:
         finally:
             if builtins is not None:  # cloudpickle sets a dict there
                 namespace["__builtins__"] = builtins
+        graphless = [n for n in manifest.body.get("graphless", ()) if n in values]
+        if graphless:
+            notes.append(
+                "resumed without their autograd graph (now leaves; re-run their cells to "
+                f"compute them again): {', '.join(graphless)}"
+            )
         return Resumed(manifest, values, failed, notes)
 
     def _load_stream(

@@ -16,8 +16,10 @@
   rather than by torch, so that ``.grad`` and ``requires_grad`` come back, and torch's
   warnings (hooks, typed storages) are not raised in the user's session. A GPU storage
   is stored from a host copy and resumed on its device when there is one. Backward
-  hooks are not stored. Other tensors (sparse, quantized, subclasses) pickle as torch
-  does, and a tensor that is not a leaf of a graph cannot be stored.
+  hooks are not stored. A tensor computed with autograd (not a leaf: ``loss``) is
+  stored with its value and ``requires_grad``, as ``torch.save`` stores it, and comes
+  back a leaf: its graph cannot be stored (:attr:`Writer.graphless` says so). Other
+  tensors (sparse, quantized, subclasses) pickle as torch does.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class Writer(cloudpickle.Pickler):
         self.buffers: list[Buffer] = []
         self.keys: set[t.Any] = set()
         self.shared: set[t.Any] = set()  # shared_keys of what was dumped (dumps)
+        self.graphless = False  # a tensor computed with autograd was stored as a leaf
         self._indexes: dict[t.Any, int] = {}  # storage or array memory -> its index
         self._torch = sys.modules.get("torch")
         numpy = sys.modules.get("numpy")
@@ -143,15 +146,16 @@ class Writer(cloudpickle.Pickler):
     def _tensor(self, torch: t.Any, obj: t.Any) -> t.Any:
         if obj.layout is not torch.strided or obj.is_quantized or obj.device.type == "meta":
             return NotImplemented
-        if not obj.is_leaf:
-            raise pickle.PicklingError("a tensor computed with autograd (not a leaf)")
+        if not obj.is_leaf:  # its value is stored, its graph cannot be: a leaf on resume
+            self.graphless = True
+        grad = obj.grad if obj.is_leaf or obj.retains_grad else None  # (no warning)
         storage = torch.storage.TypedStorage(
             wrap_storage=obj.untyped_storage(), dtype=obj.dtype, _internal=True
         )
         state = obj.__dict__ or None
         self.keys.add(id(obj))  # torch's objects: gc.get_referents does not reach them
-        if obj.grad is not None:
-            self.keys.add(id(obj.grad))
+        if grad is not None:
+            self.keys.add(id(grad))
         parameter = type(obj) is torch.nn.Parameter
         args = (
             storage,
@@ -159,7 +163,7 @@ class Writer(cloudpickle.Pickler):
             tuple(obj.size()),
             obj.stride(),
             obj.requires_grad,
-            obj.grad,
+            grad,
             parameter,
             state,
         )

@@ -76,7 +76,7 @@ def test_a_name_of_a_group_that_becomes_unstorable_leaves_the_group(tmp_path: Pa
     shared = [1, 2]
     values = {"a": {"k": shared}, "b": shared}
     write(ck, values, None)
-    values["b"] = torch.ones(2, requires_grad=True) * 2  # not a leaf: cannot be stored
+    values["b"] = (i for i in range(2))  # cannot be stored
     write(ck, values, {"b"}, cell=2)
     body = ck.list()[-1].body
     assert [u["name"] for u in body["unstorable"]] == ["b"]
@@ -101,15 +101,42 @@ def test_what_cannot_be_pickled_is_named(tmp_path: Path) -> None:
     ck = Checkpoints(store(tmp_path), 1 << 40)
     x = torch.ones(3, requires_grad=True)
     with open(tmp_path / "f", "w") as f:
-        values = {"gen": (i for i in range(3)), "y": x * 2, "f": f, "ok": 1}
+        values = {"gen": (i for i in range(3)), "y": [x * 2], "f": f, "ok": 1}
         for _ in ck.steps(values, None, 7, imports={}, history={"gen": 3}, sources={3: "g"}):
             pass
     body = ck.last.body  # type: ignore[union-attr]
     reasons = {u["name"]: u["reason"] for u in body["unstorable"]}
-    assert set(reasons) == {"gen", "y", "f"}
-    assert "not a leaf" in reasons["y"] and "open file" in reasons["f"]
+    assert set(reasons) == {"gen", "f"}
+    assert "open file" in reasons["f"]
     assert body["replay"] == {"3": "g"}
-    assert load(ck) == {"ok": 1}
+    assert body["graphless"] == ["y"]
+    got = load(ck)
+    assert set(got) == {"ok", "y"} and got["ok"] == 1
+
+
+def test_a_tensor_computed_with_autograd_comes_back_a_leaf_with_a_note(tmp_path: Path) -> None:
+    """Its value and requires_grad, as torch.save stores it; views stay views."""
+    ck = Checkpoints(store(tmp_path), 1 << 40)
+    w = torch.arange(6.0, requires_grad=True)
+    y, head = w * 2, w[:3]  # computed; a view of w, also computed (SelectBackward)
+    kept = w * 3
+    kept.retain_grad()
+    kept.sum().backward()
+    values = {"w": w, "y": y, "head": head, "kept": kept, "plain": torch.ones(2)}
+    write(ck, values, None)
+    assert ck.last is not None and ck.last.body["graphless"] == ["head", "kept", "y"]
+    resumed = ck.load(ck.list()[-1], {"__name__": "__main__"})
+    got = resumed.values
+    for name in ("y", "head", "kept"):
+        assert torch.equal(got[name], values[name])
+        assert got[name].is_leaf and got[name].grad_fn is None and got[name].requires_grad
+    assert torch.equal(got["kept"].grad, kept.grad)  # a retained gradient is stored
+    assert got["head"].untyped_storage().data_ptr() == got["w"].untyped_storage().data_ptr()
+    assert torch.equal(got["w"].grad, w.grad)
+    (note,) = resumed.notes
+    assert "without their autograd graph" in note and note.endswith("head, kept, y")
+    write(ck, values, {"plain"}, cell=2)  # untouched names keep their note
+    assert ck.last.body["graphless"] == ["head", "kept", "y"]
 
 
 def test_files_are_private(tmp_path: Path) -> None:

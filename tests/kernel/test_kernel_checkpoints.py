@@ -63,7 +63,7 @@ def _probe():
     def h(t):
         return hashlib.sha1(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
     out = {}
-    for name in ["C", "W1", "b1", "ix", "big"]:
+    for name in ["C", "W1", "b1", "ix", "big", "emb", "h", "loss"]:
         t = ns[name]
         grad = None if not t.is_leaf or t.grad is None else h(t.grad)
         out[name] = [h(t), str(t.dtype), t.requires_grad, grad, list(t.shape)]
@@ -91,8 +91,10 @@ def _probe():
 print(_probe())
 """
 
-#: Not storable: a generator, and tensors computed with autograd.
-UNSTORABLE = {"gen", "emb", "h", "loss"}
+#: Not storable: a generator.
+UNSTORABLE = {"gen"}
+#: Computed with autograd: their values come back, as leaves, with a note.
+GRAPHLESS = "emb, h, loss"
 
 
 def run_cells(kernel: KernelHarness, cells: list[str]) -> None:
@@ -150,6 +152,10 @@ def test_a_killed_session_resumes_as_python3_ended() -> None:
         assert resumed.reply["status"] == "ok", resumed
         for name in UNSTORABLE:
             assert f"Not stored: {name} (" in resumed.stdout, resumed.stdout
+        assert (
+            f"autograd graph (now leaves; re-run their cells to compute them again): {GRAPHLESS}\n"
+            in resumed.stdout
+        )
         got = probe(second)
     assert got == wanted
 
