@@ -36,6 +36,8 @@ _DIGEST = re.compile(r"[0-9a-f]{32}")
 _TEMP = re.compile(r"\.tmp-([1-9][0-9]{0,9})-[0-9]+")
 #: Bytes read or written per system call (os.write returns short above 2 GiB).
 CHUNK = 16 << 20
+#: Bytes of a blob written and flushed per step of a checkpoint in slices (put_steps).
+STEP_BYTES = 8 << 20
 _counter = itertools.count()
 
 
@@ -99,8 +101,11 @@ class BlobDir:
         except BaseException:
             os.close(self.fd)
             raise
+        #: (digest, temporary name, bytes in it) of a blob whose put_steps was dropped
+        self._partial: tuple[str, str, int] | None = None
 
     def close(self) -> None:
+        self.discard_partial()
         for fd in (self.blobs_fd, self.fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -122,6 +127,68 @@ class BlobDir:
         """Write blob *digest* from *chunks* (buffers) unless it is there; the bytes
         written. The new file is fsynced; :meth:`sync` makes its name durable."""
         return self._write(self.blobs_fd, digest, chunks, replace=False)
+
+    def put_steps(self, digest: str, data: memoryview) -> t.Generator[None, None, int]:
+        """:meth:`put` of one buffer, :data:`STEP_BYTES` a step, each step flushed
+        (fdatasync), so that no step and not the last fsync writes much. Dropped between
+        two steps (a cell came), what is written stays under its temporary name, and the
+        next put_steps of the same digest goes on from there: a big blob is not started
+        over at every cell. One such part is kept; a dead writer's is swept."""
+        dir_fd, exists = self.blobs_fd, self._exists(self.blobs_fd, digest)
+        if self._partial is not None and (exists or self._partial[0] != digest):
+            self.discard_partial()
+        if exists:
+            return 0
+        partial, self._partial = self._partial, None
+        fd, temp, done = self._resumed(partial)
+        written = 0
+        try:
+            while done < len(data):
+                n = os.pwrite(fd, data[done : done + STEP_BYTES], done)
+                done, written = done + n, written + n
+                os.fdatasync(fd)
+                if done < len(data):
+                    self._partial = (digest, temp, done)
+                    yield
+                    self._partial = None
+            os.fsync(fd)
+            os.rename(temp, digest, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except GeneratorExit:
+            raise  # dropped: the part stays for the next checkpoint
+        except BaseException:
+            self._partial = None
+            with contextlib.suppress(OSError):
+                os.unlink(temp, dir_fd=dir_fd)
+            raise
+        finally:
+            os.close(fd)
+        return written
+
+    def discard_partial(self) -> None:
+        """Remove the part a dropped put_steps left (forget, close)."""
+        partial, self._partial = self._partial, None
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(partial[1], dir_fd=self.blobs_fd)
+
+    def _resumed(self, partial: tuple[str, str, int] | None) -> tuple[int, str, int]:
+        """A descriptor to write a blob into: the dropped part's, where it is as it was
+        left, else a new temporary file; with its name and the bytes already in it."""
+        dir_fd = self.blobs_fd
+        if partial is not None:
+            _, temp, done = partial
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            except OSError:
+                pass
+            else:
+                if refusal(os.fstat(fd), "file") is None and os.fstat(fd).st_size == done:
+                    return fd, temp, done
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(temp, dir_fd=dir_fd)
+        temp = f".tmp-{os.getpid()}-{next(_counter)}"
+        return os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=dir_fd), temp, 0
 
     def open_blob(self, digest: str, size: int) -> int:
         """A descriptor of blob *digest*, checked: ours, not writable by others, of
@@ -221,13 +288,17 @@ class BlobDir:
                         os.unlink(name, dir_fd=fd)
 
     # -- writing -------------------------------------------------------------------------
+    @staticmethod
+    def _exists(dir_fd: int, name: str) -> bool:
+        try:
+            os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return True
+
     def _write(self, dir_fd: int, name: str, chunks: Iterable[t.Any], *, replace: bool) -> int:
-        if not replace:
-            try:
-                os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-                return 0  # content addressed: the same bytes are there
-            except FileNotFoundError:
-                pass
+        if not replace and self._exists(dir_fd, name):
+            return 0  # content addressed: the same bytes are there
         temp = f".tmp-{os.getpid()}-{next(_counter)}"
         fd = os.open(temp, _WRITE_FLAGS, 0o600, dir_fd=dir_fd)
         written = 0

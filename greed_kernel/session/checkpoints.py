@@ -226,7 +226,7 @@ class Checkpoints:
             digest = yield from _hash(buffer.data)
             size = len(buffer.data)
             if not self.store.has(digest, size):
-                self.written += self.store.put(digest, [buffer.data])
+                self.written += yield from self.store.put_steps(digest, buffer.data)
                 yield
             while len(buffers) <= buffer.index:
                 buffers.append(["", 0])
@@ -325,6 +325,7 @@ class Checkpoints:
         for manifest in self.list():
             self.store.remove(manifest_name(manifest.number))
         prune(self.store, [], 0)
+        self.store.discard_partial()
         self._groups = {}
         self.last = None
         return freed

@@ -70,6 +70,27 @@ def test_a_value_a_cell_deletes_during_a_checkpoint_dies_in_that_cell(
     assert session.ns["seen"] == ([1], False)
 
 
+def test_a_big_blob_goes_on_after_a_cell_instead_of_starting_over(
+    session: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from greed_kernel.session import blobs
+
+    monkeypatch.setattr(blobs, "STEP_BYTES", 64 << 10)  # 1 MiB: 16 steps of writing
+    slices = session.greed.checkpointing.slices
+    slices.seconds, slices.pause = 0.0, 1.0
+    session.run("import numpy as np\na = np.arange(1 << 17, dtype='f8')")
+    session.clock.advance(checkpointing.QUIET_SECONDS)
+    session.clock.advance(8.0)  # half the blob, one step a slice
+    assert slices.running
+    session.run("b = 1")  # dropped
+    session.clock.advance(checkpointing.QUIET_SECONDS + 100.0)
+    assert cells_held(session) == [2]
+    written = session.greed.checkpointing.open().written
+    assert written < (3 << 20) // 4  # the rest of the blob, not all of it again
+    got = session.service.resume(None)
+    assert "a" in got["bound"] and session.ns["a"][-1] == (1 << 17) - 1
+
+
 def test_a_failing_directory_never_changes_a_cell(session: InProcess, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     session.settings.checkpoint_dir = str(tmp_path / "file")
