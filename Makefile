@@ -16,7 +16,9 @@
 #   make docs-pictures the docs' pictures: the demo's plot into docs/demo-memory.png
 #   make tour          run notebooks/quickstart.ipynb (the %greed tour) headlessly on greed
 #   make lab           JupyterLab on notebooks/ (pick "Greed (PyTorch)")
-#   make bench         the benchmarks (greed against python3; about 26 minutes)
+#   make bench         the benchmarks (greed against python3; about 26 minutes);
+#                      NOTEBOOKS=DIR adds real notebooks, killed and resumed
+#                      (docs/benchmarks.md says which, and where they come from)
 #   make fuzz          the differential run (python3 against greed paging after every
 #                      cell) with GREED_FUZZ_EXAMPLES generated programs (default 200)
 #   make browser-deps  Chromium and a font for the browser tests (apt-get, as root, only
@@ -147,6 +149,7 @@ bench: install
 	$(PY) -m benchmarks.section --out docs/benchmarks
 	$(PY) -m benchmarks.swap --out docs/benchmarks
 	$(PY) -m benchmarks.checkpoint --out docs/benchmarks
+	$(if $(NOTEBOOKS),$(PY) -m benchmarks.notebooks $(NOTEBOOKS) --out docs/benchmarks)
 
 # Rebuild the extension into greed_kernel/labextension (commit the result). CI never runs
 # this: its `make labext-check` rebuilds and fails when the committed build differs.

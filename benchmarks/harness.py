@@ -14,6 +14,7 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -76,10 +77,21 @@ class Run:
 
     status: str  # "ok" or "error" (from the shell reply)
     latency_s: float  # execute_request sent -> status idle received
+    #: execute_request sent -> the kernel began handling it (the reply's ``started``,
+    #: the same machine's clock): the wait for what the kernel was doing before
+    wait_s: float | None = None
     result: str | None = None  # text/plain of the execute_result
     error: str | None = None  # ename of the error, if any
     stdout: str = ""
     reply: dict[str, t.Any] = field(default_factory=dict)
+
+
+def _since(started: t.Any, sent: float) -> float | None:
+    """Seconds from *sent* (time.time()) to an ISO-8601 ``started`` stamp, or None."""
+    try:
+        return datetime.fromisoformat(str(started)).timestamp() - sent
+    except ValueError:
+        return None
 
 
 class KernelError(RuntimeError):
@@ -230,7 +242,7 @@ class Kernel:
         kc = self.kc
         if kc is None:
             raise KernelError(f"{self.label}: not started")
-        t0 = time.perf_counter()
+        sent, t0 = time.time(), time.perf_counter()
         msg_id = kc.execute(
             code,
             silent=silent,
@@ -264,6 +276,7 @@ class Kernel:
         return Run(
             status=content.get("status", ""),
             latency_s=latency,
+            wait_s=_since(reply.get("metadata", {}).get("started"), sent),
             result=result,
             error=error,
             stdout="".join(stdout),

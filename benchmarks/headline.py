@@ -142,6 +142,8 @@ def headline(results: dict[str, t.Any]) -> dict[str, t.Any]:
     if ck:
         values["checkpoint_overhead_percent"] = ck["overhead"] * 100.0
         values["checkpoint_paired_ratio"] = ck["paired_ratio_median"]
+        if ck.get("wait_added") is not None:
+            values["checkpoint_wait_percent"] = ck["wait_added"] * 100.0
         checks["checkpoint_identical"] = ck["identical"]
         notes["checkpointing"] = f"{ck['cells']} cells, {ck['checkpoints_listed']} checkpoints"
     pg = results.get("paging")

@@ -13,8 +13,11 @@ state), and which names and list elements are the same object. Names greed liste
 not storable are reported apart.
 
 Also measured: the run time of each kernel's cells (the overhead ratio, cells taking
-turns), the time from ``%greed resume`` to every name bound, and the checkpoint's size.
-Writes notebooks.json under --out.
+turns); the time each request waited before the kernel began it (the reply's
+``started``), greed's over python3's as a share of python3's cell time: what greed's
+work between cells (its checkpoints) made the cells wait; the time from
+``%greed resume`` to every name bound, and the checkpoint's size. Writes
+notebooks.json under --out.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def _greed_bench_probe():
         if torch is not None and isinstance(v, torch.Tensor):
             x = v.detach().cpu().contiguous()
             data = x.reshape(-1).view(torch.uint8).numpy().tobytes() if x.numel() else b""
-            grad = fp(v.grad, depth + 1) if v.is_leaf and v.grad is not None else None
+            kept = v.is_leaf or v.retains_grad  # (no warning for a non-leaf's .grad)
+            grad = fp(v.grad, depth + 1) if kept and v.grad is not None else None
             return ["tensor", str(v.dtype), list(v.shape), v.requires_grad, h(data), grad]
         if np is not None and isinstance(v, np.ndarray):
             return ["ndarray", str(v.dtype), list(v.shape), h(np.ascontiguousarray(v).tobytes())]
@@ -129,6 +133,8 @@ def run_notebook(sandbox: Sandbox, path: Path, steps: int) -> dict[str, t.Any]:
     sandbox.env["JPY_SESSION_NAME"] = session
     greed = Kernel(sandbox, "greed", "greed")
     seconds = {"python3": 0.0, "greed": 0.0}
+    waits = {"python3": 0.0, "greed": 0.0}  # request sent -> the kernel began it
+    longest: list[tuple[float, int]] = []  # greed's waits (ms) and their cells
     failed: dict[str, list[int]] = {"python3": [], "greed": []}
     try:
         python3.start()
@@ -139,6 +145,9 @@ def run_notebook(sandbox: Sandbox, path: Path, steps: int) -> dict[str, t.Any]:
             for k in (python3, greed) if i % 2 == 0 else (greed, python3):
                 run = k.run(cell, timeout=1800)
                 seconds[k.label] += run.latency_s
+                waits[k.label] += run.wait_s or 0.0
+                if k is greed:
+                    longest.append((round((run.wait_s or 0.0) * 1000.0, 2), i))
                 if run.status != "ok":
                     failed[k.label].append(i)
         wanted = _probe(python3)
@@ -168,11 +177,18 @@ def run_notebook(sandbox: Sandbox, path: Path, steps: int) -> dict[str, t.Any]:
         "failed_cells": failed,
         "seconds": seconds,
         "overhead_ratio": seconds["greed"] / seconds["python3"] if seconds["python3"] else None,
+        "wait_s": waits,
+        "greed_longest_waits_ms": sorted(longest, reverse=True)[:3],  # (ms, cell index)
+        # what greed's work between cells (checkpoints, cleanups) made the cells wait
+        "wait_added_ratio": (
+            (waits["greed"] - waits["python3"]) / seconds["python3"] if seconds["python3"] else None
+        ),
         "resume_seconds": resume_s,
         "names": len(wanted),
         "not_storable": listed,
         "equal": len(wanted) - len(differ) - len([n for n in listed if n in wanted]),
         "differ": differ,
+        "differences": {n: [str(wanted[n])[:400], str(got.get(n))[:400]] for n in differ},
         "extra_in_greed": sorted(set(got) - set(wanted)),
         "checkpoints": latest.strip(),
         "resume_said": resumed.stdout[-3000:],

@@ -136,6 +136,12 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {  # key: (label, unit, targ
         "%",
         2.5,
     ),
+    "checkpoint_wait_percent": (
+        "The same, the part resolved here: the cells' wait before the kernel began them "
+        "(a slice running), auto minus off, over off's total cell time",
+        "%",
+        2.5,
+    ),
     "checkpoint_paired_ratio": (
         "The same, median ratio of the same cells, auto / off",
         "x",

@@ -79,6 +79,7 @@ HEADLINE = {
     "pause_delay_python3_ms",
     "checkpoint_overhead_percent",
     "checkpoint_paired_ratio",
+    "checkpoint_wait_percent",
     "trivial_guard_added_us",
 }
 CHECKS = {
