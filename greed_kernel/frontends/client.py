@@ -39,6 +39,7 @@ from collections.abc import Callable, Coroutine
 from jupyter_core.utils import ensure_async, run_sync
 
 from . import protocol
+from .calls import NamedCalls
 from .protocol import TARGET
 
 Callback = Callable[[dict[str, t.Any]], t.Any]
@@ -54,7 +55,7 @@ class GreedError(RuntimeError):
         self.message = message
 
 
-class AsyncGreedClient:
+class AsyncGreedClient(NamedCalls):
     """A ``greed`` comm on a jupyter_client kernel client; methods are coroutines.
 
     greed = await AsyncGreedClient.open(kc)
@@ -231,41 +232,6 @@ class AsyncGreedClient:
         """Send *data* on the comm as it is, expecting no answer."""
         self._send("comm_msg", {"data": data})
 
-    async def stats(self) -> dict[str, t.Any]:
-        """The kernel's STATS dict."""
-        return t.cast(dict[str, t.Any], await self.request("stats"))
-
-    async def cleanup(self) -> dict[str, t.Any]:
-        """Run a cleanup now; returns its report."""
-        return t.cast(dict[str, t.Any], await self.request("cleanup"))
-
-    async def optimize(self) -> dict[str, t.Any]:
-        """Run an optimisation now; returns its report."""
-        return t.cast(dict[str, t.Any], await self.request("optimize"))
-
-    async def preserve(self, *names: str) -> list[str]:
-        """Always keep these names; returns them (at most 200)."""
-        return t.cast(list[str], (await self.request("preserve", {"names": list(names)}))["names"])
-
-    async def unpreserve(self, *names: str) -> list[str]:
-        """Stop always keeping these names."""
-        result = await self.request("unpreserve", {"names": list(names)})
-        return t.cast(list[str], result["names"])
-
-    async def vars(self) -> list[dict[str, t.Any]]:
-        """The ``%greed vars`` table as data (at most 200 rows)."""
-        return t.cast(list[dict[str, t.Any]], (await self.request("vars"))["variables"])
-
-    async def restore(self, *names: str) -> dict[str, t.Any]:
-        """Read these names' paged-out memory back into RAM (every name's without
-        names); returns ``{"names", "omitted", "bytes"}``."""
-        params = {"names": list(names)} if names else {"all": True}
-        return t.cast(dict[str, t.Any], await self.request("restore", params))
-
-    async def history(self) -> list[dict[str, t.Any]]:
-        """The last reports, oldest first."""
-        return t.cast(list[dict[str, t.Any]], (await self.request("history"))["reports"])
-
     async def close(self) -> None:
         """Close the comm (the kernel stops sending to it)."""
         if not self.closed:
@@ -391,6 +357,10 @@ class GreedClient:
     vars = _blocking(AsyncGreedClient.vars)
     restore = _blocking(AsyncGreedClient.restore)
     history = _blocking(AsyncGreedClient.history)
+    checkpoint = _blocking(AsyncGreedClient.checkpoint)
+    checkpoints = _blocking(AsyncGreedClient.checkpoints)
+    resume = _blocking(AsyncGreedClient.resume)
+    forget = _blocking(AsyncGreedClient.forget)
     close = _blocking(AsyncGreedClient.close)
 
     def __enter__(self) -> GreedClient:

@@ -251,3 +251,33 @@ def test_restore_preserve_and_history_params() -> None:
         {"all": True},
         None,
     ]
+
+
+def test_the_checkpoint_methods_by_name() -> None:
+    summary = {"id": "3", "time": 1.0, "cell": 7, "bytes": 10, "names": ["w"]}
+
+    def answer(kernel: ScriptedKernel, msg: dict[str, t.Any]) -> None:
+        data = msg["content"]["data"]
+        value = {
+            "checkpoint": summary,
+            "checkpoints": {"checkpoints": [summary]},
+            "resume": {"checkpoint": summary, "bound": ["w"]},
+            "forget": {"bytes": 10},
+        }[data["method"]]
+        kernel.to_comm(protocol.result(data["id"], value))
+
+    kernel = ScriptedKernel(answer)
+    greed = GreedClient(kernel)
+    assert greed.checkpoint() == summary
+    assert greed.checkpoints() == [summary]
+    assert greed.resume()["bound"] == ["w"]
+    assert greed.resume("3")["checkpoint"] == summary
+    assert greed.forget() == 10
+    sent = [(r["method"], r.get("params")) for r in kernel.requests()]
+    assert sent == [
+        ("checkpoint", None),
+        ("checkpoints", None),
+        ("resume", {}),
+        ("resume", {"id": "3"}),
+        ("forget", None),
+    ]
