@@ -259,7 +259,8 @@ class Greed:
         self._due = False
         self.hooks.tell_at_next_cell(False)  # a notice from the work asks again
         self.hooks.stamp()
-        if self.releases.run(self.hooks.number):
+        # after the last cell that ended, which may be before the one now starting
+        if self.releases.run(self.hooks.ended):
             self.housekeeping.full_owed = True  # the error's frames, if they are old
         self.triggers.after_reply()
         if self.stats.counts.checkpoint_to_arm:

@@ -7,9 +7,8 @@ it only keeps the trees (a list append). When the cell ends it counts and times 
 the cell failed (``cell_failed``, with a :class:`CellEnd`), put a result in the output
 cache (``cell_output``) or work fell due (``work_due``; see events.py).
 :meth:`CellHooks.stamp`, which the engine calls after a reply once some cells are
-waiting (or before anything reads the stamps), scans the trees
-(:mod:`greed_kernel.analysis.scope`) and stamps the names each cell touched with the cell's own
-number and start time. A cell run again (the same source) is not scanned again: the
+waiting (or before anything reads the stamps), scans the trees (analysis.scope) and
+stamps the names each cell touched with the cell's own number and start time. A cell run again (the same source) is not scanned again: the
 names of recent sources are remembered, and its tree is not even kept (it is freed
 where python3 frees it). An ordinary cell touches few objects, makes no call of ours
 but the shell's events, and keeps nothing it does not need.
@@ -33,8 +32,7 @@ from .events import CellEnd, Events
 from .stats import CellCounts
 
 #: Cells whose names wait to be scanned before the engine has them scanned after a
-#: reply; readers of the stamps scan what waits first, and the stamps keep each cell's
-#: own number and start time.
+#: reply (readers of the stamps scan what waits first).
 STAMP_BATCH = 32
 #: ... or fewer cells, once their source adds up to this many characters (their trees
 #: are kept until then).
@@ -42,16 +40,14 @@ STAMP_BATCH_CHARS = 100_000
 #: Sources run again (their names known) wait too, without a tree, each by its last run
 #: only: at most this many.
 STAMP_MAX_CELLS = 1024
-#: Cells are re-run: the names of this many recent sources are kept, so that a cell run
-#: again is not scanned again (its one tree is a function of its source while the shell
-#: has no AST or post-input transformers of the user's).
+#: The names of this many recent sources are kept: a cell run again is not scanned again
+#: (its tree is its source's while the shell has no transformers of the user's).
 SCANNED_SOURCES = 256
 #: ... each of at most this many characters (a longer source is not looked up: its key
 #: would be hashed in every cell).
 SCANNED_SOURCE_CHARS = 10_000
 #: The shell's transformers that could make a source's tree differ from run to run.
 _TRANSFORMERS = ("ast_transformers", "input_transformers_post")
-
 
 #: Types of cell results too small ever to be released early (cell_output is not said).
 _SMALL_RESULTS = frozenset({type(None), bool, int, float, complex})
@@ -177,6 +173,10 @@ class CellHooks:
         if self._info is not None:
             return self.shell.execution_count - 1  # IPython counted it before it ran
         return self._number
+
+    @property
+    def ended(self) -> int:
+        return self._number  # the number of the last user cell that ended (0: none)
 
     def tell_at_next_cell(self, tell: bool = True) -> None:
         """Trigger ``cell_started`` when the next user cell starts (or no longer)."""

@@ -70,6 +70,7 @@ class Housekeeping(Component):
         self.events = context.events
         self.snapshot = views.snapshot
         self._modules_seen = 0
+        self._freeze_owed = False  # a heap freeze waits for the cell to end
         #: seconds the last full collection took (unknown: infinite)
         self.full_collection_s = math.inf
         #: a young collection ran where a full one was due: the next quiet moment runs it
@@ -261,21 +262,31 @@ class Housekeeping(Component):
         a full collection to the permanent generation, so the next collection only
         looks at newer ones.
 
-        Called after a full collection and after a cell that imported modules.
-        Never while an error is stored. Frozen objects are still freed by reference
-        counting, but cycles among them are then invisible to every collection,
-        the user's own ``gc.collect()`` included, until ``%greed cleanup --full``:
-        that is why it is off by default.
+        Called after a full collection and after a cell that imported modules. Never
+        while a cell runs (then after it), an error is stored or a full collection is
+        owed (then after that collection). Frozen objects are still freed by reference
+        counting, but cycles among them are then invisible to every collection, the
+        user's own ``gc.collect()`` included, until ``%greed cleanup --full``: that is
+        why it is off by default.
         """
-        # A stored error's frames would become frozen garbage once a cleanup releases
-        # them: while one is held, wait for the cleanup (which releases it first).
-        if self.options.gc_freeze and not cleaner.error_stored(self.shell):
+        # Frozen while it runs, a cell's ExecutionResult would hold its error and frames
+        # in a frozen cycle. A stored error's frames become garbage once released, and
+        # old garbage waits for the full collection owed.
+        if not self.options.gc_freeze:
+            return
+        if self.hooks.running:
+            self._freeze_owed = True
+        elif not self.full_owed and not cleaner.error_stored(self.shell):
             gc.freeze()
+            self._freeze_owed = False
             self._modules_seen = len(sys.modules)
 
     def imports_to_freeze(self) -> bool:
-        """gc_freeze is on and the last cell imported modules (they live for good)."""
-        return self.options.gc_freeze and len(sys.modules) != self._modules_seen
+        """gc_freeze is on and the heap is to be frozen: the last cell imported modules
+        (they live for good), or a freeze waited for the cell to end."""
+        return self.options.gc_freeze and (
+            self._freeze_owed or len(sys.modules) != self._modules_seen
+        )
 
     def _report(
         self,

@@ -125,3 +125,43 @@ def test_the_mark_says_when_work_falls_due_and_nothing_before(p: InProcess) -> N
     for _ in range(3):
         p.run("2")
     assert counts.release_at == float("inf") and 3 not in p.ns["Out"]
+
+
+#: a module no test imported yet, for the heap freeze after a cell that imports
+FRESH_MODULE = (
+    "import importlib\n"
+    "importlib.import_module(next(m for m in ('colorsys', 'sched', 'wave', 'tabnanny',"
+    " 'netrc', 'mailbox', 'imghdr', 'sndhdr') if m not in sys.modules))"
+)
+
+
+@pytest.fixture
+def frozen(tmp_path: Path) -> Iterator[InProcess]:
+    """gc_freeze on: a cell that imports makes the heap freeze fall due after it."""
+    with InProcess(
+        tmp_path, cleanup_interval=0, optimize_interval=0, memory_threshold=0, gc_freeze=True
+    ) as h:
+        h.run("import sys, weakref\nrefs = []\n" + FAILING)
+        yield h
+
+
+def test_the_next_cell_sent_before_the_work_due_keeps_the_error(frozen: InProcess) -> None:
+    """The work due after the failing cell runs when the next cell starts, if that cell
+    came first: it is the failing cell's work, and ``%tb`` in that next cell still finds
+    the error stored."""
+    frozen.run(FRESH_MODULE + "\nfail()", reply_sent=False)  # work due: the freeze
+    held = frozen.ns["refs"][-1]
+    frozen.run("%tb", reply_sent=False)
+    assert held() is not None and sys.last_value is not None
+
+
+def test_no_freeze_while_a_cell_runs(frozen: InProcess) -> None:
+    """A freeze that fell due runs after the reply, or else waits for the next cell to
+    end: frozen as that cell starts, IPython's result of it would be frozen too, and
+    should it fail, its error and frames (a cycle through that result) with it."""
+    frozen.run(FRESH_MODULE, reply_sent=False)  # the freeze is due
+    frozen.run("fail()")  # starts before the freeze ran
+    held = frozen.ns["refs"][-1]
+    frozen.run("x = 1")  # releases the error
+    frozen.clock.advance(QUIET_SECONDS)
+    assert held() is None, "the failing cell's frames were frozen with its result"
