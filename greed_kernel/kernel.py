@@ -7,7 +7,10 @@ shell's events. The components do the work.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
+import threading
 import time
 import typing as t
 
@@ -15,6 +18,9 @@ from ipykernel.ipkernel import IPythonKernel
 from traitlets import Bool, CaselessStrEnum, Float, Integer, List, TraitError, Unicode, validate
 
 from . import __version__
+
+#: Seconds a shutdown request waits for the engine's shutdown (a cell may be running).
+SHUTDOWN_WAIT_S = 3.0
 
 #: Greed.js v3.1.0's list of names that are always preserved.
 DEFAULT_PRESERVE = [
@@ -347,13 +353,31 @@ class GreedKernel(IPythonKernel):
         loop.add_callback(behind_the_messages)
         return timer
 
-    def do_shutdown(self, restart: bool) -> t.Any:
-        """Disconnect and remove our paging subdirectory (if we made one), then shut
-        down as IPython does."""
-        try:
-            self.greed.shutdown()
-        except Exception:
-            self.log.exception("greed: shutting down the engine failed")
+    async def do_shutdown(self, restart: bool) -> t.Any:
+        """Shut the engine down, then as IPython does. A request on the control channel
+        comes on ipykernel's control thread, and the engine's work in slices runs on the
+        main thread: the engine's shutdown is handed to the main thread's loop."""
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def shut_down() -> None:
+            try:
+                self.greed.shutdown()
+            except Exception:
+                self.log.exception("greed: shutting down the engine failed")
+            finally:
+                done.set_result(None)
+
+        if threading.current_thread() is threading.main_thread():
+            shut_down()
+        else:
+            self.io_loop.add_callback(shut_down)
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(done), SHUTDOWN_WAIT_S)
+            except asyncio.TimeoutError:
+                self.log.warning(
+                    "greed: the engine did not shut down within %.0f s (a cell is running)",
+                    SHUTDOWN_WAIT_S,
+                )
         return super().do_shutdown(restart)
 
     async def do_execute(self, *args: t.Any, **kwargs: t.Any) -> dict[str, t.Any]:

@@ -254,3 +254,25 @@ def test_curve_encryption(new_kernel) -> None:
                 plain.get_shell_msg(timeout=2)
         finally:
             plain.stop_channels()
+
+
+def test_the_engine_shuts_down_on_the_main_thread(jupyter_sandbox, tmp_path: Path) -> None:
+    """ipykernel answers a shutdown request on the control channel on its control
+    thread; the engine's work in slices runs on the main thread, and its shutdown must
+    not run beside it (a generator closed while it runs: "generator already
+    executing"). The engine's shutdown is handed to the main thread."""
+    seen = tmp_path / "thread"
+    k = KernelHarness()
+    code = (
+        "import threading\n"
+        "_engine = type(get_ipython().kernel.greed)\n"  # slotted: its class is patched
+        "_shutdown = _engine.shutdown\n"
+        "def _where(self):\n"
+        f"    open({str(seen)!r}, 'w').write(threading.current_thread().name)\n"
+        "    _shutdown(self)\n"
+        "_engine.shutdown = _where"
+    )
+    result = k.execute(code)
+    assert result.status == "ok", result.error
+    k.shutdown()  # the request on the control channel, then (after its reply) a kill
+    assert seen.read_text() == "MainThread"
