@@ -8,10 +8,10 @@ the cell failed (``cell_failed``, with a :class:`CellEnd`), put a result in the 
 cache (``cell_output``) or work fell due (``work_due``; see events.py).
 :meth:`CellHooks.stamp`, which the engine calls after a reply once some cells are
 waiting (or before anything reads the stamps), scans the trees (analysis.scope) and
-stamps the names each cell touched with the cell's own number and start time. A cell run again (the same source) is not scanned again: the
-names of recent sources are remembered, and its tree is not even kept (it is freed
-where python3 frees it). An ordinary cell touches few objects, makes no call of ours
-but the shell's events, and keeps nothing it does not need.
+stamps the names each cell touched with the cell's own number and start time. A cell
+run again (the same source) is not scanned again: the names of recent sources are
+remembered, and its tree is not kept (freed where python3 frees it). An ordinary cell
+touches few objects, calls only the shell's events of ours, and keeps nothing more.
 """
 
 from __future__ import annotations

@@ -406,7 +406,7 @@ def test_bad_input_is_one_usage_error_line(
 def no_last_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """No stored error (as after Greed released it); the real one is back afterwards."""
     for name in ("last_type", "last_value", "last_traceback"):
-        monkeypatch.setattr(sys, name, None, raising=False)
+        monkeypatch.delattr(sys, name, raising=False)  # set back afterwards if it was
 
 
 def test_tb_shows_the_released_errors_text(
