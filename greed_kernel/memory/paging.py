@@ -16,7 +16,8 @@ zeros wherever nobody wrote, as anonymous memory does after an allocator's purge
 and the disk space is back.
 
 Not paged (see the README, "Limits"): memory that ``/proc/self/maps`` does not
-show as private anonymous read-write; the partial first and last pages of a buffer;
+show as private anonymous read-write (a resumed blob's mapping is, once written:
+``adopted``); the partial first and last pages of a buffer;
 buffers of unknown owner (memory shared between numpy and torch, a file, a bytes
 object); anything while a thread may write, on an interpreter without a GIL, or
 under a malloc that trusts a purge to read zeros (``allocators``).
@@ -32,7 +33,7 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import pagedmap, pageio, pagingdir, procmaps, swap, threads
+from . import adopted, pagedmap, pageio, pagingdir, procmaps, swap, threads
 from .pagedmap import PagedMap, PagingFile, Region
 from .procmaps import PAGE, Area
 
@@ -221,10 +222,12 @@ class Pager:
         for lo, hi, owner in ranges:
             mine = list(self.paged.within(lo, hi))
             if not mine:
-                if procmaps.covered(areas, starts, lo, hi, self._replaceable):
-                    todo.append((lo, hi, owner))
-                else:
+                if not procmaps.covered(areas, starts, lo, hi, self._replaceable):
                     result.skip("not private anonymous memory", hi - lo)
+                elif adopted.owns(owner) and not procmaps.anonymous_pages(lo, hi):
+                    result.skip("resumed, not written since (file memory)", hi - lo)
+                else:
+                    todo.append((lo, hi, owner))
                 continue
             if any(r.owner != id(owner) or r.start < lo or r.end > hi for r in mine):
                 result.skip("already paged", hi - lo)
@@ -372,10 +375,12 @@ class Pager:
         return total
 
     def _replaceable(self, area: Area) -> bool:
-        """Private anonymous memory, or a range of a paging file of this process that
-        the allocator has given to a new buffer since its owner died."""
+        """Private anonymous memory, a range of a paging file of this process that the
+        allocator has given to a new buffer since its owner died, or a private mapping
+        of a resumed checkpoint blob."""
         ours = area.path.endswith(" (deleted)") and (area.dev, area.inode) in _IDENTS
-        return area.anonymous_private_rw or (area.perms == "rw-p" and ours)
+        blob = (area.dev, area.inode) in adopted.FILES
+        return area.anonymous_private_rw or (area.perms == "rw-p" and (ours or blob))
 
     def _forget_unmapped(self, areas: list[Area]) -> None:
         """Forget paging files that are neither open nor mapped: the filesystem may

@@ -19,6 +19,7 @@ import sys
 import typing as t
 from dataclasses import dataclass
 
+from . import adopted
 from .introspect import in_mro, safe_getattr, type_attr, type_name
 
 log = logging.getLogger(__name__)
@@ -165,9 +166,10 @@ def tensor_bytes(walk: Walk, tensor: object, *, top: bool = False, record: bool 
 
 def _owner(storage: t.Any) -> object | None:
     """The storage when torch allocated its memory and frees it when the storage dies
-    (``resizable()``); None when the memory is numpy's, a file's or a buffer's."""
+    (``resizable()``), or when it maps one of our checkpoint blobs (``adopted``); None
+    when the memory is numpy's, a file's or a buffer's."""
     try:
-        return storage if storage.resizable() else None
+        return storage if storage.resizable() or adopted.owns(storage) else None
     except Exception:
         return None
 

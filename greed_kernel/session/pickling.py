@@ -38,6 +38,8 @@ from collections.abc import Callable
 
 import cloudpickle
 
+from ..memory import adopted
+
 __all__ = ["OUT_OF_BAND_BYTES", "Buffer", "Reader", "Writer", "dumps"]
 
 #: Buffers at least this big are stored as blobs outside the pickle stream.
@@ -352,7 +354,9 @@ class Reader(pickle.Unpickler):
         if inline is not None:
             return torch.UntypedStorage.from_buffer(inline, dtype=torch.uint8)
         path = self._blob(index, -1)
-        return torch.UntypedStorage.from_file(path, shared=False, nbytes=nbytes)
+        storage = torch.UntypedStorage.from_file(path, shared=False, nbytes=nbytes)
+        adopted.adopt(storage, path)  # the budget may page what is written to it
+        return storage
 
     def _on_device(self, torch: t.Any, storage: t.Any, device: str) -> t.Any:
         if device == "cpu":

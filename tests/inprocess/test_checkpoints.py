@@ -224,3 +224,36 @@ def test_a_gpu_tensor_comes_back_on_its_gpu(tmp_path: Path) -> None:
     got = load(ck)
     assert got["x"].device == x.device and torch.equal(got["x"], x)
     assert got["view"].untyped_storage().data_ptr() == got["x"].untyped_storage().data_ptr()
+
+
+@pytest.mark.usefixtures("runner_threads_ignored")
+def test_resumed_memory_written_since_can_be_paged(tmp_path: Path) -> None:
+    """A resumed tensor maps its blob privately: untouched, its pages are file memory
+    (paging them would free nothing); once written, they are anonymous copies inside
+    the file mapping, which the pager pages in place like any other."""
+    from greed_kernel.memory import procmaps, sizes
+    from greed_kernel.memory.paging import Pager
+
+    ck = Checkpoints(store(tmp_path / "ck"), 1 << 40)
+    write(ck, {"w": torch.arange(4 * MiB, dtype=torch.float32)}, None)
+    w = load(ck)["w"]
+    [(ptr, nbytes, owner)] = sizes.owned_buffers(w)
+    assert owner is not None, "a resumed storage has no owner: the budget cannot page it"
+    pager = Pager(str(tmp_path / "paging"))
+    try:
+        untouched = pager.page_out([(ptr, nbytes, owner)])
+        assert untouched.bytes == 0 and "resumed, not written since (file memory)" in (
+            untouched.skipped
+        )
+        w[:MiB] += 1  # 4 MiB of the 16 written: anonymous copies
+        expected = w.clone()
+        assert procmaps.anonymous_pages(ptr, ptr + nbytes) >= MiB * 4 // procmaps.PAGE
+        paged = pager.page_out([(ptr, nbytes, owner)])
+        assert paged.bytes == nbytes, paged
+        assert procmaps.anonymous_pages(ptr, ptr + nbytes) == 0
+        assert torch.equal(w, expected)
+        w[-1] = -1.0  # still a private copy-on-write mapping: written as before
+        assert w[-1].item() == -1.0 and torch.equal(w[:-1], expected[:-1])
+    finally:
+        del w, owner
+        pager.close()
