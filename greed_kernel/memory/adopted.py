@@ -21,6 +21,8 @@ import os
 import typing as t
 import weakref
 
+from . import procmaps
+
 __all__ = ["FILES", "adopt", "owns"]
 
 #: (device, inode) of the blobs that resumed storages map.
@@ -40,7 +42,7 @@ def adopt(storage: t.Any, path: str) -> None:
         weakref.finalize(storage, _STORAGES.discard, ptr)
     except (OSError, TypeError, ValueError, RuntimeError):
         return
-    FILES.add((f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino))
+    FILES.add(procmaps.file_ident(st))
     _STORAGES.add(ptr)
 
 

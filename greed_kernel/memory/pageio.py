@@ -44,7 +44,7 @@ import threading
 import typing as t
 
 from . import allocators, threads
-from .procmaps import PAGE
+from .procmaps import PAGE, file_ident
 
 __all__ = [
     "MAP_FAILED",
@@ -275,8 +275,7 @@ def open_paging_file(directory: str | os.PathLike[str]) -> tuple[int, tuple[str,
     except BaseException:
         os.close(fd)
         raise
-    st = os.fstat(fd)
-    return fd, (f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino)
+    return fd, file_ident(os.fstat(fd))
 
 
 def open_nameless(directory: str | os.PathLike[str]) -> int:

@@ -25,6 +25,7 @@ __all__ = [
     "Area",
     "anonymous_pages",
     "covered",
+    "file_ident",
     "filesystem_type",
     "is_ram_backed",
     "map_count",
@@ -52,6 +53,11 @@ class Area:
             and self.inode == 0
             and (self.path in ("", "[heap]") or self.path.startswith("[anon:"))
         )
+
+
+def file_ident(st: os.stat_result) -> tuple[str, int]:
+    """A file's (device, inode) as /proc/self/maps writes them (``Area.dev``, ``.inode``)."""
+    return f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}", st.st_ino
 
 
 def read_maps(pid: int | str = "self") -> list[Area]:
