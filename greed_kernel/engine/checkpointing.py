@@ -7,6 +7,11 @@
   starts meanwhile drops it (what it wrote stays, content addressed), and the timer
   is armed again: no cell waits for a checkpoint, and a checkpoint holds the state
   between two cells. ``%greed checkpoint`` writes one at once, whole.
+* **Stretches.** Cells sent back to back (nbclient, papermill) leave no quiet moment.
+  Once the namespace has differed from the checkpoint for :data:`OVERDUE_SECONDS`, and
+  for long enough that the checkpoint's expected time is at most :data:`OVERDUE_SHARE`
+  of that, the checkpoint starts between two cells, and the next cell waits for it
+  before its code runs (:meth:`Checkpointing.overdue`).
 * **What.** The user's own names (not IPython's, not dunders); names bound to modules
   are imported again. Which names changed comes from the tracker: every name a cell
   touched (directly or through the user's functions) since the last checkpoint.
@@ -41,6 +46,14 @@ QUIET_SECONDS = 0.5
 #: The first and the longest wait before trying again after a failure.
 RETRY_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
+#: Seconds the namespace may differ from the checkpoint, in a stretch of cells that
+#: leaves no quiet moment, before a cell waits for a checkpoint ...
+OVERDUE_SECONDS = 300.0
+#: ... and at most this share of that time goes to the checkpoint the cell waits for.
+OVERDUE_SHARE = 0.01
+#: Bytes a checkpoint is expected to hash and write per second, for its expected time:
+#: of the memory only swap can take (RssAnon + RssShmem), as if all of it were new.
+EXPECTED_BYTES_PER_S = 256 << 20
 #: checkpoint_max_bytes=0: this, capped at half the free disk where the directory is.
 DEFAULT_MAX_BYTES = 20 << 30
 
@@ -77,6 +90,10 @@ class Checkpointing(Component):
         self._touched_at = 0  # cell number up to which touches are in the last checkpoint
         self._retry = 0.0
         self._retry_at = 0.0
+        self._differs_since: float | None = None  # a cell ended after the checkpoint
+        self._longest_s = 0.0  # seconds of the longest checkpoint a cell waited for
+        self._expected_s = 0.0  # the last expected time of a checkpoint a cell waits for
+        self.probe = context.probe
         self.counts = context.stats.counts
         self.counts.checkpoint_to_arm = self.automatic
         if hasattr(self.parent, "observe"):
@@ -127,6 +144,8 @@ class Checkpointing(Component):
     def after_cell(self) -> None:
         """After the reply of a user cell: arm the timer (once)."""
         self.counts.checkpoint_to_arm = False
+        if self._differs_since is None:
+            self._differs_since = self.clock()
         if self.automatic and self._timer is None and self.schedule is not None:
             self._timer = self.schedule(QUIET_SECONDS, self.on_quiet)
 
@@ -137,19 +156,40 @@ class Checkpointing(Component):
             return
         now = self.clock()
         wait = max(QUIET_SECONDS - (now - self.stats.last_end), self._retry_at - now)
+        if self.stats.execution_count == self._covered:
+            self._differs_since = None
+            self.counts.checkpoint_to_arm = True  # nothing ran since: wait for a cell
+            return
+        if not self.busy() and self._retry_at <= now and self.overdue(now):
+            self._start(hold=True)
+            return
         if self.busy() or wait > 0:
             self._timer = self.schedule(max(wait, 0.05), self.on_quiet)  # type: ignore[misc]
             return
-        if self.stats.execution_count == self._covered:
-            self.counts.checkpoint_to_arm = True  # nothing ran since: wait for a cell
-            return
         self._start()
 
-    def _start(self) -> None:
+    def overdue(self, now: float) -> bool:
+        """Whether the next cell must wait for a checkpoint: the namespace has differed
+        from it for OVERDUE_SECONDS, and for long enough that the checkpoint's expected
+        time (the longest one a cell waited for, or the session's memory as if all new)
+        is at most OVERDUE_SHARE of that."""
+        if self._differs_since is None:
+            return False
+        if now < self._differs_since + max(OVERDUE_SECONDS, self._expected_s / OVERDUE_SHARE):
+            return False
+        expected = max(self._longest_s, self.probe.unreclaimable() / EXPECTED_BYTES_PER_S)
+        self._expected_s = expected  # read again only once the time is up
+        return expected <= OVERDUE_SHARE * (now - self._differs_since)
+
+    def _start(self, hold: bool = False) -> None:
         self.hooks.stamp()
         self._steps_at = self.stats.execution_count
         self.slices.start(
-            self._write(), done=self._done, failed=self._failed, dropped=self._dropped
+            self._write(hold),
+            done=self._done,
+            failed=self._failed,
+            dropped=self._dropped,
+            hold=hold,
         )
 
     def _done(self) -> None:
@@ -166,7 +206,7 @@ class Checkpointing(Component):
         self.after_cell()  # the timer waits for the backoff
 
     # -- writing ------------------------------------------------------------------------
-    def _write(self) -> Iterator[None]:
+    def _write(self, held: bool = False) -> Iterator[None]:
         started = time.perf_counter()
         checkpoints = self.open()
         if checkpoints is None:
@@ -181,7 +221,12 @@ class Checkpointing(Component):
         self._covered = self._steps_at
         self._touched_at = number
         self._retry, self._retry_at, self.problem = 0.0, 0.0, None
-        self.last_ms = (time.perf_counter() - started) * 1000.0
+        self._differs_since = None
+        seconds = time.perf_counter() - started
+        self.last_ms = seconds * 1000.0
+        if held:
+            self._longest_s = max(self._longest_s, seconds)
+            self.log.info("greed: checkpoint in a stretch of cells (%.0f ms)", seconds * 1e3)
 
     def _touched(self) -> set[str] | None:
         if self._covered < 0:

@@ -214,10 +214,10 @@ class Greed:
 
     def begin(self) -> None:
         """An execute request starts: the guard watches memory until cell_done."""
+        if self._dropped_by_cells.work is not None:  # a checkpoint in slices
+            self._dropped_by_cells.cell_starts()  # dropped, or finished if overdue
         self.executing = True
         self._guard.arm()
-        if self._dropped_by_cells.work is not None:  # a checkpoint in slices
-            self._dropped_by_cells.cell_starts()
 
     def cell_done(self) -> None:
         """The execute request's reply is built: what must be under this cell (the

@@ -8,7 +8,9 @@ loop turns, and an execute request that came in runs first. What happens to the 
 a cell ran in between is the work's choice:
 
 * ``drop`` (a checkpoint): it is abandoned when the cell starts (:meth:`cell_starts`),
-  before the cell's code runs; ``dropped`` is called, to start it again after the cell;
+  before the cell's code runs; ``dropped`` is called, to start it again after the cell.
+  A work started with ``hold`` (an overdue checkpoint) is finished there instead, and
+  the cell waits for it;
 * ``wait`` (a cleanup's page-outs): it goes on after the cell, once its reply is on its
   way; the steps look again at what the cell may have changed, and hold no value
   in between. Cells sent back to back
@@ -60,6 +62,7 @@ class Slices:
         self.work: Iterator[bool | None] | None = None
         self._at = -1  # the execution count the last slice saw
         self._deferred = False  # the next slice waited once for a cell's reply
+        self._hold = False  # a cell that starts finishes the work instead of dropping it
         self._done: Callable[[], None] | None = None
         self._failed: Callable[[BaseException], None] | None = None
         self._dropped: Callable[[], None] | None = None
@@ -75,13 +78,15 @@ class Slices:
         done: Callable[[], None] | None = None,
         failed: Callable[[BaseException], None] | None = None,
         dropped: Callable[[], None] | None = None,
+        hold: bool = False,
     ) -> None:
         """Run *steps*: the first slice now (the caller chose the moment: after a reply,
         or before a cell's code), the rest on later turns of the loop (all at once
-        without a scheduler). A work still running is finished first."""
+        without a scheduler). A work still running is finished first. *hold*: a cell
+        that starts meanwhile waits for the rest, which runs before its code."""
         self.finish()
         self.work, self._at = steps, self.executions()
-        self._deferred = False
+        self._deferred, self._hold = False, hold
         self._done, self._failed, self._dropped = done, failed, dropped
         if self.schedule is None:
             self.finish()
@@ -96,9 +101,12 @@ class Slices:
     def cell_starts(self) -> None:
         """An execute request starts: a work that drops on a cell is dropped now, before
         the cell's code runs. Such a work holds values (a checkpoint's): a value the
-        cell deletes must die at its ``del``, as on python3."""
+        cell deletes must die at its ``del``, as on python3. A held work is finished."""
         if self.work is not None and self.on_cell == "drop":
-            self._drop()
+            if self._hold:
+                self.finish()
+            else:
+                self._drop()
 
     def cancel(self) -> None:
         """Drop the work without its ending (the kernel shuts down)."""

@@ -131,3 +131,45 @@ def test_off_writes_nothing(tmp_path: Path) -> None:
         s.run("x = 1")
         s.clock.advance(10 * checkpointing.QUIET_SECONDS)
         assert not (tmp_path / "ck").exists()
+
+
+def stretch(s: InProcess, cells: int, gap: float) -> None:
+    """Cells back to back: *gap* seconds between one's end and the next's start."""
+    for _ in range(cells):
+        s.clock.advance(gap)
+        s.run("step += 1")
+
+
+def test_a_long_stretch_of_cells_waits_for_one_checkpoint(
+    session: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No quiet moment for OVERDUE_SECONDS: the next cell waits for a checkpoint, which
+    holds the state before it."""
+    monkeypatch.setattr(checkpointing, "OVERDUE_SECONDS", 3.0)
+    monkeypatch.setattr(checkpointing, "EXPECTED_BYTES_PER_S", 1 << 50)
+    slices = session.greed.checkpointing.slices
+    slices.seconds, slices.pause = 0.0, 1000.0  # one step, then only a cell finishes it
+    session.run("data, step = [1, 2, 3], 0")
+    stretch(session, 8, checkpointing.QUIET_SECONDS / 2)  # 2 s: not yet
+    assert cells_held(session) == [] and not slices.running
+    stretch(session, 8, checkpointing.QUIET_SECONDS / 2)
+    assert cells_held(session) != [] and not slices.running
+    [held] = session.service.checkpoints()
+    got = session.service.resume(held["id"])
+    assert session.ns["step"] == held["cell"] - 1 and session.ns["data"] == [1, 2, 3]
+    assert got["bound"] == ["data", "step"] and not session.errors.records
+
+
+def test_a_stretch_waits_longer_for_a_costly_checkpoint(
+    session: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The expected time of the checkpoint (the memory, as if all of it were new) is at
+    most OVERDUE_SHARE of the time the cells wait between two."""
+    monkeypatch.setattr(checkpointing, "OVERDUE_SECONDS", 3.0)
+    rss = session.greed.checkpointing.probe.unreclaimable()
+    monkeypatch.setattr(checkpointing, "EXPECTED_BYTES_PER_S", rss / 0.1)  # 0.1 s: 10 s
+    session.run("data, step = [1], 0")
+    stretch(session, 30, checkpointing.QUIET_SECONDS / 2)  # 7.5 s
+    assert cells_held(session) == []
+    stretch(session, 12, checkpointing.QUIET_SECONDS / 2)  # 10.5 s
+    assert cells_held(session) != []
