@@ -25,6 +25,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from . import adopted
 from .introspect import getsizeof, in_mro, type_name
 from .kinds import (
     ATOMIC,
@@ -292,6 +293,7 @@ class _Walk:
         ndarray = self.libs.ndarray
         owner = arr
         owned = True  # the memory is numpy's own (not a bytes object's, an mmap's...)
+        mapping = None  # or a resumed array's mmap, which owns it
         try:
             base = arr.base  # type: ignore[attr-defined]
             for _ in range(64):  # numpy collapses view chains; the bound is for safety
@@ -301,12 +303,15 @@ class _Walk:
                     if in_mro(type(base), self.torch.tensor):
                         # Tensor.numpy(): the tensor's storage owns the memory.
                         return tensor_bytes(self, base, record=False)
-                    owned = False
-                    break  # bytes, mmap, ...: the last ndarray spans what we use of it
+                    # bytes, mmap, ...: the last ndarray spans what we use of it;
+                    # a resumed array's mmap is ours, and owns the memory
+                    mapping = adopted.mapping_of(base)
+                    owned = mapping is not None
+                    break
                 owner, base = base, base.base
             nbytes = int(owner.nbytes)  # type: ignore[attr-defined]
             ptr = int(owner.__array_interface__["data"][0])  # type: ignore[attr-defined]
-            if self.buffers is not None:
+            if self.buffers is not None and mapping is None:
                 owned = owned and bool(owner.flags.owndata)  # type: ignore[attr-defined]
         except Exception:
             return self._once(arr)
@@ -314,7 +319,8 @@ class _Walk:
         if not self.first(hash(("cpu", ptr))):
             return 0
         if self.buffers is not None and owned:
-            self.buffers.append((ptr, nbytes, owner if owner.base is None else None))  # type: ignore[attr-defined]
+            keeper = owner if owner.base is None else mapping  # type: ignore[attr-defined]
+            self.buffers.append((ptr, nbytes, keeper))
         return nbytes
 
     def _pandas(self, obj: object, *, index: bool) -> int:

@@ -388,6 +388,10 @@ def dumps(value: t.Any) -> tuple[bytes, Writer]:
 def map_blob(fd: int, nbytes: int) -> mmap.mmap:
     """A private, writable, copy-on-write mapping of the first *nbytes* of *fd*."""
     try:
-        return mmap.mmap(fd, nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        mapping = mmap.mmap(
+            fd, nbytes, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE
+        )
+        adopted.adopt_mapping(mapping, fd)  # the budget may page what is written to it
+        return mapping
     finally:
         os.close(fd)

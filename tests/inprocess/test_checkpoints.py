@@ -257,3 +257,33 @@ def test_resumed_memory_written_since_can_be_paged(tmp_path: Path) -> None:
     finally:
         del w, owner
         pager.close()
+
+
+def test_a_resumed_array_written_since_can_be_paged(tmp_path: Path) -> None:
+    """A resumed array's memory is a private mmap of its blob (its ``base``): the mmap
+    is its owner, and what is written since the resume is paged in place."""
+    from greed_kernel.memory import procmaps, sizes
+    from greed_kernel.memory.paging import Pager
+
+    ck = Checkpoints(store(tmp_path / "ck"), 1 << 40)
+    write(ck, {"a": np.arange(2 * MiB, dtype="f8")}, None)
+    a = load(ck)["a"]
+    [(ptr, nbytes, owner)] = sizes.owned_buffers(a)
+    assert owner is not None, "a resumed array has no owner: the budget cannot page it"
+    pager = Pager(str(tmp_path / "paging"))
+    try:
+        untouched = pager.page_out([(ptr, nbytes, owner)])
+        assert untouched.bytes == 0 and "resumed, not written since (file memory)" in (
+            untouched.skipped
+        )
+        a[: MiB // 2] += 1  # 4 MiB of the 16 written: anonymous copies
+        expected = a.copy()
+        paged = pager.page_out([(ptr, nbytes, owner)])
+        assert paged.bytes == nbytes, paged
+        assert procmaps.anonymous_pages(ptr, ptr + nbytes) == 0
+        assert np.array_equal(a, expected)
+        a[-1] = -1.0
+        assert a[-1] == -1.0 and np.array_equal(a[:-1], expected[:-1])
+    finally:
+        del a, owner
+        pager.close()
