@@ -4,7 +4,9 @@ resume``, and compare with python3's final namespace."""
 
 from __future__ import annotations
 
+import ast
 import json
+import mmap
 import os
 import signal
 import time
@@ -13,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from greed_kernel.frontends.client import GreedClient
 from greed_kernel.session.blobs import BlobDir
 from greed_kernel.session.identity import identity_key
-from greed_kernel.session.manifests import latest
+from greed_kernel.session.manifests import latest, load_manifests
 from tests.kernel_harness import KernelHarness
 
 pytest.importorskip("torch")
@@ -206,3 +209,110 @@ def test_resume_refuses_a_directory_others_may_write() -> None:
         ), resumed
         assert kernel.eval("'x' in dir()") == "False"
         assert kernel.eval("1 + 1") == "2"
+
+
+#: The cell before a stretch: the rule set inside the kernel, binding no name but the
+#: session's own: 2 s instead of 5 minutes, and the checkpoint's expected time (the
+#: kernel's RssAnon at 256 MiB/s, some 0.3 s) may be all of that, not 1% (30 s).
+SHORT_RULE = (
+    'setattr(__import__("greed_kernel.engine.checkpointing", fromlist=["_"]), '
+    '"OVERDUE_SECONDS", 2.0)\n'
+    'setattr(__import__("greed_kernel.engine.checkpointing", fromlist=["_"]), '
+    '"OVERDUE_SHARE", 1.0)\n'
+    "import time\nstep = 0"
+)
+STRETCH_CELLS = 50  # of 0.1 s each: 5 s, 2.5 times the rule
+
+
+def checkpointed_cells(notebook: str) -> list[int]:
+    """The cell number of each of the notebook's checkpoints, oldest first."""
+    store = BlobDir(str(checkpoint_dir(notebook).parent), identity_key(notebook), create=False)
+    try:
+        manifests, problems = load_manifests(store)
+    finally:
+        store.close()
+    assert problems == []
+    return [m.body["cell"] for m in manifests]
+
+
+def test_a_stretch_of_cells_sent_back_to_back_is_checkpointed_inside() -> None:
+    """Cells sent back to back leave no quiet moment; once the namespace has differed
+    from the checkpoint for OVERDUE_SECONDS, a checkpoint is written between two cells
+    of the stretch, not only after its end."""
+    notebook = f"work/{uuid.uuid4().hex}.ipynb"
+    with greed(notebook) as kernel:
+        setup = kernel.execute(SHORT_RULE)
+        assert setup.reply["status"] == "ok", setup
+        wait_for_checkpoint(notebook, setup.reply["execution_count"])
+        # each cell changes `step`: a checkpoint of an unchanged namespace writes nothing
+        sent = [kernel.submit(f"step = {i}\ntime.sleep(0.1)") for i in range(1, STRETCH_CELLS + 1)]
+        replies = [kernel.collect(msg_id, timeout=120).reply for msg_id in sent]
+        assert [r["status"] for r in replies] == ["ok"] * STRETCH_CELLS, replies
+        first, last = replies[0]["execution_count"], replies[-1]["execution_count"]
+        assert last - first == STRETCH_CELLS - 1
+        wait_for_checkpoint(notebook, last)  # the quiet one after the stretch
+        cells = checkpointed_cells(notebook)
+    # without the rule: [the setup cell, last]
+    assert cells[0] < first and cells[-1] == last, (first, last, cells)
+    assert any(first < cell < last for cell in cells), (first, last, cells)
+
+
+#: Bytes of the resumed tensor and of the resumed array, and of each written since.
+RESUMED, WRITTEN = 16 << 20, 8 << 20
+#: The budget: the kernel's unreclaimable memory now is 85% of it, above the 80% of
+#: memory_threshold, below the guard's 95%. Paging one of the two (8 MiB freed) leaves
+#: it above the 70% of memory_low_watermark: the budget pages both.
+TIGHT_LIMIT = (
+    'setattr(get_ipython().kernel, "memory_limit", '
+    "int(get_ipython().kernel.greed.probe.unreclaimable() / 0.85))"
+)
+#: Of the tensor's and the array's memory: (bytes greed counts as paged, pages in RAM
+#: as private anonymous copies).
+PAGED = (
+    "[(get_ipython().kernel.greed.store.bytes_of(v), "
+    "__import__('greed_kernel.memory.procmaps', fromlist=['_']).anonymous_pages(p, p + n)) "
+    "for v, p, n in [(t, t.data_ptr(), t.nbytes), "
+    "(a, a.__array_interface__['data'][0], a.nbytes)]]"
+)
+
+
+def test_the_budget_pages_memory_written_to_a_resumed_tensor_and_array() -> None:
+    """A resumed tensor and a resumed array map their blobs privately; the pages
+    written since are anonymous copies, which the memory budget pages in place: greed
+    counts their bytes as paged, none stays anonymous, and they keep their values and
+    stay writable."""
+    notebook = f"work/{uuid.uuid4().hex}.ipynb"
+    n = RESUMED // 4
+    with greed(notebook, "--GreedKernel.checkpoint=manual") as kernel:
+        run_cells(
+            kernel,
+            [
+                f"import numpy as np\nimport torch\nt = torch.ones({n})\n"
+                f"a = np.ones({RESUMED // 8})",
+                "%greed checkpoint",
+            ],
+        )
+    with greed(notebook, "--GreedKernel.checkpoint=manual") as kernel:
+        run_cells(
+            kernel,
+            ["%greed resume", f"t[: {WRITTEN // 4}] += 1\na[: {WRITTEN // 8}] += 1"],
+        )
+        written = ast.literal_eval(kernel.eval(PAGED))
+        assert all(p == 0 and anon >= WRITTEN // mmap.PAGESIZE for p, anon in written), written
+        client = GreedClient(kernel.kc)
+        try:
+            assert client.execute(TIGHT_LIMIT)["status"] == "ok"
+            event = client.wait_for(
+                lambda e: e["event"] == "execution:cleanup" and e["report"]["trigger"] == "memory"
+            )
+        finally:
+            client.close()
+        report = event["report"]
+        assert {"t", "a"} <= set(report["paged"]), report
+        assert ast.literal_eval(kernel.eval(PAGED)) == [(RESUMED, 0), (RESUMED, 0)]
+        wanted = float(n + WRITTEN // 4), float(RESUMED // 8 + WRITTEN // 8)
+        sums = "(t.sum(dtype=torch.float64).item(), float(a.sum()))"
+        assert kernel.eval(sums) == repr(wanted)
+        run_cells(kernel, ["t[-1] = -1.0\na[-1] = -1.0"])
+        assert kernel.eval("(t[-1].item(), float(a[-1]))") == "(-1.0, -1.0)"
+        assert kernel.eval(sums) == repr((wanted[0] - 2, wanted[1] - 2))
