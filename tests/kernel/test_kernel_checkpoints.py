@@ -213,7 +213,7 @@ def test_resume_refuses_a_directory_others_may_write() -> None:
 
 #: The cell before a stretch: the rule set inside the kernel, binding no name but the
 #: session's own: 2 s instead of 5 minutes, and the checkpoint's expected time (the
-#: kernel's RssAnon at 256 MiB/s, some 0.3 s) may be all of that, not 1% (30 s).
+#: kernel's RssAnon at 256 MiB/s, some 0.15 s) may be all of that, not 1% (15 s).
 SHORT_RULE = (
     'setattr(__import__("greed_kernel.engine.checkpointing", fromlist=["_"]), '
     '"OVERDUE_SECONDS", 2.0)\n'
